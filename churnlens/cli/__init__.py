@@ -1,0 +1,1 @@
+"""The ``churnlens`` command line (typer + rich); it only wires library functions."""

@@ -1,0 +1,122 @@
+"""The input table contract (DESIGN §2) declared as data.
+
+Each column has a kind that fixes its dtype after validation:
+
+- ``id``: customer identifier, pandas string dtype;
+- ``time``: timestamp, ``datetime64[us]`` naive UTC;
+- ``number``: float64 (optionally bounded);
+- ``flag``: nullable boolean;
+- ``text``: pandas string dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ColumnKind = Literal["id", "time", "number", "flag", "text"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a contract table."""
+
+    name: str
+    kind: ColumnKind
+    required: bool = False
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of the contract."""
+
+    name: str
+    required: bool
+    columns: tuple[ColumnSpec, ...]
+    #: extra columns are kept and typed by content (customers' static attributes)
+    open_columns: bool = False
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> ColumnSpec | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+KNOWN_EVENT_TYPES: tuple[str, ...] = (
+    "enrolled",
+    "points_earned",
+    "points_redeemed",
+    "tier_changed",
+    "login",
+    "offer_received",
+    "offer_viewed",
+    "offer_completed",
+)
+
+#: Tier names in ascending order; the simulator uses them and features rank them.
+TIER_ORDER: tuple[str, ...] = ("basic", "silver", "gold", "platinum")
+
+TABLE_SPECS: dict[str, TableSpec] = {
+    "purchases": TableSpec(
+        "purchases",
+        required=True,
+        columns=(
+            ColumnSpec("customer_id", "id", required=True),
+            ColumnSpec("timestamp", "time", required=True),
+            ColumnSpec("amount", "number", required=True),
+            ColumnSpec("order_id", "text"),
+            ColumnSpec("quantity", "number"),
+            ColumnSpec("channel", "text"),
+            ColumnSpec("category", "text"),
+        ),
+    ),
+    "customers": TableSpec(
+        "customers",
+        required=False,
+        columns=(
+            ColumnSpec("customer_id", "id", required=True),
+            ColumnSpec("signup_at", "time"),
+        ),
+        open_columns=True,
+    ),
+    "program_events": TableSpec(
+        "program_events",
+        required=False,
+        columns=(
+            ColumnSpec("customer_id", "id", required=True),
+            ColumnSpec("timestamp", "time", required=True),
+            ColumnSpec("event_type", "text", required=True),
+            ColumnSpec("points", "number"),
+            ColumnSpec("tier", "text"),
+        ),
+    ),
+    "support_interactions": TableSpec(
+        "support_interactions",
+        required=False,
+        columns=(
+            ColumnSpec("customer_id", "id", required=True),
+            ColumnSpec("timestamp", "time", required=True),
+            ColumnSpec("channel", "text"),
+            ColumnSpec("topic", "text"),
+            ColumnSpec("resolved", "flag"),
+            ColumnSpec("first_contact_resolution", "flag"),
+            ColumnSpec("handle_minutes", "number", min_value=0),
+            ColumnSpec("complaint", "flag"),
+            ColumnSpec("csat", "number", min_value=1, max_value=5),
+            ColumnSpec("nps", "number", min_value=0, max_value=10),
+            ColumnSpec("ces", "number", min_value=1, max_value=7),
+        ),
+    ),
+    "cancellations": TableSpec(
+        "cancellations",
+        required=False,
+        columns=(
+            ColumnSpec("customer_id", "id", required=True),
+            ColumnSpec("timestamp", "time", required=True),
+        ),
+    ),
+}

@@ -1,0 +1,195 @@
+"""The churn model as logged to MLflow: LightGBM booster + calibrator + metadata.
+
+This module is the contract between ``churnlens.training`` (which builds and logs a
+:class:`ChurnModel`) and ``churnlens.serving`` (which loads it back). Nothing in it is
+pickled from outside: the booster is LightGBM's text format, the calibrator and the
+metadata are JSON, so loading a model never unpickles data from a request.
+
+Artifacts of the MLflow pyfunc model:
+
+- ``booster.txt``   LightGBM model text;
+- ``calibrator.json`` ``{"method": "isotonic", "x": [...], "y": [...]}`` or
+  ``{"method": "platt", "a": .., "b": ..}`` or ``{"method": "none"}``; maps raw margin
+  (log-odds) to calibrated probability;
+- ``metadata.json`` feature names in order, dtypes, categorical levels, catalog version,
+  horizon, label mode, reference statistics, test metrics, training time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+BOOSTER_FILE = "booster.txt"
+CALIBRATOR_FILE = "calibrator.json"
+METADATA_FILE = "metadata.json"
+
+
+class FeatureMismatchError(ValueError):
+    """The data given to a model does not carry the features it was trained on."""
+
+
+@dataclass
+class Calibrator:
+    """Monotone map from raw margin to calibrated probability.
+
+    Parameters
+    ----------
+    method : {"isotonic", "platt", "none"}
+    x, y : list of float
+        Isotonic knots (margin -> probability), interpolated linearly, clipped at the ends.
+    a, b : float
+        Platt scaling: ``p = 1 / (1 + exp(-(a * margin + b)))``.
+    """
+
+    method: str = "none"
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    a: float = 1.0
+    b: float = 0.0
+
+    def transform(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for raw margins."""
+        margin = np.asarray(margin, dtype=np.float64)
+        if self.method == "isotonic":
+            return np.interp(margin, np.asarray(self.x), np.asarray(self.y))
+        if self.method == "platt":
+            return 1.0 / (1.0 + np.exp(-(self.a * margin + self.b)))
+        return 1.0 / (1.0 + np.exp(-margin))
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.method == "isotonic":
+            return {"method": "isotonic", "x": list(map(float, self.x)), "y": list(map(float, self.y))}
+        if self.method == "platt":
+            return {"method": "platt", "a": float(self.a), "b": float(self.b)}
+        return {"method": "none"}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Calibrator:
+        return cls(**raw)
+
+
+def prepare_features(frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+    """Select and type the model's features from a snapshot, in training order.
+
+    Categorical columns get exactly the levels seen in training (unseen values become
+    missing), numeric columns become float64 — so pandas string dtypes never reach LightGBM.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        A snapshot (one row per customer) carrying at least the model's features.
+    metadata : dict
+        The model's metadata (``features``, ``categorical_levels``).
+
+    Returns
+    -------
+    DataFrame
+        Exactly the model's features, same index as ``frame``.
+
+    Raises
+    ------
+    FeatureMismatchError
+        When features are missing.
+    """
+    features: list[str] = metadata["features"]
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise FeatureMismatchError(
+            f"the data lacks {len(missing)} of the model's {len(features)} features: {missing[:10]}"
+            + (" ..." if len(missing) > 10 else "")
+            + " (was the model trained on tables this data does not have?)"
+        )
+    levels: dict[str, list[str]] = metadata.get("categorical_levels", {})
+    out = {}
+    for name in features:
+        col = frame[name]
+        if name in levels:
+            out[name] = pd.Categorical(col.astype("string").astype(object), categories=levels[name])
+        else:
+            out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
+    return pd.DataFrame(out, index=frame.index)
+
+
+class ChurnModel(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper: ``predict`` returns calibrated churn probabilities.
+
+    Use :meth:`from_parts` in training and :func:`mlflow.pyfunc.load_model` elsewhere;
+    ``load_model(uri).unwrap_python_model()`` gives this object back with
+    :attr:`booster`, :attr:`calibrator` and :attr:`metadata` filled.
+    """
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_parts(cls, booster: lgb.Booster, calibrator: Calibrator, metadata: dict[str, Any]) -> ChurnModel:
+        model = cls()
+        model.booster, model.calibrator, model.metadata = booster, calibrator, metadata
+        return model
+
+    def __getstate__(self) -> dict[str, Any]:
+        # MLflow pickles the wrapper itself; the parts travel as the safe artifacts above.
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def load_context(self, context: Any) -> None:  # noqa: D102 - MLflow hook
+        artifacts = context.artifacts
+        self.booster = lgb.Booster(model_file=artifacts["booster"])
+        self.calibrator = Calibrator.from_dict(json.loads(Path(artifacts["calibrator"]).read_text()))
+        self.metadata = json.loads(Path(artifacts["metadata"]).read_text())
+
+    def save_artifacts(self, directory: str | Path) -> dict[str, str]:
+        """Write the three artifacts; return the mapping MLflow's ``artifacts=`` expects."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "booster": directory / BOOSTER_FILE,
+            "calibrator": directory / CALIBRATOR_FILE,
+            "metadata": directory / METADATA_FILE,
+        }
+        self.booster.save_model(str(paths["booster"]))
+        paths["calibrator"].write_text(json.dumps(self.calibrator.to_dict()))
+        paths["metadata"].write_text(json.dumps(self.metadata, indent=1, default=str))
+        return {k: str(v) for k, v in paths.items()}
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.metadata["features"])
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """See :func:`prepare_features`."""
+        return prepare_features(frame, self.metadata)
+
+    def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated log-odds of churn for a snapshot."""
+        return self.booster.predict(self.prepare(frame), raw_score=True)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probabilities for a snapshot."""
+        return self.calibrator.transform(self.raw_margin(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Exact TreeSHAP contributions in log-odds, one column per feature plus ``base_value``.
+
+        Rows sum to the raw margin (``raw_margin``).
+        """
+        X = self.prepare(frame)
+        contrib = self.booster.predict(X, pred_contrib=True)
+        cols = self.features + ["base_value"]
+        return pd.DataFrame(contrib, index=frame.index, columns=cols)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """MLflow entry point: a frame with ``churn_probability`` per input row."""
+        proba = self.predict_proba(model_input)
+        return pd.DataFrame({"churn_probability": proba}, index=model_input.index)
