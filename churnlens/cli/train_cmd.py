@@ -1,0 +1,118 @@
+"""``churnlens train`` and ``churnlens models``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from churnlens.cli.common import console, handle_errors
+from churnlens.config import load_config
+from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
+
+TRUTH_FILE = "truth.parquet"
+
+
+@handle_errors
+def train(
+    data_dir: Annotated[Path, typer.Argument(help="Directory of input tables (<table>.parquet|csv).")],
+    horizon: Annotated[int, typer.Option(help="Label horizon in days: churned = no purchase (or a cancellation) in [C, C+H).")] = 90,
+    step: Annotated[int, typer.Option(help="Days between training cutoffs.")] = 30,
+    test_cutoff: Annotated[str | None, typer.Option(help="Test on this cutoff (YYYY-MM-DD) instead of the latest labelled one.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config: [features], [labels], [training], [columns.<table>].")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = DEFAULT_EXPERIMENT,
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
+    tune: Annotated[int, typer.Option(help="Random-search trials of LightGBM parameters on the validation cutoff (0: off).")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed for LightGBM and calibration (default from config, else 42).")] = None,
+) -> None:
+    """Train an out-of-time LightGBM churn model, log it to MLflow and register it.
+
+    The latest labelled cutoff is the test set, the one before it validates (early stopping,
+    calibration); earlier cutoffs train. The new version becomes `champion` only if it beats the
+    current champion's test ROC AUC on the same test cutoff, otherwise `challenger`.
+    """
+    from churnlens.data import load_tables
+    from churnlens.training import TrainConfig, train_model
+
+    cfg = load_config(config)
+    train_cfg = TrainConfig.from_dict(cfg.extra.get("training", {}))
+    overrides = {"horizon_days": horizon, "step_days": step, "tune_trials": tune or train_cfg.tune_trials}
+    if seed is not None:
+        overrides["seed"] = seed
+    train_cfg = replace(train_cfg, **overrides)
+    console.print(f"Loading tables from [bold]{data_dir}[/]")
+    tables, report = load_tables(data_dir, columns=cfg.columns)
+    truth_path = data_dir / TRUTH_FILE
+    truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
+
+    with Progress(TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = train_model(
+            tables, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri, experiment=experiment,
+            model_name=model_name, test_cutoff=test_cutoff, truth=truth, validation_report=report.to_dict(),
+            progress=on_progress,
+        )
+    split = result.split
+    console.print(
+        f"Label: [bold]{result.label_mode}[/], horizon {train_cfg.horizon_days} d. Cutoffs: "
+        f"train {split.train_cutoffs[0].date()}..{split.train_cutoffs[-1].date()} ({len(split.train_cutoffs)}), "
+        f"validation {split.validation_cutoff.date()}, test {split.test_cutoff.date()}. "
+        f"Rows: {result.rows['train']:,} / {result.rows['validation']:,} / {result.rows['test']:,}."
+    )
+    console.print(metrics_table(result.metrics))
+    console.print(f"Model: {result.n_trees} trees x {result.num_leaves} leaves")
+    console.print(f"MLflow run [bold]{result.run_id}[/] in {result.tracking_uri}")
+    console.print(
+        f"Registered [bold]{result.model_name}[/] version [bold]{result.model_version}[/] as "
+        f"[bold]{result.alias}[/]: {result.registry_reason}"
+    )
+
+
+def metrics_table(metrics: pd.DataFrame) -> Table:
+    """The test metrics as a rich table (rows: scorers)."""
+    columns = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift", "top_decile_capture",
+               "best_profit", "best_depth", "oracle_ratio"]
+    columns = [c for c in columns if c in metrics.columns]
+    table = Table(title="Out-of-time test metrics")
+    table.add_column("scorer")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for scorer, row in metrics.iterrows():
+        table.add_row(str(scorer), *("" if pd.isna(row[c]) else f"{row[c]:,.4f}" if abs(row[c]) < 100 else f"{row[c]:,.0f}"
+                                     for c in columns))
+    return table
+
+
+@handle_errors
+def models(
+    model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
+) -> None:
+    """List registered versions of a model with their aliases and key test metrics."""
+    from churnlens.tracking import configure_mlflow
+    from churnlens.training.mlflow_log import list_model_versions
+
+    uri = configure_mlflow(tracking_uri)
+    versions = list_model_versions(model_name)
+    if versions.empty:
+        console.print(f"No versions of model '{model_name}' in {uri}")
+        return
+    table = Table(title=f"Model '{model_name}' in {uri}")
+    for column in versions.columns:
+        table.add_column(column, justify="right" if column not in ("aliases", "run_id", "created") else "left")
+    for _, row in versions.iterrows():
+        table.add_row(*("" if pd.isna(v) else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)

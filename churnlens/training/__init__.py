@@ -1,0 +1,30 @@
+"""Training: out-of-time LightGBM with calibration, baselines, MLflow tracking and registry."""
+
+from churnlens.training.config import CampaignEconomics, LightGBMParams, TrainConfig
+from churnlens.training.estimator import ChurnClassifier
+from churnlens.training.metrics import evaluate, expected_calibration_error, lift_table, profit_curve
+from churnlens.training.split import OutOfTimeSplit, out_of_time_split
+
+__all__ = [
+    "CampaignEconomics",
+    "ChurnClassifier",
+    "LightGBMParams",
+    "OutOfTimeSplit",
+    "TrainConfig",
+    "TrainingResult",
+    "evaluate",
+    "expected_calibration_error",
+    "lift_table",
+    "out_of_time_split",
+    "profit_curve",
+    "train_model",
+]
+
+
+def __getattr__(name: str):
+    # The pipeline pulls in MLflow; import it only when asked for.
+    if name in ("TrainingResult", "train_model"):
+        from churnlens.training import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(name)

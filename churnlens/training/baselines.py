@@ -1,0 +1,70 @@
+"""Simple baselines trained on the same rows as the model: recency alone, and RFM logistic regression."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+#: Columns each baseline reads from the snapshot.
+RECENCY_FEATURES: tuple[str, ...] = ("days_since_last_purchase",)
+RFM_FEATURES: tuple[str, ...] = ("days_since_last_purchase", "purchase_count_365d", "spend_365d")
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+@dataclass
+class LogisticBaseline:
+    """Logistic regression on a few snapshot columns (log-scaled, standardised, NaN -> median).
+
+    Parameters
+    ----------
+    features : tuple of str
+        Snapshot columns used.
+    """
+
+    features: tuple[str, ...]
+    pipeline_: Pipeline | None = field(default=None, init=False)
+    medians_: pd.Series | None = field(default=None, init=False)
+
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [f for f in self.features if f not in frame.columns]
+        if missing:
+            raise ValueError(f"baseline needs snapshot columns {missing}, which the training set lacks")
+        X = frame[list(self.features)].astype("float64")
+        return X.fillna(self.medians_).to_numpy()
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
+        """Fit on training rows; returns self."""
+        self.medians_ = frame[list(self.features)].astype("float64").median()
+        self.pipeline_ = make_pipeline(
+            FunctionTransformer(_signed_log1p), StandardScaler(), LogisticRegression(max_iter=1000)
+        )
+        self.pipeline_.fit(self._matrix(frame), np.asarray(y, dtype=int))
+        return self
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Churn probability per row."""
+        if self.pipeline_ is None:
+            raise RuntimeError("This LogisticBaseline is not fitted yet; call fit first.")
+        return self.pipeline_.predict_proba(self._matrix(frame))[:, 1]
+
+
+def fit_baselines(train: pd.DataFrame, y: np.ndarray) -> dict[str, LogisticBaseline]:
+    """Both baselines fitted on the training rows.
+
+    Returns
+    -------
+    dict
+        ``{"recency": ..., "rfm_logistic": ...}``
+    """
+    return {
+        "recency": LogisticBaseline(RECENCY_FEATURES).fit(train, y),
+        "rfm_logistic": LogisticBaseline(RFM_FEATURES).fit(train, y),
+    }

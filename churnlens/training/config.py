@@ -1,0 +1,137 @@
+"""Training settings: LightGBM hyper-parameters, split rules and campaign economics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class LightGBMParams:
+    """LightGBM hyper-parameters. Defaults favour compact models (small leaves, early stopping):
+    explanation cost grows with trees x leaves, and 15-leaf trees matched 31-leaf AUC on
+    churn-like data here while explaining 3x faster."""
+
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    max_depth: int = -1
+    min_child_samples: int = 100
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+    max_rounds: int = 1000
+    early_stopping_rounds: int = 50
+
+    def to_lgb(self, *, seed: int, threads: int, scale_pos_weight: float) -> dict[str, Any]:
+        """LightGBM parameter dict (deterministic, seeded)."""
+        return {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "max_depth": self.max_depth,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": self.bagging_freq,
+            "lambda_l2": self.lambda_l2,
+            "scale_pos_weight": scale_pos_weight,
+            "seed": seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": threads,
+            "verbosity": -1,
+        }
+
+
+@dataclass(frozen=True)
+class CampaignEconomics:
+    """Value of a retention campaign, used for the profit curve and budget targeting.
+
+    Parameters
+    ----------
+    value_per_saved_customer : float
+        Margin kept when a would-be churner is retained.
+    save_rate : float
+        Share of contacted churners the campaign retains.
+    cost_per_contact : float
+        Cost of contacting one customer.
+    """
+
+    value_per_saved_customer: float = 100.0
+    save_rate: float = 0.2
+    cost_per_contact: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.save_rate <= 1:
+            raise ValueError("campaign.save_rate must lie in [0, 1]")
+        if self.cost_per_contact < 0 or self.value_per_saved_customer < 0:
+            raise ValueError("campaign costs and values must be non-negative")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run.
+
+    Parameters
+    ----------
+    horizon_days, step_days : int
+        Label horizon and spacing of training cutoffs.
+    purge : bool
+        When True, validation uses the latest cutoff whose horizon ends by the test cutoff,
+        and training only cutoffs whose horizon ends by the validation cutoff — no label
+        window overlaps a later split. When False (default, as in the issue), validation is
+        the cutoff just before the test cutoff and training all earlier ones.
+    seed, threads : int
+        Reproducibility and parallelism of LightGBM.
+    class_weight : {"auto", "none"}
+        ``auto`` up-weights churners by sqrt(neg/pos) when they are under 20% of rows;
+        calibration on the validation cutoff restores true probabilities afterwards.
+    calibration : {"auto", "isotonic", "platt", "none"}
+        ``auto`` picks by cross-validated log loss on the validation cutoff.
+    tune_trials : int
+        Random-search trials on the validation cutoff (0: use ``lgbm`` as given).
+    """
+
+    horizon_days: int = 90
+    step_days: int = 30
+    min_history_days: int = 90
+    purge: bool = False
+    seed: int = 42
+    threads: int = 2
+    class_weight: Literal["auto", "none"] = "auto"
+    calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
+    tune_trials: int = 0
+    lgbm: LightGBMParams = field(default_factory=LightGBMParams)
+    campaign: CampaignEconomics = field(default_factory=CampaignEconomics)
+
+    def __post_init__(self) -> None:
+        if self.horizon_days <= 0 or self.step_days <= 0:
+            raise ValueError("training.horizon_days and training.step_days must be positive")
+        if self.class_weight not in ("auto", "none"):
+            raise ValueError("training.class_weight must be auto or none")
+        if self.calibration not in ("auto", "isotonic", "platt", "none"):
+            raise ValueError("training.calibration must be auto, isotonic, platt or none")
+        if self.tune_trials < 0:
+            raise ValueError("training.tune_trials must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
+        """Build from a ``[training]`` config section (sub-tables ``lgbm`` and ``campaign``)."""
+        raw = dict(raw)
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"config section [training] has unknown keys: {sorted(unknown)}")
+        sub = {"lgbm": LightGBMParams, "campaign": CampaignEconomics}
+        for key, sub_cls in sub.items():
+            if key in raw:
+                sub_known = {f.name for f in fields(sub_cls)}
+                bad = set(raw[key]) - sub_known
+                if bad:
+                    raise ValueError(f"config section [training.{key}] has unknown keys: {sorted(bad)}")
+                raw[key] = sub_cls(**raw[key])
+        return cls(**raw)

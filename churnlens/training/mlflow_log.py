@@ -1,0 +1,202 @@
+"""MLflow logging, one small function per thing logged, and the registry rule.
+
+A new version becomes ``champion`` only when its test ROC AUC beats the current champion
+re-scored on the same test cutoff; otherwise it is tagged ``challenger``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+from sklearn.metrics import roc_auc_score
+
+from churnlens.model import ChurnModel
+from churnlens.tracking import artifact_root_for
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def ensure_experiment(name: str, tracking_uri: str) -> str:
+    """Experiment id for ``name``, created (with artifacts beside an embedded sqlite db) if new."""
+    client = MlflowClient()
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri))
+
+
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """Nested dict -> flat ``a.b.c`` keys, for ``log_params``."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+def log_config(config: dict[str, Any]) -> None:
+    """Every setting as a param, and the whole config as ``config.json``."""
+    params = {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in flatten("", config).items()}
+    mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+    mlflow.log_dict(config, "config.json")
+
+
+def log_fingerprint(fingerprint: dict[str, Any]) -> None:
+    """Row counts, date range and content hash of the input tables."""
+    mlflow.log_dict(fingerprint, "data_fingerprint.json")
+    mlflow.set_tags({"data.hash": fingerprint["hash"], "data.start": fingerprint["start"], "data.end": fingerprint["end"]})
+    for table, rows in fingerprint["rows"].items():
+        mlflow.log_param(f"data.rows.{table}", rows)
+
+
+def log_metric_table(metrics: pd.DataFrame) -> None:
+    """Metrics frame (rows: scorer, columns: metric) as ``test_<scorer>_<metric>`` plus a CSV."""
+    flat = {
+        f"test_{scorer}_{metric}": float(value)
+        for scorer, row in metrics.iterrows()
+        for metric, value in row.items()
+        if pd.notna(value)
+    }
+    mlflow.log_metrics(flat)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "test_metrics.csv"
+        metrics.to_csv(path)
+        mlflow.log_artifact(str(path))
+
+
+def model_signature(features: list[str], categorical: dict[str, list[str]]) -> ModelSignature:
+    """Signature built deliberately: every feature required; categoricals as strings, others doubles."""
+    inputs = Schema([ColSpec("string" if f in categorical else "double", f) for f in features])
+    outputs = Schema([ColSpec("double", "churn_probability")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def signature_frame(frame: pd.DataFrame, features: list[str], categorical: dict[str, list[str]]) -> pd.DataFrame:
+    """A snapshot cast to the signature's types (categoricals -> str), as pyfunc callers send it."""
+    out = frame[features].copy()
+    for name in features:
+        if name in categorical:
+            out[name] = out[name].astype(object).where(out[name].notna(), None)
+        else:
+            out[name] = pd.to_numeric(out[name], errors="coerce").astype("float64")
+    return out
+
+
+def pip_requirements() -> list[str]:
+    """Explicit requirements: inferring them costs ~2 s per log_model."""
+    import lightgbm
+    import numpy
+    import pandas
+
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"lightgbm=={lightgbm.__version__}",
+        f"pandas=={pandas.__version__}",
+        f"numpy=={numpy.__version__}",
+        "churnlens",
+    ]
+
+
+def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
+    """Log the pyfunc model with signature and input example; return its ``runs:/`` URI."""
+    meta = model.metadata
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = model.save_artifacts(tmp)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            artifacts=artifacts,
+            signature=model_signature(meta["features"], meta["categorical_levels"]),
+            input_example=signature_frame(example, meta["features"], meta["categorical_levels"]),
+            pip_requirements=pip_requirements(),
+        )
+    return f"runs:/{mlflow.active_run().info.run_id}/model" if info is None else info.model_uri
+
+
+@dataclass(frozen=True)
+class RegistryDecision:
+    """Outcome of registering a run's model."""
+
+    version: str
+    alias: str
+    reason: str
+    champion_auc_on_test: float | None
+
+
+def register_and_promote(
+    model_uri: str,
+    model_name: str,
+    *,
+    test_auc: float,
+    test_cutoff: str,
+    test_frame: pd.DataFrame,
+    y_test: np.ndarray,
+) -> RegistryDecision:
+    """Register ``model_uri`` and move ``champion`` to it only if it beats the current champion.
+
+    The current champion is re-scored on this run's test cutoff so both AUCs are measured on
+    the same customers and labels; a champion that cannot score this data (other features)
+    keeps its alias and the new version becomes ``challenger``.
+    """
+    client = MlflowClient()
+    version = mlflow.register_model(model_uri, model_name).version
+    client.set_model_version_tag(model_name, version, "test_roc_auc", f"{test_auc:.6f}")
+    client.set_model_version_tag(model_name, version, "test_cutoff", test_cutoff)
+    try:
+        current = client.get_model_version_by_alias(model_name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    if current is None:
+        decision = RegistryDecision(str(version), CHAMPION, "first registered version", None)
+    else:
+        try:
+            champion = mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION}").unwrap_python_model()
+            champion_auc = float(roc_auc_score(y_test, champion.predict_proba(test_frame)))
+        except Exception as exc:  # noqa: BLE001 - any failure to re-score keeps the champion
+            decision = RegistryDecision(
+                str(version), CHALLENGER, f"champion v{current.version} could not score this test set: {exc}", None
+            )
+        else:
+            if test_auc > champion_auc:
+                reason = f"test ROC AUC {test_auc:.4f} beats champion v{current.version} ({champion_auc:.4f})"
+                decision = RegistryDecision(str(version), CHAMPION, reason, champion_auc)
+            else:
+                reason = f"test ROC AUC {test_auc:.4f} does not beat champion v{current.version} ({champion_auc:.4f})"
+                decision = RegistryDecision(str(version), CHALLENGER, reason, champion_auc)
+    client.set_registered_model_alias(model_name, decision.alias, version)
+    client.set_model_version_tag(model_name, version, "registry_decision", decision.reason[:5000])
+    return decision
+
+
+def list_model_versions(model_name: str) -> pd.DataFrame:
+    """Versions of a registered model with aliases and key test metrics, newest first."""
+    client = MlflowClient()
+    versions = client.search_model_versions(f"name = '{model_name}'")
+    rows = []
+    for v in versions:
+        metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
+        rows.append(
+            {
+                "version": int(v.version),
+                "aliases": ", ".join(sorted(v.aliases)),
+                "created": pd.Timestamp(v.creation_timestamp, unit="ms").strftime("%Y-%m-%d %H:%M"),
+                "test_cutoff": v.tags.get("test_cutoff", ""),
+                "roc_auc": metrics.get("test_model_roc_auc"),
+                "pr_auc": metrics.get("test_model_pr_auc"),
+                "ece": metrics.get("test_model_ece"),
+                "oracle_ratio": metrics.get("test_model_oracle_ratio"),
+                "run_id": v.run_id,
+            }
+        )
+    return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True) if rows else pd.DataFrame(rows)

@@ -1,0 +1,124 @@
+"""Unit tests of training pieces on hand-made data: split, metrics, calibration, baselines, estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnlens.model import Calibrator
+from churnlens.training.calibration import choose_calibrator, fit_calibrator
+from churnlens.training.config import CampaignEconomics, TrainConfig
+from churnlens.training.estimator import ChurnClassifier, scale_pos_weight
+from churnlens.training.metrics import evaluate, expected_calibration_error, lift_table, profit_curve
+from churnlens.training.split import out_of_time_split
+
+CUTOFFS = [pd.Timestamp("2024-01-01") + pd.Timedelta(days=30 * k) for k in range(8)]
+
+
+def test_split_holds_out_latest_as_test_and_previous_as_validation():
+    split = out_of_time_split(CUTOFFS[::-1], horizon_days=90)
+    assert split.test_cutoff == CUTOFFS[-1]
+    assert split.validation_cutoff == CUTOFFS[-2]
+    assert split.train_cutoffs == tuple(CUTOFFS[:-2])
+
+
+def test_purged_split_keeps_label_windows_apart():
+    split = out_of_time_split(CUTOFFS, horizon_days=90, purge=True)
+    assert split.test_cutoff == CUTOFFS[7]
+    assert split.validation_cutoff == CUTOFFS[4]  # 4 + 3 steps of 30 days = 90 days <= test
+    assert split.train_cutoffs == tuple(CUTOFFS[:2])
+    assert all(c + pd.Timedelta(days=90) <= split.validation_cutoff for c in split.train_cutoffs)
+
+
+def test_split_with_explicit_test_cutoff_and_errors():
+    split = out_of_time_split(CUTOFFS, horizon_days=90, test_cutoff=CUTOFFS[5])
+    assert split.test_cutoff == CUTOFFS[5] and split.validation_cutoff == CUTOFFS[4]
+    with pytest.raises(ValueError, match="test cutoff 2023-12-31 is not one of the training cutoffs"):
+        out_of_time_split(CUTOFFS, horizon_days=90, test_cutoff="2023-12-31")
+    with pytest.raises(ValueError, match="no training cutoff before the validation cutoff"):
+        out_of_time_split(CUTOFFS[:2], horizon_days=90)
+    with pytest.raises(ValueError, match="no validation cutoff"):
+        out_of_time_split(CUTOFFS[:1], horizon_days=90)
+
+
+def test_ece_by_hand():
+    # two bins of two rows: bin 1 mean p 0.15 vs rate 0.5 -> 0.35; bin 2 mean p 0.85 vs rate 0.5 -> 0.35
+    y = np.array([0, 1, 0, 1])
+    p = np.array([0.1, 0.2, 0.8, 0.9])
+    assert expected_calibration_error(y, p, bins=2) == pytest.approx(0.35)
+    assert expected_calibration_error(np.array([0, 1]), np.array([0.0, 1.0]), bins=2) == 0.0
+
+
+def test_lift_and_profit_by_hand():
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    score = np.arange(10, 0, -1, dtype=float)  # first row highest
+    lift = lift_table(y, score, bins=10)
+    assert lift["lift"].iloc[0] == pytest.approx(1.0 / 0.2)
+    assert lift["capture"].iloc[2] == pytest.approx(1.0)
+    econ = CampaignEconomics(value_per_saved_customer=100, save_rate=0.5, cost_per_contact=10)
+    profit = profit_curve(y, score, econ)
+    # contact 1: 50 - 10 = 40; contact 3: 100 - 30 = 70; contact 10: 100 - 100 = 0
+    assert profit["profit"].tolist()[:4] == [0, 40, 30, 70]
+    assert profit["profit"].iloc[-1] == 0
+    metrics = evaluate(y, score / 11, econ)
+    assert metrics["best_profit"] == 70 and metrics["best_depth"] == pytest.approx(0.3)
+    assert metrics["roc_auc"] == pytest.approx(1 - 1 / 16)  # one of 16 pairs mis-ordered
+
+
+def test_calibrators_are_monotone_and_chosen_by_cv_log_loss():
+    rng = np.random.default_rng(0)
+    margin = rng.normal(size=4000)
+    true_p = 1 / (1 + np.exp(-(0.5 * margin - 1)))  # overconfident margins, shifted
+    y = rng.binomial(1, true_p)
+    platt = fit_calibrator(margin, y, "platt")
+    assert platt.a == pytest.approx(0.5, abs=0.1) and platt.b == pytest.approx(-1, abs=0.1)
+    iso = fit_calibrator(margin, y, "isotonic")
+    grid = np.linspace(-3, 3, 50)
+    assert np.all(np.diff(iso.transform(grid)) >= 0)
+    chosen, scores = choose_calibrator(margin, y, method="auto", seed=0)
+    assert set(scores) == {"isotonic", "platt"}
+    assert chosen.method == min(scores, key=scores.get)
+    assert Calibrator.from_dict(chosen.to_dict()).transform(grid) == pytest.approx(chosen.transform(grid))
+
+
+def test_scale_pos_weight():
+    assert scale_pos_weight(np.array([1] * 10 + [0] * 90), "auto") == pytest.approx(3.0)
+    assert scale_pos_weight(np.array([1] * 30 + [0] * 70), "auto") == 1.0
+    assert scale_pos_weight(np.array([1] * 10 + [0] * 90), "none") == 1.0
+
+
+def _synthetic(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "days_since_last_purchase": rng.exponential(60, n),
+            "purchase_count_365d": rng.poisson(5, n).astype(float),
+            "spend_365d": rng.gamma(2, 100, n),
+            "country": pd.Categorical(rng.choice(["FR", "UK", "DE"], n), categories=["DE", "FR", "UK"]),
+        }
+    )
+    logit = 0.03 * frame["days_since_last_purchase"] - 0.3 * frame["purchase_count_365d"] + (frame["country"] == "FR") * 0.8
+    y = rng.binomial(1, 1 / (1 + np.exp(-logit.to_numpy())))
+    return frame, y
+
+
+def test_estimator_is_deterministic_and_learns():
+    X, y = _synthetic(4000, 1)
+    Xv, yv = _synthetic(2000, 2)
+    a = ChurnClassifier(seed=3).fit(X, y, Xv, yv)
+    b = ChurnClassifier(seed=3).fit(X, y, Xv, yv)
+    np.testing.assert_array_equal(a.predict_proba(Xv), b.predict_proba(Xv))
+    assert evaluate(yv, a.predict_proba(Xv), CampaignEconomics())["roc_auc"] > 0.75
+    assert a.categorical_levels_ == {"country": ["DE", "FR", "UK"]}
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        ChurnClassifier().predict_proba(X)
+
+
+def test_train_config_from_dict_rejects_unknown_keys():
+    cfg = TrainConfig.from_dict({"seed": 7, "lgbm": {"num_leaves": 7}, "campaign": {"save_rate": 0.3}})
+    assert cfg.seed == 7 and cfg.lgbm.num_leaves == 7 and cfg.campaign.save_rate == 0.3
+    with pytest.raises(ValueError, match=r"unknown keys: \['bogus'\]"):
+        TrainConfig.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match=r"\[training.lgbm\] has unknown keys"):
+        TrainConfig.from_dict({"lgbm": {"leaves": 3}})
