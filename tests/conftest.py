@@ -1,0 +1,84 @@
+"""Shared fixtures: a small simulated data set on disk and a real MLflow tracking server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+#: Small enough for a quick suite, large enough for a model to learn (mid-size churn rate).
+SMALL_SIM = {"n_customers": 4000, "months": 18, "seed": 11}
+SERVER_START_TIMEOUT_S = 90
+SERVER_LIFETIME_S = 1800
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200, the process dies, or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def small_sim(tmp_path_factory):
+    """A simulated loyalty program (all five tables + truth) written as Parquet."""
+    from churnlens.data.io import write_tables
+    from churnlens.simulate import simulate, simulate_truth_table
+    from churnlens.features import training_cutoffs
+
+    out = tmp_path_factory.mktemp("sim")
+    sim = simulate(**SMALL_SIM)
+    write_tables(sim.tables, out, fmt="parquet")
+    cutoffs = training_cutoffs(sim.tables, horizon_days=90, step_days=30)[-2:]
+    truth = simulate_truth_table(sim, cutoffs, horizon_days=90)
+    truth.to_parquet(out / "truth.parquet")
+    return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` (sqlite backend, artifacts proxied) on 127.0.0.1 for the session."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    log = open(root / "server.log", "w")
+    # `timeout` bounds the server's life even if the session is killed before teardown.
+    process = subprocess.Popen(["timeout", str(SERVER_LIFETIME_S), *cmd], stdout=log, stderr=subprocess.STDOUT,
+                               cwd=root, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", SERVER_START_TIMEOUT_S, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
