@@ -34,6 +34,9 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (DataValidationError, ValueError, FileNotFoundError, KeyError) as exc:
-            raise fail(str(exc).strip("'\"")) from None
+            # str(KeyError) is the repr of its key: show the key itself. Other messages are kept
+            # whole (they may end with a quoted value, e.g. "row 2: 'abc'").
+            message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise fail(message) from None
 
     return wrapper  # type: ignore[return-value]

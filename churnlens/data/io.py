@@ -1,0 +1,302 @@
+"""Read and write a data directory: one ``<table>.csv`` / ``<table>.parquet`` file per table.
+
+A data directory holds, per contract table, one of:
+
+- ``<table>.csv`` (UTF-8, comma-separated, header line; ``.csv.gz`` / ``.csv.bz2`` /
+  ``.csv.zst`` compressed also accepted);
+- ``<table>.parquet`` (or ``.pq``);
+- ``<table>/``: a directory of Parquet files (partitioned Parquet, hive-style
+  ``key=value`` sub-directories allowed).
+
+Files whose name matches no table but look like data (``purchase.csv``, ``orders.parquet``,
+a ``.xlsx`` or ``.json`` file ...) are refused, naming the file and the known tables, so a
+typo cannot silently drop a table. Other files (``README.md``, ``config.toml``), hidden
+entries (starting with ``.`` or ``_``) and the simulator's ground truth (``truth.parquet``,
+see :data:`AUXILIARY_FILES`) are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.dataset as pa_ds
+
+from churnlens.data.errors import DataValidationError
+from churnlens.data.report import ValidationReport
+from churnlens.data.schema import TABLE_SPECS
+from churnlens.data.tables import TABLE_NAMES, Tables
+from churnlens.data.validate import check_column_mapping, resolve_columns, validate_frames
+
+CSV_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst")
+PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
+#: Extensions that look like a data file: refused when the name matches no table.
+_DATA_LIKE = {
+    ".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".xls", ".xlsm", ".ods", ".json", ".jsonl",
+    ".ndjson", ".feather", ".arrow", ".orc", ".avro", ".gz", ".bz2", ".zst", ".zip",
+}  # fmt: skip
+_KNOWN = ", ".join(TABLE_NAMES)
+#: Files that may sit in a data directory without being a table: ``churnlens simulate`` writes
+#: the true churn labels beside the tables, and ``churnlens train`` reads them from there.
+AUXILIARY_FILES: tuple[str, ...] = ("truth.parquet",)
+
+
+def load_tables(
+    data_dir: str | Path,
+    *,
+    columns: Mapping[str, Mapping[str, str]] | None = None,
+    data_end: pd.Timestamp | str | None = None,
+    drop_missing_customer: bool = False,
+) -> tuple[Tables, ValidationReport]:
+    """Read every table of a data directory, validate, type and repair it.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        Directory with ``purchases.csv|parquet`` and optionally the other tables.
+    columns : mapping, optional
+        Per table, user column name -> contract column name (``ChurnConfig.columns``, i.e.
+        the TOML section ``[columns.purchases] CustomerID = "customer_id"``).
+    data_end : Timestamp or str, optional
+        Events strictly after it are dropped and reported (naive = UTC).
+    drop_missing_customer : bool, default False
+        Drop (and report) event rows without a customer_id instead of raising.
+
+    Returns
+    -------
+    tables : Tables
+        Validated tables with the dtypes documented in :mod:`churnlens.data.tables`.
+    report : ValidationReport
+        Row counts before/after, date ranges and every repair made.
+
+    Raises
+    ------
+    DataValidationError
+        On any hard problem (missing or unreadable file, unknown table, missing column,
+        bad value ...), naming the table, the column and up to five offending rows.
+    FileNotFoundError
+        When ``data_dir`` is not a directory.
+
+    Examples
+    --------
+    >>> tables, report = load_tables("data/", columns={"purchases": {"CustomerID": "customer_id"}})
+    ... # doctest: +SKIP
+    """
+    paths = find_table_files(data_dir)
+    columns = check_column_mapping(columns)
+    frames: dict[str, pd.DataFrame] = {}
+    ignored: dict[str, list[str]] = {}
+    for name, path in paths.items():
+        frames[name], ignored[name] = read_table_file(path, name, mapping=columns.get(name))
+    return validate_frames(
+        frames,
+        sources={name: path.name + ("/" if path.is_dir() else "") for name, path in paths.items()},
+        ignored=ignored,
+        data_end=data_end,
+        drop_missing_customer=drop_missing_customer,
+    )
+
+
+def find_table_files(data_dir: str | Path) -> dict[str, Path]:
+    """Map each table present in ``data_dir`` to its file or Parquet directory.
+
+    Raises
+    ------
+    DataValidationError
+        A data-like file matches no table, a table file has an unsupported type, a table has
+        several files, or ``purchases`` is missing.
+    FileNotFoundError
+        When ``data_dir`` is not a directory.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data directory {root} does not exist or is not a directory")
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith((".", "_")) or entry.name in AUXILIARY_FILES:
+            continue
+        stem, _, rest = entry.name.partition(".")
+        suffix = "." + rest.lower() if rest else ""
+        if entry.is_dir():
+            if stem in TABLE_NAMES and not suffix:
+                if next(entry.rglob("*.parquet"), None) is None:
+                    raise DataValidationError(stem, None, f"directory {entry.name}/ holds no .parquet file")
+                found.setdefault(stem, []).append(entry)
+            elif next(entry.rglob("*.parquet"), None) is not None:
+                raise DataValidationError(
+                    entry.name,
+                    None,
+                    f"directory {entry.name}/ matches no known table; known tables: {_KNOWN}",
+                )
+            continue
+        if stem in TABLE_NAMES:
+            if suffix in CSV_SUFFIXES or suffix in PARQUET_SUFFIXES:
+                found.setdefault(stem, []).append(entry)
+            else:
+                raise DataValidationError(
+                    stem,
+                    None,
+                    f"file {entry.name} has an unsupported type '{suffix or '(none)'}'; "
+                    f"save it as {stem}.csv or {stem}.parquet",
+                )
+        elif entry.suffix.lower() in _DATA_LIKE:
+            raise DataValidationError(
+                stem,
+                None,
+                f"file {entry.name} matches no known table; known tables: {_KNOWN} "
+                "(rename it, or move it out of the data directory)",
+            )
+    for name, entries in found.items():
+        if len(entries) > 1:
+            names = ", ".join(e.name for e in entries)
+            raise DataValidationError(name, None, f"has several files ({names}); keep exactly one")
+    if "purchases" not in found:
+        raise DataValidationError(
+            "purchases", None, f"is required but {root} has no purchases.csv or purchases.parquet file"
+        )
+    return {name: found[name][0] for name in TABLE_NAMES if name in found}
+
+
+def read_table_file(
+    path: str | Path, table: str, *, mapping: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read one table file, apply the column mapping, and read only contract columns.
+
+    Values are returned as stored (strings stay strings); typing is
+    :func:`churnlens.data.validate_tables`' job.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv``/``.parquet`` file or a directory of Parquet files.
+    table : str
+        Contract table name.
+    mapping : mapping of str to str, optional
+        User column name -> contract column name.
+
+    Returns
+    -------
+    frame : DataFrame
+        Columns renamed to contract names.
+    ignored : list of str
+        Columns of the file outside the contract, not read.
+    """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataValidationError(table, None, f"file {path.name} is empty (0 bytes)")
+    if path.is_dir() or path.name.lower().endswith(PARQUET_SUFFIXES):
+        frame, names = _read_parquet(path, table, mapping)
+    else:
+        frame, names = _read_csv(path, table, mapping)
+    rename, keep, ignored = resolve_columns(table, names, mapping)
+    return frame[keep].rename(columns=rename), ignored
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(date_as_object=False, types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+
+
+def _read_parquet(
+    path: Path, table: str, mapping: Mapping[str, str] | None
+) -> tuple[pd.DataFrame, list[str]]:
+    try:
+        dataset = pa_ds.dataset(path, format="parquet", partitioning="hive")
+        names = list(dataset.schema.names)
+        _, keep, _ = resolve_columns(table, names, mapping)
+        data = dataset.to_table(columns=keep)
+    except DataValidationError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise DataValidationError(
+            table, None, f"{path.name} is not a readable Parquet file ({exc})"
+        ) from None
+    return _to_pandas(data), names
+
+
+def _read_csv(path: Path, table: str, mapping: Mapping[str, str] | None) -> tuple[pd.DataFrame, list[str]]:
+    spec = TABLE_SPECS[table]
+    mapping = dict(mapping or {})
+    try:
+        names = list(pa_csv.open_csv(path).schema.names)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataValidationError(table, None, f"{path.name} is not a readable CSV file ({exc})") from None
+    _, keep, _ = resolve_columns(table, names, mapping)
+    # ids and text stay strings ("007" must not become 7); other columns are inferred by
+    # Arrow (fast path). Arrow infers types from the first block only, so a bad value further
+    # down makes it fail: then everything is re-read as strings and typed by the validator,
+    # which finds and names the bad rows.
+    as_text = {}
+    for name in keep:
+        cspec = spec.column(mapping.get(name, name))
+        if cspec is not None and cspec.kind in ("id", "text"):
+            as_text[name] = pa.string()
+    try:
+        try:
+            data = _read_csv_arrow(path, keep, as_text)
+        except pa.ArrowInvalid:
+            data = _read_csv_arrow(path, keep, {name: pa.string() for name in keep})
+    except (pa.ArrowException, OSError) as exc:
+        raise DataValidationError(table, None, f"{path.name} is not a readable CSV file ({exc})") from None
+    return _to_pandas(data), names
+
+
+def _read_csv_arrow(path: Path, keep: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    return pa_csv.read_csv(
+        path,
+        convert_options=pa_csv.ConvertOptions(
+            include_columns=keep,
+            column_types=types,
+            # only empty fields are missing: an id or a category may well be "NA" (North America);
+            # null words ("NA", "null" ...) in number/time/flag columns are handled by the validator
+            null_values=[""],
+            strings_can_be_null=True,
+        ),
+    )
+
+
+def write_tables(tables: Tables, out_dir: str | Path, *, fmt: str = "parquet") -> dict[str, Path]:
+    """Write each present table as ``<out_dir>/<name>.<fmt>``.
+
+    Parameters
+    ----------
+    tables : Tables
+        Tables to write (typically validated or simulated).
+    out_dir : str or Path
+        Created if missing. Existing files of the same name are overwritten.
+    fmt : {"parquet", "csv"}
+        File format. CSV timestamps are written as ISO 8601 (``2024-05-02 10:00:00``),
+        flags as True/False, missing values as empty fields.
+
+    Returns
+    -------
+    dict of str to Path
+        The files written, by table name.
+
+    Raises
+    ------
+    ValueError
+        Unknown format, or ``out_dir`` already holds the same table in another format (it
+        would make the directory ambiguous to :func:`load_tables`).
+    """
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, df in tables.present().items():
+        path = out / f"{name}.{fmt}"
+        others = [out / f"{name}{s}" for s in CSV_SUFFIXES + PARQUET_SUFFIXES] + [out / name]
+        clash = [p for p in others if p != path and p.exists()]
+        if clash:
+            raise ValueError(
+                f"{clash[0]} already exists; writing {path.name} beside it would make {out} ambiguous"
+            )
+        if fmt == "parquet":
+            df.to_parquet(path, index=False)
+        else:
+            df.to_csv(path, index=False)
+        written[name] = path
+    return written
