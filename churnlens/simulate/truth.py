@@ -1,0 +1,223 @@
+"""Ground truth: churn probabilities given the exact hidden state at a cutoff.
+
+The process is re-run deterministically to the cutoff ``C`` (same streams as the recorded
+history, no events), then for every customer active at ``C`` (DESIGN §3) the future
+``[C, C + H)`` is simulated ``draws`` times from that state with :func:`process.step`, all
+draws × customers in one vectorised array (chunked to bound memory).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from churnlens.simulate.population import Population
+from churnlens.simulate.process import (
+    State,
+    block_bounds,
+    init_state,
+    review_days,
+    run_block,
+    step,
+)
+from churnlens.simulate.rng import DAY_OFFSET, TAG_TRUTH, stream
+
+if TYPE_CHECKING:
+    from churnlens.simulate.simulation import Simulation
+
+#: Upper bound on customers × draws simulated at once.
+CHUNK_ELEMENTS = 1 << 18
+#: Worker threads for the Monte Carlo chunks.
+THREADS = 2
+ACTIVE_WINDOW_DAYS = 365
+
+
+def cutoff_day(sim: Simulation, cutoff: str | pd.Timestamp) -> tuple[pd.Timestamp, int]:
+    """Validate a cutoff (a midnight after the start) and return it with its day index."""
+    try:
+        ts = pd.Timestamp(cutoff)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"cutoff must be a date like '2024-06-01', got {cutoff!r}") from exc
+    if ts.tz is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    if ts != ts.normalize():
+        raise ValueError(f"cutoff must be a midnight (whole day), got {ts}")
+    day = int((ts - sim.settings.start_ts).days)
+    if day <= 0:
+        raise ValueError(
+            f"cutoff {ts.date()} must be after the simulation start {sim.settings.start_ts.date()}"
+        )
+    if ts > sim.settings.end_ts:
+        raise ValueError(
+            f"cutoff {ts.date()} is after the end of the simulated history {sim.settings.end_ts.date()}"
+        )
+    return ts, day
+
+
+def states_at(sim: Simulation, days: Sequence[int]) -> dict[int, State]:
+    """Hidden state of every customer at the start of each day in ``days`` (one replay)."""
+    settings, pop = sim.settings, sim.population
+    state0 = init_state(pop, settings)
+    last = max(days)
+    per_day: dict[int, list[State]] = {d: [] for d in days}
+    for block, lo, hi in block_bounds(pop.n):
+        index = np.arange(lo, hi)
+        snaps = run_block(
+            settings,
+            pop.take(index),
+            state0.take(index),
+            block,
+            -int(settings.burn_in_days),
+            last,
+            snapshot_days=tuple(days),
+        )
+        for d in days:
+            per_day[d].append(snaps[d])
+    return {d: State.concat(parts) for d, parts in per_day.items()}
+
+
+def branch(
+    sim: Simulation,
+    pop: Population,
+    state: State,
+    day: int,
+    horizon_days: int,
+    draws: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo P[no purchase] and P[cancellation] in ``[day, day + horizon_days)``.
+
+    Parameters
+    ----------
+    sim : Simulation
+    pop, state : Population, State
+        The customers to branch (same order), state at the start of ``day``.
+    day, horizon_days, draws : int
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``p_no_purchase`` and ``p_cancel``, one value per customer.
+    """
+    settings = sim.settings
+    n = pop.n
+    p_none = np.zeros(n)
+    p_cancel = np.zeros(n)
+    reviews = review_days(settings, day, day + horizon_days)
+    per_chunk = max(1, CHUNK_ELEMENTS // draws)
+
+    def run_chunk(chunk: int, lo: int) -> None:
+        idx = np.repeat(np.arange(lo, min(lo + per_chunk, n)), draws)
+        cpop = pop.take(idx)
+        cst = state.take(idx)
+        bought = np.zeros(idx.size, dtype=bool)
+        cancelled = np.zeros(idx.size, dtype=bool)
+        for t in range(day, day + horizon_days):
+            rng = stream(settings.seed, TAG_TRUTH, day + DAY_OFFSET, horizon_days, draws, chunk, t - day)
+            r = step(cst, cpop, t, rng, settings.params, t in reviews)
+            bought[r.buy_idx] = True
+            cancelled[r.cancel_idx] = True
+        m = idx.size // draws
+        p_none[lo : lo + m] = (~bought).reshape(m, draws).mean(axis=1)
+        p_cancel[lo : lo + m] = cancelled.reshape(m, draws).mean(axis=1)
+
+    # numpy releases the GIL in its loops, so chunks run in parallel threads
+    with ThreadPoolExecutor(max_workers=max(1, min(THREADS, os.cpu_count() or 1))) as pool:
+        list(pool.map(run_chunk, *zip(*enumerate(range(0, n, per_chunk)), strict=True)))
+    return p_none, p_cancel
+
+
+def active_customers(sim: Simulation, cutoff: pd.Timestamp) -> np.ndarray:
+    """Customer numbers (0-based) active at ``cutoff`` per DESIGN §3, from the recorded tables."""
+    tables = sim.tables
+    pu = tables.purchases
+    ts = pu["timestamp"]
+    window = (ts >= cutoff - pd.Timedelta(days=ACTIVE_WINDOW_DAYS)) & (ts < cutoff)
+    buyers = sim.customer_numbers(pu.loc[window, "customer_id"].unique())
+    ca = tables.cancellations
+    gone = sim.customer_numbers(ca.loc[ca["timestamp"] < cutoff, "customer_id"].unique())
+    return np.setdiff1d(buyers, gone)
+
+
+def realised(sim: Simulation, cutoff: pd.Timestamp, horizon_days: int, index: np.ndarray) -> pd.DataFrame:
+    """Observed outcomes in ``[cutoff, cutoff + H)`` on the recorded path (NA if beyond the data)."""
+    end = cutoff + pd.Timedelta(days=horizon_days)
+    if end > sim.settings.end_ts:
+        na = pd.array([pd.NA] * index.size, dtype="boolean")
+        return pd.DataFrame({"no_purchase": na, "cancelled": na.copy()})
+    out = []
+    for table in (sim.tables.purchases, sim.tables.cancellations):
+        ts = table["timestamp"]
+        hit = sim.customer_numbers(table.loc[(ts >= cutoff) & (ts < end), "customer_id"].unique())
+        out.append(np.isin(index, hit))
+    return pd.DataFrame(
+        {
+            "no_purchase": pd.array(~out[0], dtype="boolean"),
+            "cancelled": pd.array(out[1], dtype="boolean"),
+        }
+    )
+
+
+def truth_table(
+    sim: Simulation,
+    cutoffs: Sequence[str | pd.Timestamp],
+    horizon_days: int = 90,
+    *,
+    draws: int = 256,
+) -> pd.DataFrame:
+    """Ground-truth probabilities and realised outcomes for the active customers at each cutoff.
+
+    Parameters
+    ----------
+    sim : Simulation
+    cutoffs : sequence of date-like
+        Midnights after the simulation start.
+    horizon_days : int
+        Length of the future window.
+    draws : int
+        Monte Carlo futures per customer.
+
+    Returns
+    -------
+    pandas.DataFrame
+        customer_id, cutoff, horizon_days, p_no_purchase, p_cancel, no_purchase, cancelled;
+        one row per (cutoff, active customer), sorted by cutoff then customer_id.
+    """
+    if int(horizon_days) < 1:
+        raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
+    if int(draws) < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+    if len(cutoffs) == 0:
+        raise ValueError("cutoffs must not be empty")
+    parsed = sorted({cutoff_day(sim, c) for c in cutoffs}, key=lambda x: x[1])
+    states = states_at(sim, [d for _, d in parsed])
+    frames = []
+    for ts, day in parsed:
+        index = active_customers(sim, ts)
+        state = states[day]
+        p_none = np.ones(index.size)
+        p_cancel = np.zeros(index.size)
+        alive = state.alive[index]
+        live = index[alive]
+        if live.size:
+            a, b = branch(
+                sim, sim.population.take(live), state.take(live), day, int(horizon_days), int(draws)
+            )
+            p_none[alive] = a
+            p_cancel[alive] = b
+        ids = sim.customer_id_array(index)
+        frame = pd.DataFrame(
+            {
+                "customer_id": ids,
+                "cutoff": pd.Series(np.full(index.size, ts.to_datetime64()).astype("datetime64[us]")),
+                "horizon_days": np.full(index.size, int(horizon_days), dtype=np.int64),
+                "p_no_purchase": p_none,
+                "p_cancel": p_cancel,
+            }
+        )
+        frames.append(pd.concat([frame, realised(sim, ts, int(horizon_days), index)], axis=1))
+    return pd.concat(frames, ignore_index=True)
