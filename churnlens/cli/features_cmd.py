@@ -1,0 +1,106 @@
+"""``churnlens features``: write a point-in-time snapshot, or print the feature catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from churnlens.cli.common import console, handle_errors
+from churnlens.config import load_config
+from churnlens.data import load_tables
+from churnlens.features import build_snapshot, catalog_frame
+from churnlens.features.catalog import CATALOG_VERSION, LANGS
+
+_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def _print_catalog(config_path: Path | None, lang: str) -> None:
+    cfg = load_config(config_path)
+    frame = catalog_frame(cfg.features, lang=lang)
+    title = ("Catalogue des variables" if lang == "fr" else "Feature catalog") + f" ({CATALOG_VERSION})"
+    headers = (
+        ["variable", "famille", "unité", "risque si", "description"]
+        if lang == "fr"
+        else ["feature", "family", "unit", "risk when", "description"]
+    )
+    table = Table(title=title, show_lines=False)
+    table.add_column(headers[0], no_wrap=True)
+    for header in headers[1:4]:
+        table.add_column(header, no_wrap=True)
+    table.add_column(headers[4], overflow="fold")
+    direction_fr = {"higher": "plus haut", "lower": "plus bas", "category": "catégorie"}
+    for row in frame.itertuples(index=False):
+        direction = direction_fr[row.risk_direction] if lang == "fr" else row.risk_direction
+        table.add_row(row.name, row.family, row.unit, direction, row.description)
+    console.print(table)
+
+
+@handle_errors
+def features(
+    data_dir: Path | None = typer.Argument(
+        None,
+        help="Directory holding purchases.csv|parquet and optionally customers, program_events, "
+        "support_interactions and cancellations.",
+        show_default=False,
+    ),
+    cutoff: str | None = typer.Option(
+        None,
+        "--cutoff",
+        help=(
+            "Snapshot date (exclusive: only events strictly before it"
+            " are used), e.g. 2024-06-01; naive = UTC."
+        ),
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output file, .parquet or .csv (one row per active customer, customer_id first).",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="TOML config (feature windows, column mapping)."
+    ),
+    catalog: bool = typer.Option(
+        False,
+        "--catalog",
+        help="Print the feature catalog (names, units, risk direction, descriptions) and exit.",
+    ),
+    lang: str = typer.Option("en", "--lang", help="Language of the catalog: en or fr."),
+) -> None:
+    """Build the features of every active customer at a cutoff, or print the feature catalog.
+
+    churnlens features DATA_DIR --cutoff 2024-06-01 --out snapshot.parquet
+
+    churnlens features --catalog --lang fr
+
+    A customer is active at the cutoff when they bought in the preceding 365 days and had not cancelled. Missing optional tables drop their feature family.
+    """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
+    if lang not in LANGS:
+        raise ValueError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    if catalog:
+        _print_catalog(config, lang)
+        return
+    if data_dir is None:
+        raise ValueError("give a DATA_DIR (or --catalog to print the feature catalog)")
+    if cutoff is None:
+        raise ValueError("--cutoff is required to build a snapshot, e.g. --cutoff 2024-06-01")
+    if out is None:
+        raise ValueError("--out is required to build a snapshot, e.g. --out snapshot.parquet")
+    fmt = _FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"--out {out} must end in .parquet or .csv")
+    cfg = load_config(config)
+    tables, _ = load_tables(data_dir, columns=cfg.columns)
+    snapshot = build_snapshot(tables, cutoff, cfg.features)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = snapshot.reset_index()
+    if fmt == "parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    console.print(
+        f"wrote {len(snapshot):,} active customers × {snapshot.shape[1]} features at {cutoff} to {out}",
+        highlight=False,
+    )

@@ -1,0 +1,218 @@
+"""Purchase features: recency, frequency and monetary value per window, rhythm, trend, refunds.
+
+A *purchase* is a row of ``purchases`` with ``amount >= 0``; rows with a negative amount
+are refunds. Spending (``spend_*``) is net of refunds; baskets and counts use purchases
+only. Only rows with ``timestamp < cutoff`` are read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnlens.config import FeatureConfig
+from churnlens.data.tables import Tables
+from churnlens.features._engine import US_PER_DAY, normalize_cutoff, segments_for
+
+FAMILY = "purchases"
+TABLE = "purchases"
+
+
+def _has(tables: Tables, column: str) -> bool:
+    return column in tables.purchases.columns
+
+
+def purchases_feature_names(tables: Tables, config: FeatureConfig = FeatureConfig()) -> list[str]:
+    """Names of the purchase features these tables support, in column order."""
+    w, wl = config.windows, config.windows[-1]
+    names = ["days_since_last_purchase", "days_since_first_purchase"]
+    names += [f"purchase_count_{x}d" for x in w]
+    names += [f"spend_{x}d" for x in w]
+    names += [f"avg_basket_{x}d" for x in w]
+    names += [f"refund_share_{x}d" for x in w]
+    names += [
+        "purchase_count_lifetime",
+        "spend_lifetime",
+        "purchase_gap_mean_days",
+        "purchase_gap_std_days",
+        "overdue_ratio",
+    ]
+    if len(w) >= 2:
+        names += [f"purchase_trend_{w[-2]}d_vs_{wl}d", f"spend_trend_{w[-2]}d_vs_{wl}d"]
+    if _has(tables, "category"):
+        names.append(f"distinct_categories_{wl}d")
+    if _has(tables, "channel"):
+        names.append(f"distinct_channels_{wl}d")
+    return names
+
+
+#: Up to this many customers x distinct values, "distinct per customer" is one bincount.
+_DENSE_LIMIT = 50_000_000
+
+
+def text_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Integer codes of a text column (-1 for missing) and the number of distinct values."""
+    arr = pa.array(values.array)
+    if isinstance(arr, pa.Array):
+        arr = pa.chunked_array([arr], type=arr.type)
+    encoded = pc.dictionary_encode(arr).unify_dictionaries()
+    n_values = len(encoded.chunk(0).dictionary) if encoded.num_chunks else 0
+    indices = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
+    codes = pc.fill_null(indices, -1).to_numpy()
+    return codes.astype(np.int32, copy=False), n_values
+
+
+def _distinct_per_customer(seg: np.ndarray, codes: np.ndarray, n: int, n_values: int) -> np.ndarray:
+    """Number of distinct non-negative codes per segment."""
+    ok = codes >= 0
+    seg, codes = seg[ok].astype(np.int64), codes[ok].astype(np.int64)
+    if n * max(n_values, 1) <= _DENSE_LIMIT:
+        present = np.bincount(seg * n_values + codes, minlength=n * n_values).reshape(n, n_values) > 0
+        return present.sum(axis=1).astype(np.float64)
+    pairs = np.unique(seg * n_values + codes)
+    return np.bincount(pairs // n_values, minlength=n).astype(np.float64)
+
+
+def _rhythm(seg: np.ndarray, ts: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """First/last time, count and gap spread of purchases per segment (rows grouped, time-ordered)."""
+    out = {k: np.full(n, np.nan) for k in ("first_us", "last_us", "gap_std_days")}
+    out["n_purchases"] = np.zeros(n)
+    if len(ts) == 0:
+        return out
+    first = np.empty(len(ts), dtype=bool)
+    first[0] = True
+    np.not_equal(seg[1:], seg[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(ts)] - 1
+    gaps = np.empty(len(ts), dtype=np.float64)
+    gaps[0] = 0.0
+    np.subtract(ts[1:], ts[:-1], out=gaps[1:], casting="unsafe")
+    gaps /= US_PER_DAY
+    gaps[first] = 0.0
+    m = (ends - starts).astype(np.float64)  # gaps per customer
+    first_us, last_us = ts[starts].astype(np.float64), ts[ends].astype(np.float64)
+    total = (last_us - first_us) / US_PER_DAY
+    np.multiply(gaps, gaps, out=gaps)
+    squares = np.add.reduceat(gaps, starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (squares - total * total / m) / (m - 1)
+    who = seg[starts]
+    out["first_us"][who] = first_us
+    out["last_us"][who] = last_us
+    out["n_purchases"][who] = m + 1.0
+    out["gap_std_days"][who] = np.where(m >= 2, np.sqrt(np.clip(var, 0.0, None)), np.nan)
+    return out
+
+
+def purchase_rhythm(purchases: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """First and last purchase, purchase count and spread of gaps, per customer, before the cutoff.
+
+    Vectorised over the whole table (no per-customer loop): consecutive purchases of one
+    customer give a gap; per customer the sum of squared gaps is one ``reduceat`` and the
+    sum of gaps is last minus first.
+
+    Parameters
+    ----------
+    purchases : DataFrame
+        ``customer_id``, ``timestamp``, ``amount`` (purchases are rows with amount >= 0);
+        any row order (validated tables are sorted, which is fastest).
+    cutoff : Timestamp
+
+    Returns
+    -------
+    DataFrame
+        Indexed by customer_id (sorted) for customers with a purchase before the cutoff:
+        ``first_us``, ``last_us`` (epoch microseconds, float64), ``n_purchases`` and
+        ``gap_std_days`` (ddof=1; NaN below three purchases).
+    """
+    cutoff = normalize_cutoff(cutoff)
+    segs = segments_for(purchases, cutoff)
+    buy = np.flatnonzero(segs.column(purchases, "amount") >= 0)
+    out = pd.DataFrame(_rhythm(segs.seg[buy], segs.ts[buy], segs.n), index=segs.index)
+    out = out[["first_us", "last_us", "n_purchases", "gap_std_days"]]
+    return out[out["n_purchases"] > 0]
+
+
+def purchase_gap_std(purchases: pd.DataFrame, cutoff: pd.Timestamp) -> pd.Series:
+    """Standard deviation (ddof=1) of the days between consecutive purchases before the cutoff.
+
+    Only customers with at least three purchases (two gaps) appear. See :func:`purchase_rhythm`.
+    """
+    std = purchase_rhythm(purchases, cutoff)["gap_std_days"].dropna()
+    return std.rename("purchase_gap_std_days")
+
+
+def build_purchases_features(
+    tables: Tables, cutoff: pd.Timestamp, config: FeatureConfig = FeatureConfig()
+) -> pd.DataFrame:
+    """Purchase features of every customer with a purchase or refund before the cutoff.
+
+    Parameters
+    ----------
+    tables : Tables
+        Validated tables (only ``purchases`` is read).
+    cutoff : Timestamp or str
+        Exclusive: rows with ``timestamp >= cutoff`` are ignored.
+    config : FeatureConfig
+
+    Returns
+    -------
+    DataFrame
+        Indexed by customer_id (sorted), columns :func:`purchases_feature_names`, float64.
+    """
+    cutoff = normalize_cutoff(cutoff)
+    p = tables.purchases
+    segs = segments_for(p, cutoff)
+    windows = config.windows
+    nw = len(windows)
+    amount = segs.column(p, "amount")
+    key = np.full(len(amount), 2, dtype=np.int8)  # 0 purchase, 1 refund, 2 unknown amount
+    key[amount >= 0] = 0
+    key[amount < 0] = 1
+    levels = segs.levels(cutoff, windows)
+    amount = np.nan_to_num(amount, nan=0.0, copy=False)
+    counts, sums = segs.windowed(key, 3, levels, nw, weights=(None, amount))
+    del amount
+    out: dict[str, np.ndarray] = {}
+    cutoff_us = float(np.datetime64(cutoff.to_datetime64(), "us").astype("int64"))
+    buy = np.flatnonzero(key == 0)
+    rhythm = _rhythm(segs.seg[buy], segs.ts[buy], segs.n)
+    n = rhythm["n_purchases"]
+    out["days_since_last_purchase"] = (cutoff_us - rhythm["last_us"]) / US_PER_DAY
+    out["days_since_first_purchase"] = (cutoff_us - rhythm["first_us"]) / US_PER_DAY
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j, w in enumerate(windows):
+            out[f"purchase_count_{w}d"] = counts[:, 0, j]
+        for j, w in enumerate(windows):
+            out[f"spend_{w}d"] = sums[:, 0, j] + sums[:, 1, j]
+        for j, w in enumerate(windows):
+            out[f"avg_basket_{w}d"] = np.where(counts[:, 0, j] > 0, sums[:, 0, j] / counts[:, 0, j], np.nan)
+        for j, w in enumerate(windows):
+            bought = sums[:, 0, j]
+            out[f"refund_share_{w}d"] = np.where(bought > 0, -sums[:, 1, j] / bought, np.nan)
+        out["purchase_count_lifetime"] = n
+        out["spend_lifetime"] = sums[:, 0, nw] + sums[:, 1, nw]
+        mean_gap = (rhythm["last_us"] - rhythm["first_us"]) / US_PER_DAY / (n - 1)
+        out["purchase_gap_mean_days"] = np.where(n >= 2, mean_gap, np.nan)
+        out["purchase_gap_std_days"] = rhythm["gap_std_days"]
+        usual = np.where(n >= 2, mean_gap, float(config.active_window_days))
+        out["overdue_ratio"] = out["days_since_last_purchase"] / np.maximum(usual, 1.0)
+        if nw >= 2:
+            s, lw = windows[-2], windows[-1]
+            count_s, count_l = counts[:, 0, nw - 2], counts[:, 0, nw - 1]
+            spend_s, spend_l = out[f"spend_{s}d"], out[f"spend_{lw}d"]
+            out[f"purchase_trend_{s}d_vs_{lw}d"] = np.where(
+                count_l > 0, (count_s / s) / (count_l / lw), np.nan
+            )
+            out[f"spend_trend_{s}d_vs_{lw}d"] = np.where(spend_l > 0, (spend_s / s) / (spend_l / lw), np.nan)
+    in_longest = np.flatnonzero((key == 0) & (levels >= 1))
+    for col, name in (("category", "categories"), ("channel", "channels")):
+        if _has(tables, col):
+            codes, n_values = text_codes(p[col])
+            out[f"distinct_{name}_{windows[-1]}d"] = _distinct_per_customer(
+                segs.seg[in_longest], codes[segs.rows[in_longest]], segs.n, n_values
+            )
+    frame = pd.DataFrame(out, index=segs.index)
+    return frame[purchases_feature_names(tables, config)]
