@@ -1,0 +1,123 @@
+"""``churnlens explain``: why one customer is at risk, in words, optionally as an HTML card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from churnlens.cli.common import console, handle_errors
+from churnlens.cli.score_cmd import check_lang, parse_cutoff, serving_settings
+from churnlens.config import load_config
+from churnlens.data.tables import Tables
+
+
+def one_customer(tables: Tables, customer_id: str) -> Tables:
+    """The tables restricted to one customer (features are per-customer functions of their events)."""
+    return tables.replace(
+        **{
+            name: frame[(frame["customer_id"] == customer_id).to_numpy(dtype=bool)].reset_index(drop=True)
+            for name, frame in tables.present().items()
+        }
+    )
+
+
+@handle_errors
+def explain(
+    data_dir: Annotated[Path, typer.Argument(help="Directory of input tables (<table>.parquet|csv).")],
+    customer: Annotated[str, typer.Option("--customer", help="Customer id to explain.")],
+    cutoff: Annotated[
+        str | None,
+        typer.Option(
+            help="As of this date (YYYY-MM-DD, exclusive); default the day after the data's last event."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="MLflow model URI (default models:/churnlens@champion).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    ] = None,
+    lang: Annotated[str | None, typer.Option(help="Language: en or fr.")] = None,
+    reasons: Annotated[int | None, typer.Option(help="Number of reasons (default 3).")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a one-page explanation card (HTML).")
+    ] = None,
+    value_column: Annotated[
+        str | None, typer.Option(help="Customer value column; default trailing-12-month spend.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [serving].")] = None,
+) -> None:
+    """Print the churn probability, risk band and top reasons of one customer; --html writes a card."""
+    from churnlens.data import load_tables
+    from churnlens.features import build_snapshot
+    from churnlens.serving import load_model
+    from churnlens.serving.batch import check_bands, customer_values, default_cutoff, model_feature_config
+    from churnlens.serving.card import explain_customer, write_card
+    from churnlens.serving.loader import check_compatible
+    from churnlens.serving.rejects import find_rejects
+
+    cfg = load_config(config)
+    settings = serving_settings(cfg)
+    lang = check_lang(lang or settings.get("lang", "en"))
+    n_reasons = int(reasons if reasons is not None else settings.get("reasons", 3))
+    if n_reasons < 1:
+        raise ValueError(f"--reasons must be >= 1, got {n_reasons}")
+    bands = check_bands((float(settings.get("high_risk", 0.5)), float(settings.get("medium_risk", 0.2))))
+    if html is not None and html.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--html {html} must end in .html")
+    when = parse_cutoff(cutoff)
+    tables, _ = load_tables(data_dir, columns=cfg.columns)
+    when = default_cutoff(tables) if when is None else when
+    if customer not in tables.customer_ids():
+        raise ValueError(f"customer {customer!r} is not in the data in {data_dir}")
+    loaded = load_model(model, tracking_uri=tracking_uri)
+    mine = one_customer(tables, customer)
+    snapshot = build_snapshot(mine, when, model_feature_config(loaded.model))
+    if customer not in snapshot.index:
+        rejects = find_rejects(
+            mine,
+            when,
+            snapshot.index,
+            active_window_days=model_feature_config(loaded.model).active_window_days,
+        )
+        reason = rejects["reason"].iloc[0] if len(rejects) else "not active"
+        raise ValueError(f"customer {customer!r} is not scored at cutoff {when.date()}: {reason}")
+    check_compatible(loaded, snapshot, tables=tables)
+    values, _ = customer_values(mine, snapshot, when, value_column or settings.get("value_column"))
+    explanation = explain_customer(
+        loaded.model,
+        snapshot,
+        customer,
+        cutoff=str(when.date()),
+        lang=lang,
+        n_reasons=n_reasons,
+        bands=bands,
+        customer_value=float(values[0]),
+        model_name=loaded.name,
+        model_version=loaded.version,
+    )
+    table = Table(
+        title=f"Customer {customer} at {when.date()} — churn probability "
+        f"{explanation.probability:.1%}, {explanation.risk_band} risk",
+        show_header=True,
+    )
+    table.add_column("#", justify="right")
+    table.add_column("reason")
+    table.add_column("effect (log-odds)", justify="right")
+    for row in explanation.reasons.itertuples():
+        table.add_row(str(row.rank), str(row.text), f"{row.contribution:+.3f}")
+    if explanation.reasons.empty:
+        table.add_row("", "no factor raises this customer's risk above the typical customer", "")
+    console.print(table)
+    if explanation.value_at_risk is not None:
+        console.print(
+            f"Customer value {explanation.customer_value:,.2f}, value at risk "
+            f"{explanation.value_at_risk:,.2f}"
+        )
+    if html is not None:
+        path = write_card(explanation, html)
+        console.print(f"Wrote explanation card {path}")

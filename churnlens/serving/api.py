@@ -1,0 +1,653 @@
+"""HTTP API (FastAPI): health, model info and scoring of customers from raw events or features.
+
+Endpoints
+---------
+- ``GET /health`` — liveness and the model served (no token needed);
+- ``GET /v1/model`` — name, version, trained_at, horizon, label mode, features, test metrics;
+- ``POST /v1/score`` — churn probability, risk band and reasons per customer
+  (shapes in :mod:`churnlens.serving.schemas`, OpenAPI at ``/openapi.json`` and ``/docs``).
+
+Scoring goes through the functions batch scoring uses (``build_snapshot``,
+``ChurnModel.prepare``, the booster's raw margin, the calibrator, :func:`risk_bands`,
+:func:`top_reasons`), so an API answer equals the batch answer for the same customer.
+Raw events are validated by :func:`churnlens.data.validate_tables`, exactly like files.
+
+Safety: the model is loaded once at startup; nothing from a request is ever unpickled
+(JSON only); the body is bounded in bytes before it is parsed (413), customers per request
+and events per customer are bounded (422 naming the field); when ``CHURNLENS_API_TOKEN`` is
+set every ``/v1`` endpoint requires ``Authorization: Bearer <token>`` (compared in constant
+time, 401 otherwise). Every error is JSON ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``
+and bad input is always a 4xx.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import logging
+import math
+import os
+import re
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from churnlens.data.errors import DataValidationError
+from churnlens.data.schema import TABLE_SPECS
+from churnlens.data.tables import Tables
+from churnlens.model import ChurnModel
+from churnlens.serving.batch import DEFAULT_BANDS, check_bands, model_feature_config, risk_bands
+from churnlens.serving.explain import shap_contributions, top_reasons
+from churnlens.serving.loader import LoadedModel, check_compatible, load_model
+from churnlens.serving.rejects import NO_EVENTS, NO_PURCHASE_BEFORE, find_rejects
+from churnlens.serving.schemas import (
+    ErrorResponse,
+    EventsCustomer,
+    FeaturesCustomer,
+    Health,
+    ModelInfo,
+    ModelRef,
+    Reason,
+    Result,
+    ScoreRequest,
+    ScoreResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "CHURNLENS_API_TOKEN"
+DEFAULT_MAX_CUSTOMERS = 1000
+DEFAULT_MAX_EVENTS = 10_000
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+#: Fields of a customer given as raw events, by table.
+EVENT_FIELDS = ("purchases", "program_events", "support_interactions", "cancellations")
+_DTYPES = {"id": "string", "text": "string", "time": "datetime64[us]", "number": "float64", "flag": "boolean"}
+_ROW = re.compile(r"row (\d+)")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (400, "Malformed JSON"),
+        (401, "Missing or wrong bearer token"),
+        (413, "Request body too large"),
+        (422, "Invalid input; `loc` names the field at fault"),
+    )
+}
+
+
+class ApiError(Exception):
+    """A 4xx answer naming the field at fault."""
+
+    def __init__(self, status: int, loc: Sequence[str | int], msg: str, kind: str) -> None:
+        super().__init__(msg)
+        self.status, self.loc, self.msg, self.kind = status, list(loc), msg, kind
+
+
+def _error(status: int, loc: Sequence[str | int], msg: str, kind: str, **headers: str) -> JSONResponse:
+    body = {"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+# --------------------------------------------------------------------------- scoring core
+
+
+def score_snapshot(
+    model: ChurnModel,
+    snapshot: pd.DataFrame,
+    *,
+    lang: str = "en",
+    n_reasons: int = 3,
+    bands: tuple[float, float] = DEFAULT_BANDS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probability, band and reasons for every row of a snapshot, as batch scoring computes them.
+
+    Parameters
+    ----------
+    model : ChurnModel
+    snapshot : DataFrame
+        One row per customer (index customer_id) with at least the model's features.
+    lang : {"en", "fr"}
+    n_reasons : int
+    bands : (float, float)
+        Lower bounds of the high and medium risk bands.
+
+    Returns
+    -------
+    scores : DataFrame
+        Index customer_id; columns churn_probability, risk_band.
+    reasons : DataFrame
+        Long table of :func:`top_reasons` (customer_id, rank, feature, value, value_label,
+        contribution, text).
+    """
+    X = model.prepare(snapshot)
+    margin = model.booster.predict(X, raw_score=True) if len(X) else np.zeros(0)
+    proba = model.calibrator.transform(margin)
+    scores = pd.DataFrame(
+        {"churn_probability": proba, "risk_band": risk_bands(proba, bands)}, index=snapshot.index
+    )
+    contributions = shap_contributions(model, snapshot, prepared=X)
+    reasons = top_reasons(model, snapshot, n=n_reasons, lang=lang, contributions=contributions)
+    return scores, reasons
+
+
+# --------------------------------------------------------------------------- raw events -> tables
+
+
+def _empty_table(name: str) -> pd.DataFrame:
+    """A validated-looking table with no rows (a family the model needs but nobody sent)."""
+    spec = TABLE_SPECS[name]
+    return pd.DataFrame({c.name: pd.Series([], dtype=_DTYPES[c.kind]) for c in spec.columns})
+
+
+def _event_frames(
+    customers: Sequence[tuple[int, EventsCustomer]],
+) -> tuple[dict[str, pd.DataFrame], dict[str, list[tuple[int, int]]]]:
+    """One raw frame per event table with rows in request order, and where each row came from."""
+    frames: dict[str, pd.DataFrame] = {}
+    origin: dict[str, list[tuple[int, int]]] = {}
+    for name in EVENT_FIELDS:
+        columns = [c.name for c in TABLE_SPECS[name].columns if c.name != "customer_id"]
+        data: dict[str, list[Any]] = {"customer_id": [], **{c: [] for c in columns}}
+        where: list[tuple[int, int]] = []
+        for position, customer in customers:
+            events = getattr(customer, name)
+            data["customer_id"].extend([customer.customer_id] * len(events))
+            for column in columns:
+                data[column].extend([getattr(e, column) for e in events])
+            where.extend((position, j) for j in range(len(events)))
+        if where:
+            frames[name] = pd.DataFrame(data, dtype=object)
+            origin[name] = where
+    return frames, origin
+
+
+def _customers_frame(customers: Sequence[tuple[int, EventsCustomer]], model: ChurnModel) -> pd.DataFrame:
+    """The ``customers`` table of the request: one row per customer, every model attribute as a column."""
+    for position, customer in customers:
+        if "customer_id" in customer.attributes:
+            raise ApiError(
+                422,
+                ["body", "customers", position, "attributes", "customer_id"],
+                "customer_id goes beside attributes, not inside them",
+                "value_error",
+            )
+    rows = [{"customer_id": c.customer_id, **c.attributes} for _, c in customers]
+    frame = pd.DataFrame(rows, dtype=object)
+    for name in model.features:  # attributes nobody sent are missing values, as in batch
+        if name.startswith("attr_") and name[5:] not in frame.columns:
+            frame[name[5:]] = None
+    return frame
+
+
+def _validation_loc(exc: DataValidationError, origin: dict[str, list[tuple[int, int]]]) -> list[str | int]:
+    """Where a DataValidationError points in the request body."""
+    if exc.table == "customers":
+        return ["body", "customers", "attributes"] + ([exc.column] if exc.column else [])
+    rows = [int(m.group(1)) for r in exc.rows if (m := _ROW.search(r))]
+    where = origin.get(exc.table, [])
+    if rows and 0 < rows[0] <= len(where):
+        position, j = where[rows[0] - 1]
+        loc: list[str | int] = ["body", "customers", position, exc.table, j]
+    else:
+        loc = ["body", "customers", exc.table]
+    return loc + ([exc.column] if exc.column else [])
+
+
+def events_to_tables(customers: Sequence[tuple[int, EventsCustomer]], *, model: ChurnModel) -> Tables | None:
+    """Validate the raw events of ``customers`` into tables (None when nobody sent a purchase).
+
+    Tables the model was trained with but nobody sent are added empty, so every customer
+    gets the same features as in batch (counts 0, no program/support activity).
+
+    Raises
+    ------
+    ApiError
+        422 naming the customer, table, event and column of the first problem.
+    """
+    from churnlens.data import validate_tables
+
+    frames, origin = _event_frames(customers)
+    trained_with = set(model.metadata.get("tables", []))
+    if "customers" in trained_with or any(c.attributes for _, c in customers):
+        frames["customers"] = _customers_frame(customers, model)
+    if "purchases" not in frames:
+        return None
+    try:
+        tables, _ = validate_tables(frames)
+    except DataValidationError as exc:
+        raise ApiError(422, _validation_loc(exc, origin), str(exc), "data_validation") from None
+    missing = {n: _empty_table(n) for n in trained_with if n in EVENT_FIELDS and getattr(tables, n) is None}
+    if "customers" in trained_with and tables.customers is None:
+        missing["customers"] = _empty_table("customers")
+    return tables.replace(**missing) if missing else tables
+
+
+# --------------------------------------------------------------------------- feature rows -> snapshot
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(float(value))
+
+
+def features_to_snapshot(
+    customers: Sequence[tuple[int, FeaturesCustomer]], *, model: ChurnModel
+) -> pd.DataFrame:
+    """A snapshot from ready feature rows, checked against the model's features.
+
+    Raises
+    ------
+    ApiError
+        422 naming the customer and feature: a model feature missing, a number where a
+        category is expected or the reverse, a non-finite number.
+    """
+    levels = model.metadata.get("categorical_levels", {})
+    features = model.features
+    names: dict[str, None] = dict.fromkeys(features)
+    for position, customer in customers:
+        row = customer.features
+        missing = [f for f in features if f not in row]
+        if missing:
+            raise ApiError(
+                422,
+                ["body", "customers", position, "features", missing[0]],
+                f"{len(missing)} model feature(s) missing (null stands for a missing value): "
+                f"{missing[:10]}" + (" ..." if len(missing) > 10 else ""),
+                "missing",
+            )
+        for name, value in row.items():
+            names.setdefault(name)
+            if value is None:
+                continue
+            loc = ["body", "customers", position, "features", name]
+            if name in levels and not isinstance(value, str):
+                raise ApiError(422, loc, f"feature {name!r} is a category: give a string", "string_type")
+            if name in features and name not in levels and not _finite_number(value):
+                raise ApiError(422, loc, f"feature {name!r} must be a finite number", "finite_number")
+    ids = pd.Index([c.customer_id for _, c in customers], dtype="string", name="customer_id")
+    columns = {}
+    for name in names:
+        raw = [c.features.get(name) for _, c in customers]
+        if name in levels or any(isinstance(v, str) for v in raw):
+            columns[name] = pd.array(raw, dtype="string")
+        else:
+            columns[name] = np.array([np.nan if v is None else float(v) for v in raw], dtype="float64")
+    return pd.DataFrame(columns, index=ids)
+
+
+# --------------------------------------------------------------------------- service
+
+
+@dataclass
+class Service:
+    """The model served and the limits of the API."""
+
+    loaded: LoadedModel
+    max_customers: int
+    max_events_per_customer: int
+    bands: tuple[float, float]
+    token: str | None
+    lock: threading.Lock
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(name=self.loaded.name, version=self.loaded.version)
+
+    def check_limits(self, request: ScoreRequest) -> None:
+        """Customers per request and events per customer within bounds, else 422 naming the field."""
+        if len(request.customers) > self.max_customers:
+            raise ApiError(
+                422,
+                ["body", "customers"],
+                f"at most {self.max_customers} customers per request, got {len(request.customers)}",
+                "too_long",
+            )
+        seen: dict[str, int] = {}
+        for i, customer in enumerate(request.customers):
+            if customer.customer_id in seen:
+                raise ApiError(
+                    422,
+                    ["body", "customers", i, "customer_id"],
+                    f"customer_id {customer.customer_id!r} repeats customers[{seen[customer.customer_id]}]",
+                    "duplicate",
+                )
+            seen[customer.customer_id] = i
+            if isinstance(customer, EventsCustomer) and customer.n_events() > self.max_events_per_customer:
+                largest = max(EVENT_FIELDS, key=lambda f: len(getattr(customer, f)))
+                raise ApiError(
+                    422,
+                    ["body", "customers", i, largest],
+                    f"at most {self.max_events_per_customer} events per customer, got {customer.n_events()}",
+                    "too_long",
+                )
+
+    def score(self, request: ScoreRequest) -> ScoreResponse:
+        """Score every customer of ``request``; the inactive ones come back ``not_scored``.
+
+        One request is scored at a time (CPU-bound work; LightGBM prediction is not shared
+        across threads).
+        """
+        self.check_limits(request)
+        with self.lock:
+            return self._score(request)
+
+    def _score(self, request: ScoreRequest) -> ScoreResponse:
+        model = self.loaded.model
+        cutoff = pd.Timestamp(request.cutoff or (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)))
+        by_events = [(i, c) for i, c in enumerate(request.customers) if isinstance(c, EventsCustomer)]
+        by_features = [(i, c) for i, c in enumerate(request.customers) if isinstance(c, FeaturesCustomer)]
+        snapshots: list[pd.DataFrame] = []
+        not_scored: dict[str, str] = {}
+        if by_events:
+            tables = events_to_tables(by_events, model=model)
+            snapshot = self._snapshot(tables, cutoff, model) if tables is not None else None
+            if snapshot is not None:
+                snapshots.append(snapshot)
+            not_scored = self._not_scored(by_events, tables, cutoff, snapshot, model)
+        if by_features:
+            snapshots.append(features_to_snapshot(by_features, model=model))
+        results = self._results(request, snapshots, not_scored)
+        return ScoreResponse(model=self.ref, cutoff=cutoff.date() if by_events else None, results=results)
+
+    @staticmethod
+    def _snapshot(tables: Tables, cutoff: pd.Timestamp, model: ChurnModel) -> pd.DataFrame:
+        from churnlens.features import build_snapshot
+
+        try:
+            snapshot = build_snapshot(tables, cutoff, model_feature_config(model))
+            check_compatible(model, snapshot, tables=tables)
+        except DataValidationError as exc:
+            raise ApiError(422, ["body", "customers", exc.table], str(exc), "data_validation") from None
+        except ValueError as exc:
+            raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
+        return snapshot
+
+    @staticmethod
+    def _not_scored(
+        customers: Sequence[tuple[int, EventsCustomer]],
+        tables: Tables | None,
+        cutoff: pd.Timestamp,
+        snapshot: pd.DataFrame | None,
+        model: ChurnModel,
+    ) -> dict[str, str]:
+        scored = set() if snapshot is None else set(snapshot.index)
+        reasons: dict[str, str] = {}
+        if tables is not None:
+            window = model_feature_config(model).active_window_days
+            rejects = find_rejects(
+                tables, cutoff, pd.Index(sorted(scored), dtype="string"), active_window_days=window
+            )
+            reasons = dict(zip(rejects["customer_id"].tolist(), rejects["reason"].tolist(), strict=True))
+        out = {}
+        for _, c in customers:
+            if c.customer_id in scored:
+                continue
+            fallback = NO_PURCHASE_BEFORE if c.n_events() else NO_EVENTS
+            out[c.customer_id] = reasons.get(c.customer_id, fallback)
+        return out
+
+    def _results(
+        self, request: ScoreRequest, snapshots: list[pd.DataFrame], not_scored: dict[str, str]
+    ) -> list[Result]:
+        model = self.loaded.model
+        by_id: dict[str, Result] = {
+            cid: Result(customer_id=cid, status="not_scored", reason=why) for cid, why in not_scored.items()
+        }
+        for snapshot in snapshots:
+            if snapshot.empty:
+                continue
+            try:
+                scores, reasons = score_snapshot(
+                    model, snapshot, lang=request.lang, n_reasons=request.reasons, bands=self.bands
+                )
+            except ValueError as exc:
+                raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
+            grouped: dict[str, list[Reason]] = {}
+            for row in reasons.itertuples(index=False):
+                number = float(row.value)
+                value: float | str | None = (
+                    number
+                    if math.isfinite(number)
+                    else (None if pd.isna(row.value_label) else str(row.value_label))
+                )
+                grouped.setdefault(str(row.customer_id), []).append(
+                    Reason(
+                        feature=str(row.feature),
+                        value=value,
+                        contribution=float(row.contribution),
+                        text=str(row.text),
+                    )
+                )
+            for cid, p, band in zip(
+                scores.index, scores["churn_probability"], scores["risk_band"], strict=True
+            ):
+                by_id[str(cid)] = Result(
+                    customer_id=str(cid),
+                    status="scored",
+                    churn_probability=float(p),
+                    risk_band=str(band),
+                    reasons=grouped.get(str(cid), []),
+                )
+        return [by_id[c.customer_id] for c in request.customers]
+
+
+# --------------------------------------------------------------------------- body size
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``max_bytes`` with 413 before anything parses them."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, int(max_bytes)
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = _error(
+            413, ["body"], f"request body larger than {self.max_bytes} bytes", "body_too_large"
+        )
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                declared = -1
+            if declared < 0:
+                await _error(400, ["header", "content-length"], "invalid Content-Length", "header")(
+                    scope, receive, send
+                )
+                return
+            if declared > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:  # read (bounded) before the app parses anything
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+# --------------------------------------------------------------------------- app
+
+_bearer = HTTPBearer(auto_error=False, description="Required when CHURNLENS_API_TOKEN is set.")
+
+
+def authorize(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """401 unless the bearer token matches the server's (constant-time); no-op without a token."""
+    expected = request.app.state.service.token
+    if expected is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        why = "missing bearer token" if credentials is None else "wrong bearer token"
+        raise ApiError(401, ["header", "authorization"], why, "unauthorized")
+
+
+def _clean_loc(loc: Sequence[Any]) -> list[str | int]:
+    """Pydantic's loc without the union tag it inserts after a customer's index."""
+    out = [x if isinstance(x, int) else str(x) for x in loc]
+    if len(out) > 3 and out[:2] == ["body", "customers"] and isinstance(out[2], int):
+        if out[3] in ("events", "features") and (len(out) > 4 or out[3] == "events"):
+            del out[3]
+    return out
+
+
+def create_app(
+    model_uri: str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    max_customers: int = DEFAULT_MAX_CUSTOMERS,
+    max_events_per_customer: int = DEFAULT_MAX_EVENTS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    bands: tuple[float, float] = DEFAULT_BANDS,
+    token: str | None = None,
+    loaded: LoadedModel | None = None,
+) -> FastAPI:
+    """Build the API around one model, loaded now (once).
+
+    Parameters
+    ----------
+    model_uri : str, optional
+        Any URI :func:`churnlens.serving.load_model` accepts; default ``models:/churnlens@champion``.
+    tracking_uri : str, optional
+        Tracking store; else ``MLFLOW_TRACKING_URI``, else the embedded default.
+    max_customers : int
+        Customers per request.
+    max_events_per_customer : int
+        Events (all tables) per customer given as raw events.
+    max_body_bytes : int
+        Request body size, checked before parsing.
+    bands : (float, float)
+        Lower probability bounds of the high and medium risk bands.
+    token : str, optional
+        Bearer token required on ``/v1``; default the ``CHURNLENS_API_TOKEN`` environment
+        variable (no token when unset or empty).
+    loaded : LoadedModel, optional
+        An already loaded model (then ``model_uri`` and ``tracking_uri`` are not used).
+
+    Returns
+    -------
+    FastAPI
+    """
+    for name, value in (
+        ("max_customers", max_customers),
+        ("max_events_per_customer", max_events_per_customer),
+        ("max_body_bytes", max_body_bytes),
+    ):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    bands = check_bands(bands)
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    loaded = loaded or load_model(model_uri, tracking_uri=tracking_uri)
+    service = Service(
+        loaded, int(max_customers), int(max_events_per_customer), bands, token, threading.Lock()
+    )
+
+    app = FastAPI(
+        title="churnlens",
+        version="1",
+        summary="Churn probability, risk band and plain-language reasons for loyalty-program customers.",
+        description=(
+            "Score customers given as raw events (table contract of DESIGN §2) or as ready "
+            "feature rows. When the server has `CHURNLENS_API_TOKEN` set, `/v1` endpoints need "
+            '`Authorization: Bearer <token>`. Errors are `{"detail": [{"loc", "msg", "type"}]}`; '
+            f"limits: {max_customers} customers per request, {max_events_per_customer} events per "
+            f"customer, {max_body_bytes} bytes per body."
+        ),
+        responses=_ERRORS,
+    )
+    app.state.service = service
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return _error(exc.status, exc.loc, exc.msg, exc.kind, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
+        detail = [
+            {
+                "loc": _clean_loc(e.get("loc", ())),
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+            for e in errors[:20]
+        ]
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, [], str(exc.detail), "http_error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, [], "internal error", "internal")
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        """Liveness: the server is up and its model is loaded."""
+        return Health(status="ok", model=service.ref)
+
+    @app.get("/v1/model", response_model=ModelInfo, tags=["model"], dependencies=[Depends(authorize)])
+    def model_info() -> ModelInfo:
+        """The model served: name, version, training time, horizon, label mode, features, test metrics."""
+        info = loaded.info()
+        info["trained_at"] = None if info["trained_at"] is None else str(info["trained_at"])
+        info["catalog_version"] = None if info["catalog_version"] is None else str(info["catalog_version"])
+        info["test_cutoff"] = None if info["test_cutoff"] is None else str(info["test_cutoff"])
+        info["test_metrics"] = json.loads(json.dumps(info["test_metrics"], default=str))
+        return ModelInfo(**info, risk_bands={"high": bands[0], "medium": bands[1]})
+
+    @app.post("/v1/score", response_model=ScoreResponse, tags=["score"], dependencies=[Depends(authorize)])
+    def score(request: ScoreRequest) -> ScoreResponse:
+        """Churn probability, risk band and top reasons per customer, in request order.
+
+        Each customer is either raw events (`purchases`, `program_events`,
+        `support_interactions`, `cancellations`, `attributes`) or ready features
+        (`features`). Customers not in the active population at the cutoff come back with
+        `status: "not_scored"` and the `reason`.
+        """
+        return service.score(request)
+
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app
