@@ -19,6 +19,7 @@ from churnlens.data import load_tables
 from churnlens.features import build_snapshot
 from churnlens.tracking import configure_mlflow
 from churnlens.training import TrainConfig, train_model
+from churnlens.training.mlflow_log import signature_frame
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +37,11 @@ def truth(small_sim):
 
 
 @pytest.fixture(scope="module")
-def server_runs(tables, truth, mlflow_server):
+def server_runs(small_sim, tables, truth, mlflow_server):
     """Two identical runs against the tracking server: same data, config and seed."""
+    report = load_tables(small_sim)[1].to_dict()
     first = train_model(tables, tracking_uri=mlflow_server, model_name="churn_srv", truth=truth,
-                        train_config=TrainConfig(seed=5))
+                        train_config=TrainConfig(seed=5), validation_report=report)
     second = train_model(tables, tracking_uri=mlflow_server, model_name="churn_srv", truth=truth,
                          train_config=TrainConfig(seed=5))
     return first, second
@@ -61,8 +63,11 @@ def test_server_run_logs_metrics_params_and_artifacts(server_runs, mlflow_server
     assert "training.lgbm.learning_rate" in params and "data.rows.purchases" in params
     client = MlflowClient()
     top = {a.path for a in client.list_artifacts(first.run_id)}
-    assert {"config.json", "data_fingerprint.json", "plots", "model", "test_metrics.csv",
-            "validation_report.json"} <= top
+    assert {"config.json", "data_fingerprint.json", "plots", "test_metrics.csv", "validation_report.json"} <= top
+    # MLflow 3 keeps the model as a logged model of the run, with our three artifacts inside
+    local = Path(mlflow.artifacts.download_artifacts(first.model_uri))
+    model_files = {p.name for p in local.rglob("*")}
+    assert {"booster.txt", "calibrator.json", "metadata.json"} <= model_files
     plots = {Path(a.path).name for a in client.list_artifacts(first.run_id, "plots")}
     assert EXPECTED_PLOTS <= plots
 
@@ -89,9 +94,10 @@ def test_registry_champion_then_challenger(server_runs, mlflow_server):
     assert "does not beat champion v1" in second.registry_reason
     configure_mlflow(mlflow_server)
     client = MlflowClient()
-    assert client.get_model_version_by_alias("churn_srv", "champion").version == "1"
-    assert client.get_model_version_by_alias("churn_srv", "challenger").version == "2"
-    result = CliRunner().invoke(app, ["models", "--model-name", "churn_srv", "--tracking-uri", mlflow_server])
+    assert str(client.get_model_version_by_alias("churn_srv", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("churn_srv", "challenger").version) == "2"
+    result = CliRunner().invoke(app, ["models", "--model-name", "churn_srv", "--tracking-uri", mlflow_server],
+                                env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "champion" in result.output and "challenger" in result.output
 
@@ -110,7 +116,9 @@ def test_reloaded_model_reproduces_predictions_bit_for_bit(server_runs, tables, 
     snapshot = build_snapshot(tables, first.split.test_cutoff)
     configure_mlflow(mlflow_server)
     in_process = mlflow.pyfunc.load_model(first.model_uri).unwrap_python_model().predict_proba(snapshot)
-    snapshot.to_parquet(tmp_path / "snapshot.parquet")
+    # pyfunc callers send categoricals as plain strings (the signature's type)
+    model = mlflow.pyfunc.load_model(first.model_uri).unwrap_python_model()
+    signature_frame(snapshot, model.features, model.metadata["categorical_levels"]).to_parquet(tmp_path / "snapshot.parquet")
     script = (
         "import sys, mlflow, pandas as pd\n"
         "mlflow.set_tracking_uri(sys.argv[1])\n"
@@ -119,9 +127,10 @@ def test_reloaded_model_reproduces_predictions_bit_for_bit(server_runs, tables, 
         "model.predict(frame).to_parquet(sys.argv[4])\n"
     )
     out = tmp_path / "pred.parquet"
-    subprocess.run([sys.executable, "-c", script, mlflow_server, f"models:/churn_srv@champion",
-                    str(tmp_path / "snapshot.parquet"), str(out)], check=True, timeout=300,
-                   env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    done = subprocess.run([sys.executable, "-c", script, mlflow_server, f"models:/churn_srv@champion",
+                    str(tmp_path / "snapshot.parquet"), str(out)], timeout=300,
+                   env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     fresh = pd.read_parquet(out)["churn_probability"].to_numpy()
     np.testing.assert_array_equal(fresh, in_process)
 
@@ -136,7 +145,7 @@ def test_embedded_default_store_and_cli(small_sim, tmp_path, monkeypatch):
     assert any((tmp_path / "mlartifacts").rglob("booster.txt"))
     configure_mlflow(None)
     version = MlflowClient().get_model_version_by_alias("churn_local", "champion")
-    assert version.version == "1"
+    assert str(version.version) == "1"
 
 
 def test_train_cli_bad_input_exits_2(tmp_path):

@@ -6,7 +6,16 @@ import os
 
 import typer
 
-from churnlens.cli import simulate_cmd, validate_cmd
+from churnlens.cli import (
+    explain_cmd,
+    features_cmd,
+    import_cmd,
+    score_cmd,
+    serve_cmd,
+    simulate_cmd,
+    train_cmd,
+    validate_cmd,
+)
 
 # MLflow must never try to phone home from this offline tool.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -20,6 +29,13 @@ app = typer.Typer(
 )
 app.command("simulate")(simulate_cmd.simulate)
 app.command("validate")(validate_cmd.validate)
+app.command("features")(features_cmd.features)
+app.command("import-transactions")(import_cmd.import_transactions)
+app.command("train")(train_cmd.train)
+app.command("models")(train_cmd.models)
+app.command("score")(score_cmd.score)
+app.command("explain")(explain_cmd.explain)
+app.command("serve")(serve_cmd.serve)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

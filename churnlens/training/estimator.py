@@ -78,10 +78,11 @@ class ChurnClassifier:
         y_validation = np.asarray(y_validation, dtype=int)
         if len(np.unique(y_train)) < 2 or len(np.unique(y_validation)) < 2:
             raise ValueError("training and validation cutoffs must each contain churners and non-churners")
-        lgb_params = self.params.to_lgb(
-            seed=self.seed, threads=self.threads, scale_pos_weight=scale_pos_weight(y_train, self.class_weight)
-        )
-        lgb_params["metric"] = "binary_logloss"
+        weight = scale_pos_weight(y_train, self.class_weight)
+        lgb_params = self.params.to_lgb(seed=self.seed, threads=self.threads, scale_pos_weight=weight)
+        # Up-weighting churners inflates raw probabilities, so the weighted run's validation log
+        # loss worsens while ranking still improves: stop on AUC then (seen: 2 trees kept).
+        lgb_params["metric"] = "auc" if weight != 1.0 else "binary_logloss"
         dtrain = lgb.Dataset(X_train, y_train, categorical_feature=list(self.categorical_levels_) or "auto",
                              free_raw_data=True)
         dval = lgb.Dataset(X_val, y_validation, reference=dtrain)

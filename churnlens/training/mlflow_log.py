@@ -196,7 +196,6 @@ def list_model_versions(model_name: str) -> pd.DataFrame:
                 "pr_auc": metrics.get("test_model_pr_auc"),
                 "ece": metrics.get("test_model_ece"),
                 "oracle_ratio": metrics.get("test_model_oracle_ratio"),
-                "run_id": v.run_id,
             }
         )
     return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True) if rows else pd.DataFrame(rows)
