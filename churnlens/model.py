@@ -113,8 +113,10 @@ def prepare_features(frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFr
         col = frame[name]
         if name in levels:
             out[name] = pd.Categorical(col.astype("string").astype(object), categories=levels[name])
+        elif col.dtype == np.float64:  # already typed (snapshots): no per-column conversion cost
+            out[name] = col.to_numpy()
         else:
-            out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
+            out[name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return pd.DataFrame(out, index=frame.index)
 
 

@@ -1,0 +1,58 @@
+"""``churnlens serve``: the HTTP API (FastAPI) on uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from churnlens.cli.common import console, handle_errors
+
+
+@handle_errors
+def serve(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model URI (models:/name@alias, runs:/..., a path); default models:/churnlens@champion."
+        ),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking store; else MLFLOW_TRACKING_URI, else sqlite:///mlflow.db."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_customers: Annotated[int, typer.Option(help="Customers per request.")] = 1000,
+    max_events: Annotated[int, typer.Option(help="Events per customer given as raw events.")] = 10_000,
+    max_body_mb: Annotated[float, typer.Option(help="Request body size limit in MiB.")] = 32.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve churn scores over HTTP: GET /health, GET /v1/model, POST /v1/score (OpenAPI at /docs).
+
+    When the CHURNLENS_API_TOKEN environment variable is set, /v1 endpoints require
+    ``Authorization: Bearer <token>``.
+    """
+    import uvicorn
+
+    from churnlens.serving.api import TOKEN_ENV, create_app
+
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {port}")
+    if max_body_mb <= 0:
+        raise ValueError(f"--max-body-mb must be > 0, got {max_body_mb}")
+    app = create_app(
+        model,
+        tracking_uri=tracking_uri,
+        max_customers=max_customers,
+        max_events_per_customer=max_events,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+    )
+    service = app.state.service
+    secured = "token required" if os.environ.get(TOKEN_ENV) else f"no token ({TOKEN_ENV} not set)"
+    console.print(
+        f"Serving {service.loaded.name} version {service.loaded.version or '-'} "
+        f"({service.loaded.resolved_uri}) on http://{host}:{port} — {secured}; docs at /docs"
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
