@@ -82,17 +82,20 @@ def train(
 
 
 def metrics_table(metrics: pd.DataFrame) -> Table:
-    """The test metrics as a rich table (rows: scorers)."""
-    columns = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift", "top_decile_capture",
-               "best_profit", "best_depth", "oracle_ratio"]
-    columns = [c for c in columns if c in metrics.columns]
+    """The test metrics as a rich table: one row per metric, one column per scorer."""
+    names = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift", "top_decile_capture",
+             "best_profit", "best_depth", "oracle_ratio", "base_rate", "n"]
+    names = [c for c in names if c in metrics.columns]
     table = Table(title="Out-of-time test metrics")
-    table.add_column("scorer")
-    for c in columns:
-        table.add_column(c, justify="right")
-    for scorer, row in metrics.iterrows():
-        table.add_row(str(scorer), *("" if pd.isna(row[c]) else f"{row[c]:,.4f}" if abs(row[c]) < 100 else f"{row[c]:,.0f}"
-                                     for c in columns))
+    table.add_column("metric")
+    for scorer in metrics.index:
+        table.add_column(str(scorer), justify="right")
+    for name in names:
+        cells = []
+        for scorer in metrics.index:
+            value = metrics.loc[scorer, name]
+            cells.append("" if pd.isna(value) else f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}")
+        table.add_row(name, *cells)
     return table
 
 
