@@ -183,13 +183,19 @@ def list_model_versions(model_name: str) -> pd.DataFrame:
     """Versions of a registered model with aliases and key test metrics, newest first."""
     client = MlflowClient()
     versions = client.search_model_versions(f"name = '{model_name}'")
+    # Search results from a tracking server leave ModelVersion.aliases empty; the registered
+    # model's alias map is filled by every store.
+    aliases: dict[str, list[str]] = {}
+    if versions:
+        for alias, version in client.get_registered_model(model_name).aliases.items():
+            aliases.setdefault(str(version), []).append(alias)
     rows = []
     for v in versions:
         metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
         rows.append(
             {
                 "version": int(v.version),
-                "aliases": ", ".join(sorted(v.aliases)),
+                "aliases": ", ".join(sorted(set(v.aliases) | set(aliases.get(str(v.version), [])))),
                 "created": pd.Timestamp(v.creation_timestamp, unit="ms").strftime("%Y-%m-%d %H:%M"),
                 "test_cutoff": v.tags.get("test_cutoff", ""),
                 "roc_auc": metrics.get("test_model_roc_auc"),
