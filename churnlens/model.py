@@ -139,7 +139,8 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         return model
 
     def __getstate__(self) -> dict[str, Any]:
-        # MLflow pickles the wrapper itself; the parts travel as the safe artifacts above.
+        # Models are logged from code (churnlens/model_code.py), never pickled; should anyone
+        # pickle the wrapper anyway, the parts still travel only as the artifacts above.
         return {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -67,7 +67,9 @@ def test_server_run_logs_metrics_params_and_artifacts(server_runs, mlflow_server
     # MLflow 3 keeps the model as a logged model of the run, with our three artifacts inside
     local = Path(mlflow.artifacts.download_artifacts(first.model_uri))
     model_files = {p.name for p in local.rglob("*")}
-    assert {"booster.txt", "calibrator.json", "metadata.json"} <= model_files
+    assert {"booster.txt", "calibrator.json", "metadata.json", "model_code.py"} <= model_files
+    # logged from code: loading the model never unpickles anything
+    assert not any(name.endswith((".pkl", ".pickle", ".cloudpickle")) for name in model_files)
     plots = {Path(a.path).name for a in client.list_artifacts(first.run_id, "plots")}
     assert EXPECTED_PLOTS <= plots
 

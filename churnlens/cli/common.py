@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,8 +12,20 @@ from rich.console import Console
 
 from churnlens.data.errors import DataValidationError
 
-console = Console()
-err_console = Console(stderr=True)
+#: Width when writing to a file or pipe (CI logs, `| tee`): rich would otherwise squeeze
+#: tables into 80 columns and truncate ids and dates. COLUMNS still wins when set.
+PIPE_WIDTH = 120
+
+
+def _console(stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    if probe.is_terminal or os.environ.get("COLUMNS"):
+        return probe
+    return Console(stderr=stderr, width=PIPE_WIDTH)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +48,7 @@ def train(
     if seed is not None:
         overrides["seed"] = seed
     train_cfg = replace(train_cfg, **overrides)
+    started = time.perf_counter()
     console.print(f"Loading tables from [bold]{data_dir}[/]")
     tables, report = load_tables(data_dir, columns=cfg.columns)
     truth_path = data_dir / TRUTH_FILE
@@ -73,7 +76,8 @@ def train(
         f"Rows: {result.rows['train']:,} / {result.rows['validation']:,} / {result.rows['test']:,}."
     )
     console.print(metrics_table(result.metrics))
-    console.print(f"Model: {result.n_trees} trees x {result.num_leaves} leaves")
+    console.print(f"Model: {result.n_trees} trees x {result.num_leaves} leaves; "
+                  f"trained, evaluated and logged in {time.perf_counter() - started:.0f} s")
     console.print(f"MLflow run [bold]{result.run_id}[/] in {result.tracking_uri}")
     console.print(
         f"Registered [bold]{result.model_name}[/] version [bold]{result.model_version}[/] as "

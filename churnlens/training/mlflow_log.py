@@ -108,6 +108,10 @@ def pip_requirements() -> list[str]:
     ]
 
 
+#: The file MLflow stores as the model's code (see churnlens/model_code.py).
+MODEL_CODE = Path(__file__).resolve().parents[1] / "model_code.py"
+
+
 def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
     """Log the pyfunc model with signature and input example; return its ``runs:/`` URI."""
     meta = model.metadata
@@ -115,7 +119,8 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
         artifacts = model.save_artifacts(tmp)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=model,
+            # models from code: the logged model holds source code and artifacts, no pickle
+            python_model=str(MODEL_CODE),
             artifacts=artifacts,
             signature=model_signature(meta["features"], meta["categorical_levels"]),
             input_example=signature_frame(example, meta["features"], meta["categorical_levels"]),
