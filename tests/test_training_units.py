@@ -17,14 +17,15 @@ CUTOFFS = [pd.Timestamp("2024-01-01") + pd.Timedelta(days=30 * k) for k in range
 
 
 def test_split_holds_out_latest_as_test_and_previous_as_validation():
-    split = out_of_time_split(CUTOFFS[::-1], horizon_days=90)
+    split = out_of_time_split(CUTOFFS[::-1], horizon_days=90, purge=False)
     assert split.test_cutoff == CUTOFFS[-1]
     assert split.validation_cutoff == CUTOFFS[-2]
     assert split.train_cutoffs == tuple(CUTOFFS[:-2])
 
 
 def test_purged_split_keeps_label_windows_apart():
-    split = out_of_time_split(CUTOFFS, horizon_days=90, purge=True)
+    assert TrainConfig().purge  # leak-free by default
+    split = out_of_time_split(CUTOFFS, horizon_days=90)
     assert split.test_cutoff == CUTOFFS[7]
     assert split.validation_cutoff == CUTOFFS[4]  # 4 + 3 steps of 30 days = 90 days <= test
     assert split.train_cutoffs == tuple(CUTOFFS[:2])
@@ -32,12 +33,12 @@ def test_purged_split_keeps_label_windows_apart():
 
 
 def test_split_with_explicit_test_cutoff_and_errors():
-    split = out_of_time_split(CUTOFFS, horizon_days=90, test_cutoff=CUTOFFS[5])
+    split = out_of_time_split(CUTOFFS, horizon_days=90, test_cutoff=CUTOFFS[5], purge=False)
     assert split.test_cutoff == CUTOFFS[5] and split.validation_cutoff == CUTOFFS[4]
     with pytest.raises(ValueError, match="test cutoff 2023-12-31 is not one of the training cutoffs"):
         out_of_time_split(CUTOFFS, horizon_days=90, test_cutoff="2023-12-31")
     with pytest.raises(ValueError, match="no training cutoff before the validation cutoff"):
-        out_of_time_split(CUTOFFS[:2], horizon_days=90)
+        out_of_time_split(CUTOFFS[:2], horizon_days=90, purge=False)
     with pytest.raises(ValueError, match="no validation cutoff"):
         out_of_time_split(CUTOFFS[:1], horizon_days=90)
 

@@ -32,6 +32,7 @@ def train(
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
     tune: Annotated[int, typer.Option(help="Random-search trials of LightGBM parameters on the validation cutoff (0: off).")] = 0,
     seed: Annotated[int | None, typer.Option(help="Seed for LightGBM and calibration (default from config, else 42).")] = None,
+    purge: Annotated[bool | None, typer.Option("--purge/--no-purge", help="Keep label windows of train, validation and test apart (default from config, else on); --no-purge lets training labels overlap the test period, which flatters test metrics.")] = None,
 ) -> None:
     """Train an out-of-time LightGBM churn model, log it to MLflow and register it.
 
@@ -47,6 +48,8 @@ def train(
     overrides = {"horizon_days": horizon, "step_days": step, "tune_trials": tune or train_cfg.tune_trials}
     if seed is not None:
         overrides["seed"] = seed
+    if purge is not None:
+        overrides["purge"] = purge
     train_cfg = replace(train_cfg, **overrides)
     started = time.perf_counter()
     console.print(f"Loading tables from [bold]{data_dir}[/]")

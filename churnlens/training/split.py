@@ -31,7 +31,7 @@ def out_of_time_split(
     cutoffs: list[pd.Timestamp],
     *,
     horizon_days: int,
-    purge: bool = False,
+    purge: bool = True,
     test_cutoff: pd.Timestamp | None = None,
 ) -> OutOfTimeSplit:
     """Hold out the latest labelled cutoff as test and the one before as validation.
