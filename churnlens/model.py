@@ -120,6 +120,11 @@ def prepare_features(frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFr
     return pd.DataFrame(out, index=frame.index)
 
 
+#: The file MLflow stores as the model's code ("models from code"): logging and saving pass
+#: ``python_model=str(MODEL_CODE)`` so a logged churnlens model holds no pickle.
+MODEL_CODE = Path(__file__).resolve().with_name("model_code.py")
+
+
 class ChurnModel(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc wrapper: ``predict`` returns calibrated churn probabilities.
 

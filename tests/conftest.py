@@ -45,8 +45,8 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
 def small_sim(tmp_path_factory):
     """A simulated loyalty program (all five tables + truth) written as Parquet."""
     from churnlens.data.io import write_tables
-    from churnlens.simulate import simulate, simulate_truth_table
     from churnlens.features import training_cutoffs
+    from churnlens.simulate import simulate, simulate_truth_table
 
     out = tmp_path_factory.mktemp("sim")
     sim = simulate(**SMALL_SIM)

@@ -28,7 +28,7 @@ from conftest import free_port, wait_for_http
 
 from churnlens.data.io import load_tables, write_tables
 from churnlens.features import CATALOG_VERSION, build_labels, build_snapshot
-from churnlens.model import Calibrator, ChurnModel
+from churnlens.model import MODEL_CODE, Calibrator, ChurnModel
 from churnlens.monitoring import reference_statistics
 from churnlens.serving import load_model, score_base
 
@@ -130,7 +130,7 @@ def world(tmp_path_factory):
     model_dir = root / "model"
     mlflow.pyfunc.save_model(
         str(model_dir),
-        python_model=model,
+        python_model=str(MODEL_CODE),  # from code, as training logs it: no pickle
         artifacts=model.save_artifacts(root / "parts"),
         pip_requirements=["churnlens"],  # inferring them costs seconds
     )

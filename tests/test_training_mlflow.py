@@ -129,7 +129,7 @@ def test_reloaded_model_reproduces_predictions_bit_for_bit(server_runs, tables, 
         "model.predict(frame).to_parquet(sys.argv[4])\n"
     )
     out = tmp_path / "pred.parquet"
-    done = subprocess.run([sys.executable, "-c", script, mlflow_server, f"models:/churn_srv@champion",
+    done = subprocess.run([sys.executable, "-c", script, mlflow_server, "models:/churn_srv@champion",
                     str(tmp_path / "snapshot.parquet"), str(out)], timeout=300,
                    env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -11,7 +11,6 @@ with x repeat purchases and T the customer's age in days at the cutoff.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from churnlens.data.tables import Tables

@@ -9,7 +9,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnlens.model import Calibrator, prepare_features
+from churnlens.model import prepare_features
 from churnlens.training.calibration import choose_calibrator
 from churnlens.training.config import LightGBMParams
 

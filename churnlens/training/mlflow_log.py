@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 
-from churnlens.model import ChurnModel
+from churnlens.model import MODEL_CODE, ChurnModel
 from churnlens.tracking import artifact_root_for
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -106,10 +106,6 @@ def pip_requirements() -> list[str]:
         f"numpy=={numpy.__version__}",
         "churnlens",
     ]
-
-
-#: The file MLflow stores as the model's code (see churnlens/model_code.py).
-MODEL_CODE = Path(__file__).resolve().parents[1] / "model_code.py"
 
 
 def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
