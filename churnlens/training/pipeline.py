@@ -29,6 +29,8 @@ from churnlens.training.split import OutOfTimeSplit, out_of_time_split
 from churnlens.training.tune import random_search
 
 Progress = Callable[[str, int, int], None]
+#: Builds the stacked training set: (tables, *, cutoffs, horizon_days, config, progress) -> frame.
+TrainingSetBuilder = Callable[..., pd.DataFrame]
 
 #: Rows of the SHAP summary plot (TreeSHAP costs ~0.4 ms per row).
 SHAP_PLOT_ROWS = 4000
@@ -84,6 +86,7 @@ def train_model(
     truth: pd.DataFrame | None = None,
     validation_report: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    training_set_builder: TrainingSetBuilder | None = None,
 ) -> TrainingResult:
     """Train, evaluate out of time, log to MLflow and register a churn model.
 
@@ -105,6 +108,10 @@ def train_model(
     validation_report : dict, optional
         Logged as ``validation_report.json``.
     progress : callable(stage, done, total), optional
+    training_set_builder : callable, optional
+        Builds the stacked training set instead of :func:`build_training_set` (same keyword
+        arguments ``cutoffs``, ``horizon_days``, ``config``, ``progress``; same result), e.g.
+        on a distributed engine.
 
     Returns
     -------
@@ -124,7 +131,7 @@ def train_model(
     split = out_of_time_split(cutoffs, horizon_days=train_config.horizon_days, purge=train_config.purge,
                               test_cutoff=pd.Timestamp(test_cutoff) if test_cutoff is not None else None)
     used = sorted({*split.train_cutoffs, split.validation_cutoff, split.test_cutoff})
-    training_set = build_training_set(
+    training_set = (training_set_builder or build_training_set)(
         tables, cutoffs=used, horizon_days=train_config.horizon_days, config=config,
         progress=lambda done, total: step("features", done, total),
     )
