@@ -12,7 +12,10 @@ Artifacts of the MLflow pyfunc model:
   ``{"method": "platt", "a": .., "b": ..}`` or ``{"method": "none"}``; maps raw margin
   (log-odds) to calibrated probability;
 - ``metadata.json`` feature names in order, dtypes, categorical levels, catalog version,
-  horizon, label mode, reference statistics, test metrics, training time.
+  horizon, label mode, reference statistics, test metrics, training time;
+- ``linear.json`` (only when training kept a linear base) the logistic regression on
+  recency, frequency and monetary value the trees were boosted from: the raw margin is the
+  linear margin plus the trees' margin.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import pandas as pd
 BOOSTER_FILE = "booster.txt"
 CALIBRATOR_FILE = "calibrator.json"
 METADATA_FILE = "metadata.json"
+LINEAR_FILE = "linear.json"
 
 
 class FeatureMismatchError(ValueError):
@@ -73,6 +77,69 @@ class Calibrator:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Calibrator:
+        return cls(**raw)
+
+
+@dataclass
+class LinearBase:
+    """Logistic-regression margin the trees are boosted from (LightGBM ``init_score``).
+
+    ``z_j = (signed_log1p(x_j, NaN -> median_j) - mean_j) / scale_j`` and
+    ``margin = intercept + sum_j coef_j * z_j``. The means are those of the training rows, so
+    ``coef_j * z_j`` is feature j's exact SHAP value for this linear part (features taken as
+    independent) and ``intercept`` its base value: linear and tree contributions add up.
+
+    Parameters
+    ----------
+    features : list of str
+        Numeric model features used, in order.
+    medians, means, scales, coef : list of float
+        Imputation values, standardisation (of the log-scaled values) and coefficients.
+    intercept : float
+    lower, upper : list of float, optional
+        Range of ``z`` seen in training; values outside are clipped to it, so a customer
+        unlike any training row (e.g. a huge net refund) is not extrapolated linearly.
+        The means are taken before clipping, as in training, where nothing is clipped.
+    """
+
+    features: list[str]
+    medians: list[float]
+    means: list[float]
+    scales: list[float]
+    coef: list[float]
+    intercept: float
+    lower: list[float] | None = None
+    upper: list[float] | None = None
+
+    def standardised(self, frame: pd.DataFrame) -> np.ndarray:
+        """``z`` for each row (rows x features)."""
+        x = frame[self.features].astype("float64").to_numpy(copy=True)
+        missing = np.isnan(x)
+        if missing.any():
+            x[missing] = np.take(np.asarray(self.medians), np.nonzero(missing)[1])
+        x = np.sign(x) * np.log1p(np.abs(x))
+        z = (x - np.asarray(self.means)) / np.asarray(self.scales)
+        if self.lower is not None and self.upper is not None:
+            z = np.clip(z, np.asarray(self.lower), np.asarray(self.upper))
+        return z
+
+    def margin(self, frame: pd.DataFrame) -> np.ndarray:
+        """Log-odds of the linear part."""
+        return self.standardised(frame) @ np.asarray(self.coef) + self.intercept
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Per-feature contributions (rows x features), summing to ``margin - intercept``."""
+        return self.standardised(frame) * np.asarray(self.coef)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(self.features), "medians": list(map(float, self.medians)),
+                "means": list(map(float, self.means)), "scales": list(map(float, self.scales)),
+                "coef": list(map(float, self.coef)), "intercept": float(self.intercept),
+                "lower": None if self.lower is None else list(map(float, self.lower)),
+                "upper": None if self.upper is None else list(map(float, self.upper))}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> LinearBase:
         return cls(**raw)
 
 
@@ -136,11 +203,18 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     booster: lgb.Booster
     calibrator: Calibrator
     metadata: dict[str, Any]
+    linear: LinearBase | None = None
 
     @classmethod
-    def from_parts(cls, booster: lgb.Booster, calibrator: Calibrator, metadata: dict[str, Any]) -> ChurnModel:
+    def from_parts(
+        cls,
+        booster: lgb.Booster,
+        calibrator: Calibrator,
+        metadata: dict[str, Any],
+        linear: LinearBase | None = None,
+    ) -> ChurnModel:
         model = cls()
-        model.booster, model.calibrator, model.metadata = booster, calibrator, metadata
+        model.booster, model.calibrator, model.metadata, model.linear = booster, calibrator, metadata, linear
         return model
 
     def __getstate__(self) -> dict[str, Any]:
@@ -156,9 +230,11 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         self.booster = lgb.Booster(model_file=artifacts["booster"])
         self.calibrator = Calibrator.from_dict(json.loads(Path(artifacts["calibrator"]).read_text()))
         self.metadata = json.loads(Path(artifacts["metadata"]).read_text())
+        linear = artifacts.get("linear")
+        self.linear = LinearBase.from_dict(json.loads(Path(linear).read_text())) if linear else None
 
     def save_artifacts(self, directory: str | Path) -> dict[str, str]:
-        """Write the three artifacts; return the mapping MLflow's ``artifacts=`` expects."""
+        """Write the artifacts; return the mapping MLflow's ``artifacts=`` expects."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -169,6 +245,9 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         self.booster.save_model(str(paths["booster"]))
         paths["calibrator"].write_text(json.dumps(self.calibrator.to_dict()))
         paths["metadata"].write_text(json.dumps(self.metadata, indent=1, default=str))
+        if self.linear is not None:
+            paths["linear"] = directory / LINEAR_FILE
+            paths["linear"].write_text(json.dumps(self.linear.to_dict()))
         return {k: str(v) for k, v in paths.items()}
 
     @property
@@ -181,7 +260,29 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated log-odds of churn for a snapshot."""
-        return self.booster.predict(self.prepare(frame), raw_score=True)
+        return self.margin_of_prepared(self.prepare(frame))
+
+    def margin_of_prepared(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw margin of rows already through :meth:`prepare`: trees plus the linear base."""
+        if len(X) == 0:  # LightGBM refuses empty frames
+            return np.zeros(0)
+        margin = self.booster.predict(X, raw_score=True)
+        return margin + self.linear.margin(X) if self.linear is not None else margin
+
+    def contributions_of_prepared(self, X: pd.DataFrame) -> np.ndarray:
+        """Exact SHAP values (rows x (features + 1), last column the base value) of prepared rows.
+
+        TreeSHAP of the trees (LightGBM ``pred_contrib``) plus the linear base's exact
+        contributions; each row sums to :meth:`margin_of_prepared`.
+        """
+        if len(X) == 0:
+            return np.zeros((0, len(self.features) + 1))
+        contrib = self.booster.predict(X, pred_contrib=True)
+        if self.linear is not None:
+            positions = [self.features.index(f) for f in self.linear.features]
+            contrib[:, positions] += self.linear.contributions(X)
+            contrib[:, -1] += self.linear.intercept
+        return contrib
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probabilities for a snapshot."""
@@ -192,8 +293,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
         Rows sum to the raw margin (``raw_margin``).
         """
-        X = self.prepare(frame)
-        contrib = self.booster.predict(X, pred_contrib=True)
+        contrib = self.contributions_of_prepared(self.prepare(frame))
         cols = self.features + ["base_value"]
         return pd.DataFrame(contrib, index=frame.index, columns=cols)
 

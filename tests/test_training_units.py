@@ -123,3 +123,59 @@ def test_train_config_from_dict_rejects_unknown_keys():
         TrainConfig.from_dict({"bogus": 1})
     with pytest.raises(ValueError, match=r"\[training.lgbm\] has unknown keys"):
         TrainConfig.from_dict({"lgbm": {"leaves": 3}})
+
+
+def test_linear_base_is_the_rfm_baseline_and_its_shap_values_add_up(tmp_path):
+    from churnlens.model import ChurnModel
+    from churnlens.training.baselines import RFM_FEATURES, LogisticBaseline
+    from churnlens.training.estimator import fit_linear_base
+
+    X, y = _synthetic(3000, 4)
+    X.loc[::7, "spend_365d"] = np.nan  # imputed with the training median, as the baseline does
+    linear = fit_linear_base(X, y)
+    baseline = LogisticBaseline(RFM_FEATURES).fit(X, y)
+    np.testing.assert_allclose(1 / (1 + np.exp(-linear.margin(X))), baseline.predict_proba(X), atol=1e-12)
+    # exact linear SHAP: coef * standardised value, base value = intercept
+    np.testing.assert_allclose(linear.contributions(X).sum(axis=1) + linear.intercept, linear.margin(X))
+    assert fit_linear_base(X[["country"]], y) is None
+    # beyond the training range the linear part is flat, not extrapolated
+    extreme = X.iloc[[0, 0]].copy()
+    extreme["spend_365d"] = [-1e9, X["spend_365d"].min()]
+    assert linear.margin(extreme)[0] == linear.margin(extreme)[1]
+
+    Xv, yv = _synthetic(2000, 5)
+    clf = ChurnClassifier(seed=3, linear_base="rfm").fit(X, y, Xv, yv)
+    assert clf.linear_ is not None and set(clf.linear_base_scores_) == {"rfm"}
+    model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, clf.schema_metadata(), linear=clf.linear_)
+    np.testing.assert_allclose(model.predict_proba(Xv), clf.predict_proba(Xv))
+    contributions = model.contributions(Xv)
+    np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(), model.raw_margin(Xv), atol=1e-9)
+    trees_only = clf.booster_.predict(model.prepare(Xv), raw_score=True)
+    np.testing.assert_allclose(model.raw_margin(Xv), trees_only + linear_margin(clf, model, Xv))
+
+    # saved and reloaded through MLflow: same probabilities, linear part included
+    import mlflow.pyfunc
+
+    from churnlens.model import MODEL_CODE
+
+    mlflow.pyfunc.save_model(str(tmp_path / "m"), python_model=str(MODEL_CODE),
+                             artifacts=model.save_artifacts(tmp_path / "parts"), pip_requirements=["churnlens"])
+    reloaded = mlflow.pyfunc.load_model(str(tmp_path / "m")).unwrap_python_model()
+    assert reloaded.linear == clf.linear_
+    np.testing.assert_array_equal(reloaded.predict_proba(Xv), model.predict_proba(Xv))
+
+
+def linear_margin(clf, model, frame):
+    return clf.linear_.margin(model.prepare(frame))
+
+
+def test_auto_linear_base_keeps_the_lower_validation_loss():
+    X, y = _synthetic(3000, 6)
+    Xv, yv = _synthetic(2000, 7)
+    clf = ChurnClassifier(seed=3, linear_base="auto").fit(X, y, Xv, yv)
+    scores = clf.linear_base_scores_
+    assert set(scores) == {"none", "rfm"}
+    assert (clf.linear_ is not None) == (scores["rfm"] < scores["none"])
+    assert ChurnClassifier(seed=3, linear_base="none").fit(X, y, Xv, yv).linear_ is None
+    with pytest.raises(ValueError, match="linear_base must be"):
+        ChurnClassifier(linear_base="ridge").fit(X, y, Xv, yv)

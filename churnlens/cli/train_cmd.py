@@ -78,7 +78,8 @@ def train(
         f"Rows: {result.rows['train']:,} / {result.rows['validation']:,} / {result.rows['test']:,}."
     )
     console.print(metrics_table(result.metrics))
-    console.print(f"Model: {result.n_trees} trees x {result.num_leaves} leaves; "
+    base = " boosted from the RFM logistic regression" if result.linear_base else ""
+    console.print(f"Model: {result.n_trees} trees x {result.num_leaves} leaves{base}; "
                   f"trained, evaluated and logged in {time.perf_counter() - started:.0f} s")
     console.print(f"MLflow run [bold]{result.run_id}[/] in {result.tracking_uri}")
     console.print(

@@ -129,7 +129,7 @@ def score_snapshot(
         contribution, text).
     """
     X = model.prepare(snapshot)
-    margin = model.booster.predict(X, raw_score=True) if len(X) else np.zeros(0)
+    margin = model.margin_of_prepared(X)
     proba = model.calibrator.transform(margin)
     scores = pd.DataFrame(
         {"churn_probability": proba, "risk_band": risk_bands(proba, bands)}, index=snapshot.index

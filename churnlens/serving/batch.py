@@ -284,7 +284,7 @@ def score_base(
     t0 = time.perf_counter()
     step("scoring", 0, 1)
     X = churn_model.prepare(snapshot)
-    margin = churn_model.booster.predict(X, raw_score=True) if len(X) else np.zeros(0)
+    margin = churn_model.margin_of_prepared(X)
     proba = churn_model.calibrator.transform(margin)
     ids = pd.Index(snapshot.index, dtype="string", name="customer_id")
     values, value_source = customer_values(tables, snapshot, cutoff, value_column)

@@ -44,7 +44,7 @@ def shap_contributions(
     progress: Progress | None = None,
     prepared: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Exact TreeSHAP contributions in log-odds, computed in chunks.
+    """Exact SHAP contributions in log-odds (TreeSHAP + any linear base), computed in chunks.
 
     Parameters
     ----------
@@ -69,7 +69,7 @@ def shap_contributions(
     step = max(int(chunk_size), 1)
     for start in range(0, n, step):  # LightGBM refuses empty frames: no call when n == 0
         stop = min(start + step, n)
-        out[start:stop] = model.booster.predict(X.iloc[start:stop], pred_contrib=True)
+        out[start:stop] = model.contributions_of_prepared(X.iloc[start:stop])
         if progress is not None:
             progress(stop, n)
     if n == 0 and progress is not None:

@@ -9,7 +9,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnlens.model import prepare_features
+from churnlens.model import LinearBase, prepare_features
+from churnlens.training.baselines import RFM_FEATURES, LogisticBaseline
 from churnlens.training.calibration import choose_calibrator
 from churnlens.training.config import LightGBMParams
 
@@ -34,6 +35,39 @@ def feature_schema(frame: pd.DataFrame) -> tuple[list[str], dict[str, list[str]]
     return features, levels
 
 
+def fit_linear_base(train: pd.DataFrame, y: np.ndarray) -> LinearBase | None:
+    """The RFM logistic regression (the ``rfm_logistic`` baseline) as a :class:`LinearBase`.
+
+    Returns None when the training rows have none of the RFM columns.
+    """
+    present = tuple(f for f in RFM_FEATURES if f in train.columns)
+    if not present:
+        return None
+    fitted = LogisticBaseline(present).fit(train, y)
+    _, scaler, logistic = (step for _, step in fitted.pipeline_.steps)
+    z = fitted.pipeline_[:-1].transform(fitted._matrix(train))
+    return LinearBase(
+        features=list(present),
+        medians=[float(v) for v in fitted.medians_.to_numpy()],
+        means=[float(v) for v in scaler.mean_],
+        scales=[float(v) for v in scaler.scale_],
+        coef=[float(v) for v in logistic.coef_[0]],
+        intercept=float(logistic.intercept_[0]),
+        lower=[float(v) for v in z.min(axis=0)],
+        upper=[float(v) for v in z.max(axis=0)],
+    )
+
+
+def _validation_score(metric: str, y: np.ndarray, margin: np.ndarray) -> float:
+    """Lower is better: log loss, or minus AUC when early stopping watched AUC."""
+    if metric == "auc":
+        from sklearn.metrics import roc_auc_score
+
+        return -float(roc_auc_score(y, margin))
+    p = np.clip(1.0 / (1.0 + np.exp(-margin)), 1e-15, 1 - 1e-15)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
 @dataclass
 class ChurnClassifier:
     """LightGBM binary classifier, early-stopped and calibrated on an out-of-time validation cutoff.
@@ -44,6 +78,10 @@ class ChurnClassifier:
     seed, threads : int
     class_weight : {"auto", "none"}
     calibration : {"auto", "isotonic", "platt", "none"}
+    linear_base : {"rfm", "auto", "none"}
+        ``rfm`` (default) boosts the trees from the RFM logistic regression's margin (LightGBM
+        ``init_score``): on small or mostly-RFM data the trees then only add what the linear
+        trend misses. ``auto`` trains both and keeps the lower validation loss.
 
     Attributes
     ----------
@@ -54,6 +92,10 @@ class ChurnClassifier:
     best_iteration_ : int
     calibration_scores_ : dict
         Cross-validated log loss of each calibration candidate.
+    linear_ : LinearBase or None
+        The linear base kept (None: trees alone).
+    linear_base_scores_ : dict
+        Validation score (log loss, or minus AUC) of each linear-base candidate.
     """
 
     params: LightGBMParams = field(default_factory=LightGBMParams)
@@ -61,6 +103,7 @@ class ChurnClassifier:
     threads: int = 2
     class_weight: str = "auto"
     calibration: str = "auto"
+    linear_base: str = "rfm"
 
     def fit(
         self,
@@ -83,25 +126,54 @@ class ChurnClassifier:
         # Up-weighting churners inflates raw probabilities, so the weighted run's validation log
         # loss worsens while ranking still improves: stop on AUC then (seen: 2 trees kept).
         lgb_params["metric"] = "auc" if weight != 1.0 else "binary_logloss"
+        if self.linear_base not in ("auto", "rfm", "none"):
+            raise ValueError(f"linear_base must be auto, rfm or none, got {self.linear_base!r}")
+        kinds = ["none", "rfm"] if self.linear_base == "auto" else [self.linear_base]
+        fits: dict[str, tuple[lgb.Booster, LinearBase | None, np.ndarray]] = {}
+        self.linear_base_scores_ = {}
+        for kind in kinds:
+            linear = fit_linear_base(train, y_train) if kind == "rfm" else None
+            if kind == "rfm" and linear is None:
+                if fits:
+                    continue
+                kind = "none"  # no RFM column to build the base from: trees alone
+            booster = self._boost(lgb_params, X_train, y_train, X_val, y_validation, linear)
+            margin = booster.predict(X_val, raw_score=True) + (linear.margin(X_val) if linear else 0.0)
+            fits[kind] = (booster, linear, margin)
+            self.linear_base_scores_[kind] = _validation_score(lgb_params["metric"], y_validation, margin)
+        chosen = min(self.linear_base_scores_, key=self.linear_base_scores_.__getitem__)  # ties: trees alone
+        self.booster_, self.linear_, margin_val = fits[chosen]
+        self.best_iteration_ = int(self.booster_.num_trees())
+        self.calibrator_, self.calibration_scores_ = choose_calibrator(
+            margin_val, y_validation, method=self.calibration, seed=self.seed
+        )
+        return self
+
+    def _boost(
+        self,
+        params: dict[str, Any],
+        X_train: pd.DataFrame,
+        y_train: np.ndarray,
+        X_val: pd.DataFrame,
+        y_validation: np.ndarray,
+        linear: LinearBase | None,
+    ) -> lgb.Booster:
+        """Early-stopped LightGBM, boosted from ``linear``'s margin when given."""
         dtrain = lgb.Dataset(X_train, y_train, categorical_feature=list(self.categorical_levels_) or "auto",
-                             free_raw_data=True)
-        dval = lgb.Dataset(X_val, y_validation, reference=dtrain)
-        self.booster_ = lgb.train(
-            lgb_params,
+                             init_score=linear.margin(X_train) if linear else None, free_raw_data=True)
+        dval = lgb.Dataset(X_val, y_validation, reference=dtrain,
+                           init_score=linear.margin(X_val) if linear else None)
+        booster = lgb.train(
+            params,
             dtrain,
             num_boost_round=self.params.max_rounds,
             valid_sets=[dval],
             valid_names=["validation"],
             callbacks=[lgb.early_stopping(self.params.early_stopping_rounds, verbose=False)],
         )
-        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        best = int(booster.best_iteration or booster.current_iteration())
         # Keep only the trees early stopping chose, so every consumer sees the same model.
-        self.booster_ = lgb.Booster(model_str=self.booster_.model_to_string(num_iteration=self.best_iteration_))
-        margin_val = self.booster_.predict(X_val, raw_score=True)
-        self.calibrator_, self.calibration_scores_ = choose_calibrator(
-            margin_val, y_validation, method=self.calibration, seed=self.seed
-        )
-        return self
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
     def schema_metadata(self) -> dict[str, Any]:
         """Feature list and categorical levels, as stored in the model's metadata."""
@@ -112,7 +184,10 @@ class ChurnClassifier:
         if not hasattr(self, "booster_"):
             raise RuntimeError("This ChurnClassifier is not fitted yet; call fit first.")
         X = prepare_features(frame, self.schema_metadata())
-        return self.calibrator_.transform(self.booster_.predict(X, raw_score=True))
+        margin = self.booster_.predict(X, raw_score=True)
+        if self.linear_ is not None:
+            margin = margin + self.linear_.margin(X)
+        return self.calibrator_.transform(margin)
 
     @property
     def n_trees_(self) -> int:

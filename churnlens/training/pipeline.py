@@ -53,6 +53,7 @@ class TrainingResult:
     tracking_uri: str
     label_mode: str
     rows: dict[str, int]
+    linear_base: bool = False
 
 
 def oracle_probabilities(truth: pd.DataFrame | None, cutoff: pd.Timestamp, horizon_days: int, mode: str) -> pd.Series | None:
@@ -146,7 +147,8 @@ def train_model(
         train_config = replace(train_config, lgbm=best)
     step("training", 0, 1)
     clf = ChurnClassifier(train_config.lgbm, seed=train_config.seed, threads=train_config.threads,
-                          class_weight=train_config.class_weight, calibration=train_config.calibration)
+                          class_weight=train_config.class_weight, calibration=train_config.calibration,
+                          linear_base=train_config.linear_base)
     clf.fit(X_train, y_train, X_val, y_val)
     step("training", 1, 1)
 
@@ -166,7 +168,7 @@ def train_model(
         metrics.loc["model", "oracle_ratio"] = metrics.loc["model", "roc_auc"] / oracle_auc
         metrics.loc["oracle", "n"] = float(known.sum())
 
-    model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, {})
+    model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, {}, linear=clf.linear_)
     model.metadata = _metadata(clf, X_train, train_config, config, mode, split, metrics, model_name, tables)
 
     rows = {"train": len(X_train), "validation": len(X_val), "test": len(X_test)}
@@ -179,7 +181,9 @@ def train_model(
             "split.validation_cutoff": str(split.validation_cutoff.date()),
             "split.train_cutoffs": ",".join(str(c.date()) for c in split.train_cutoffs),
             "label_mode": mode, "model.trees": clf.n_trees_, "model.leaves": train_config.lgbm.num_leaves,
-            "model.features": len(clf.features_), "calibration.method": clf.calibrator_.method,
+            "model.features": len(clf.features_),
+            "model.linear_base": "rfm" if clf.linear_ is not None else "none",
+            "calibration.method": clf.calibrator_.method,
             "catalog_version": CATALOG_VERSION,
         })
         mlflow.log_metrics({f"rows_{k}": v for k, v in rows.items()})
@@ -202,6 +206,7 @@ def train_model(
         run_id=run.info.run_id, model_uri=model_uri, model_name=model_name, model_version=decision.version,
         alias=decision.alias, registry_reason=decision.reason, metrics=metrics, split=split,
         n_trees=clf.n_trees_, num_leaves=train_config.lgbm.num_leaves, tracking_uri=uri, label_mode=mode, rows=rows,
+        linear_base=clf.linear_ is not None,
     )
 
 
@@ -241,6 +246,8 @@ def _metadata(
         "campaign": _jsonable(train_config.campaign),
         "reference": reference_statistics(reference_frame),
         "trees": clf.n_trees_,
+        "linear_base": clf.linear_.features if clf.linear_ is not None else None,
+        "linear_base_validation_scores": clf.linear_base_scores_,
         "num_leaves": train_config.lgbm.num_leaves,
     }
 
@@ -256,7 +263,7 @@ def _log_plots(
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        raw = 1.0 / (1.0 + np.exp(-clf.booster_.predict(model.prepare(X_test), raw_score=True)))
+        raw = 1.0 / (1.0 + np.exp(-model.raw_margin(X_test)))
         plots.plot_roc(y_test, scores, out / "roc.png")
         plots.plot_pr(y_test, scores, out / "pr.png")
         plots.plot_calibration(y_test, p_test, out / "calibration.png", raw=raw)
