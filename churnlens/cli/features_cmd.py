@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
-from churnlens.config import load_config
+from churnlens.config import ChurnConfig, load_config
+from churnlens.engine.cluster import check_engine
 from churnlens.data import load_tables
 from churnlens.features import build_snapshot, catalog_frame
 from churnlens.features.catalog import CATALOG_VERSION, LANGS
@@ -35,6 +36,30 @@ def _print_catalog(config_path: Path | None, lang: str) -> None:
         direction = direction_fr[row.risk_direction] if lang == "fr" else row.risk_direction
         table.add_row(row.name, row.family, row.unit, direction, row.description)
     console.print(table)
+
+
+def _features_on_dask(
+    data_dir: Path,
+    cutoff: str,
+    out: Path,
+    cfg: ChurnConfig,
+    scheduler: str | None,
+    partitions: int | None,
+    work_dir: Path | None,
+) -> None:
+    from churnlens.engine.dask_features import snapshot_to_parquet
+    from churnlens.engine.session import dask_session
+
+    if out.suffix.lower() == ".csv":
+        raise ValueError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
+    with dask_session(
+        data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns
+    ) as (client, staged):
+        rows = snapshot_to_parquet(client, staged, cutoff, out, cfg.features)
+    console.print(
+        f"wrote {rows:,} active customers at {cutoff} to {out}/ ({staged.n_buckets} Parquet parts, Dask)",
+        highlight=False,
+    )
 
 
 @handle_errors
@@ -68,6 +93,27 @@ def features(
         help="Print the feature catalog (names, units, risk direction, descriptions) and exit.",
     ),
     lang: str = typer.Option("en", "--lang", help="Language of the catalog: en or fr."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local (one process, the default) or dask: build per customer bucket on a Dask cluster "
+        "and write --out as a directory of Parquet parts (see docs/scaling.md).",
+    ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="With --engine dask: address of a running Dask scheduler (tcp://host:8786); "
+        "default a LocalCluster on this machine, one worker per core.",
+    ),
+    partitions: int | None = typer.Option(
+        None, "--partitions", help="With --engine dask: customer buckets (default: about 3M input rows each)."
+    ),
+    work_dir: Path | None = typer.Option(
+        None,
+        "--work-dir",
+        help="With --engine dask: scratch directory for the buckets, seen by every worker "
+        "(default: beside --out).",
+    ),
 ) -> None:
     """Build the features of every active customer at a cutoff, or print the feature catalog.
 
@@ -88,10 +134,14 @@ def features(
         raise ValueError("--cutoff is required to build a snapshot, e.g. --cutoff 2024-06-01")
     if out is None:
         raise ValueError("--out is required to build a snapshot, e.g. --out snapshot.parquet")
+    check_engine(engine, scheduler)
+    cfg = load_config(config)
+    if engine == "dask":
+        _features_on_dask(data_dir, cutoff, out, cfg, scheduler, partitions, work_dir)
+        return
     fmt = _FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise ValueError(f"--out {out} must end in .parquet or .csv")
-    cfg = load_config(config)
     tables, _ = load_tables(data_dir, columns=cfg.columns)
     snapshot = build_snapshot(tables, cutoff, cfg.features)
     out.parent.mkdir(parents=True, exist_ok=True)

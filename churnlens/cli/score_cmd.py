@@ -12,6 +12,7 @@ from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
 from churnlens.config import ChurnConfig, load_config
+from churnlens.engine.cluster import check_engine
 
 SERVING_KEYS = {
     "high_risk",
@@ -183,6 +184,28 @@ def score(
         float | None, typer.Option(help="Flag drift above this PSI (default 0.25).")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [serving].")] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local (one process, the default) or dask: score per customer bucket on a Dask cluster; "
+            "--out is then a directory (campaign/ parts in rank order, selection.parquet, reasons/, "
+            "rejects/, drift.csv, summary.json; see docs/scaling.md)."
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine dask: address of a running Dask scheduler (tcp://host:8786); "
+            "default a LocalCluster on this machine."
+        ),
+    ] = None,
+    partitions: Annotated[
+        int | None, typer.Option(help="With --engine dask: customer buckets (default: about 3M input rows each).")
+    ] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(help="With --engine dask: scratch directory seen by every worker (default: beside --out)."),
+    ] = None,
 ) -> None:
     """Score every active customer at the cutoff and write a campaign list.
 
@@ -198,10 +221,14 @@ def score(
     pick = lambda given, key, default: given if given is not None else settings.get(key, default)  # noqa: E731
     lang = check_lang(pick(lang, "lang", "en"))
     bands = (float(pick(high_risk, "high_risk", 0.5)), float(pick(medium_risk, "medium_risk", 0.2)))
-    output_paths(out)  # refuse a bad extension before any work
+    check_engine(engine, scheduler)
+    if engine == "local":
+        output_paths(out)  # refuse a bad extension before any work
+    elif out.suffix.lower() == ".csv":
+        raise ValueError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
     rule = _rule(top, threshold, budget)
     when = parse_cutoff(cutoff)
-    tables, _ = load_tables(data_dir, columns=cfg.columns)
+    tables = None if engine == "dask" else load_tables(data_dir, columns=cfg.columns)[0]
     loaded = load_model(model, tracking_uri=tracking_uri)
     economics = Economics.from_metadata(
         loaded.metadata,
@@ -214,6 +241,22 @@ def score(
         + (f" v{loaded.version}" if loaded.version else "")
         + f" from {loaded.uri}"
     )
+    if engine == "dask":
+        from churnlens.engine.dask_scoring import score_on_dask
+        from churnlens.engine.session import dask_session
+
+        with dask_session(
+            data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns
+        ) as (client, staged):
+            summary = score_on_dask(
+                client, staged, out, loaded, cutoff=when, lang=lang, n_reasons=int(pick(reasons, "reasons", 3)),
+                bands=bands, value_column=pick(value_column, "value_column", None), selection=rule,
+                economics=economics, explain_all=explain_all,
+                psi_threshold=float(pick(psi_threshold, "psi_threshold", 0.25)),
+            )  # fmt: skip
+        paths = {name: out / name for name in ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv")}
+        console.print(summary_table(summary, paths))
+        return
     with Progress(
         TextColumn("{task.description:<12}"),
         BarColumn(),

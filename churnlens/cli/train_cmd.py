@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
 from churnlens.config import load_config
+from churnlens.engine.cluster import check_engine
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
 
 TRUTH_FILE = "truth.parquet"
@@ -32,6 +34,10 @@ def train(
     tune: Annotated[int, typer.Option(help="Random-search trials of LightGBM parameters on the validation cutoff (0: off).")] = 0,
     seed: Annotated[int | None, typer.Option(help="Seed for LightGBM and calibration (default from config, else 42).")] = None,
     purge: Annotated[bool | None, typer.Option("--purge/--no-purge", help="Keep label windows of train, validation and test apart (default from config, else on); --no-purge lets training labels overlap the test period, which flatters test metrics.")] = None,
+    engine: Annotated[str, typer.Option(help="local (the default) or dask: build the training set per customer bucket on a Dask cluster (same rows as local); LightGBM then trains in this process (docs/scaling.md).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="With --engine dask: address of a running Dask scheduler (tcp://host:8786); default a LocalCluster on this machine.")] = None,
+    partitions: Annotated[int | None, typer.Option(help="With --engine dask: customer buckets (default: about 3M input rows each).")] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="With --engine dask: scratch directory seen by every worker (default: beside DATA_DIR).")] = None,
 ) -> None:
     """Train an out-of-time LightGBM churn model, log it to MLflow and register it.
 
@@ -42,6 +48,7 @@ def train(
     from churnlens.data import load_tables
     from churnlens.training import TrainConfig, train_model
 
+    check_engine(engine, scheduler)
     cfg = load_config(config)
     train_cfg = TrainConfig.from_dict(cfg.extra.get("training", {}))
     overrides = {"horizon_days": horizon, "step_days": step, "tune_trials": tune or train_cfg.tune_trials}
@@ -56,20 +63,30 @@ def train(
     truth_path = data_dir / TRUTH_FILE
     truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
 
-    with Progress(TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        tasks: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        builder = None
+        if engine == "dask":  # the training set is built per customer bucket; LightGBM trains here
+            from churnlens.engine import DaskTrainingSetBuilder, dask_session
 
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+            client, staged = stack.enter_context(dask_session(
+                data_dir, data_dir, scheduler=scheduler, partitions=partitions, work_dir=work_dir,
+                columns=cfg.columns))  # fmt: skip
+            builder = DaskTrainingSetBuilder(client, staged)
+            console.print(f"Training set on Dask: {staged.n_buckets} customer buckets")
+        with Progress(TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            tasks: dict[str, int] = {}
 
-        result = train_model(
-            tables, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri, experiment=experiment,
-            model_name=model_name, test_cutoff=test_cutoff, truth=truth, validation_report=report.to_dict(),
-            progress=on_progress,
-        )
+            def on_progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            result = train_model(
+                tables, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri, experiment=experiment,
+                model_name=model_name, test_cutoff=test_cutoff, truth=truth, validation_report=report.to_dict(),
+                progress=on_progress, training_set_builder=builder,
+            )
     split = result.split
     console.print(
         f"Label: [bold]{result.label_mode}[/], horizon {train_cfg.horizon_days} d. Cutoffs: "

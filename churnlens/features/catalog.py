@@ -972,6 +972,7 @@ def render_reason(
             and not context_used
             and "{ref}" not in alternative
             and fields["ref"] is not None
+            and fields["ref"] != fields["value"]  # "1 — typical customer: 1" says nothing
             and spec.unit != "category"
         ):
             typical = "client type :" if lang == "fr" else "typical customer:"
