@@ -99,7 +99,7 @@ def test_reason_with_reference_value():
     )
     assert render_reason("spend_90d", row) == "Spent 12 in the last 90 days"
     # a reference equal to the customer's own value is left out rather than shown as "12 ... 12"
-    assert render_reason("spend_90d", row, reference={"spend_90d": 12.2}) == "Spent 12 in the last 90 days"
+    assert render_reason("spend_90d", row, reference={"spend_90d": 12.0}) == "Spent 12 in the last 90 days"
     assert render_reason("csat_last", {"csat_last": 2.0}, reference={"csat_last": 4.0}) == (
         "Last satisfaction score (CSAT): 2/5 — typical customer: 4/5"
     )
