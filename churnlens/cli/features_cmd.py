@@ -9,8 +9,8 @@ from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
 from churnlens.config import ChurnConfig, load_config
-from churnlens.engine.cluster import check_engine
 from churnlens.data import load_tables
+from churnlens.engine.cluster import check_engine
 from churnlens.features import build_snapshot, catalog_frame
 from churnlens.features.catalog import CATALOG_VERSION, LANGS
 

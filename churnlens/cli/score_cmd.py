@@ -200,11 +200,14 @@ def score(
         ),
     ] = None,
     partitions: Annotated[
-        int | None, typer.Option(help="With --engine dask: customer buckets (default: about 3M input rows each).")
+        int | None,
+        typer.Option(help="With --engine dask: customer buckets (default: about 3M input rows each)."),
     ] = None,
     work_dir: Annotated[
         Path | None,
-        typer.Option(help="With --engine dask: scratch directory seen by every worker (default: beside --out)."),
+        typer.Option(
+            help="With --engine dask: scratch directory seen by every worker (default: beside --out)."
+        ),
     ] = None,
 ) -> None:
     """Score every active customer at the cutoff and write a campaign list.
@@ -249,12 +252,14 @@ def score(
             data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns
         ) as (client, staged):
             summary = score_on_dask(
-                client, staged, out, loaded, cutoff=when, lang=lang, n_reasons=int(pick(reasons, "reasons", 3)),
-                bands=bands, value_column=pick(value_column, "value_column", None), selection=rule,
+                client, staged, out, loaded, cutoff=when, lang=lang,
+                n_reasons=int(pick(reasons, "reasons", 3)), bands=bands,
+                value_column=pick(value_column, "value_column", None), selection=rule,
                 economics=economics, explain_all=explain_all,
                 psi_threshold=float(pick(psi_threshold, "psi_threshold", 0.25)),
             )  # fmt: skip
-        paths = {name: out / name for name in ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv")}
+        parts = ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv")
+        paths = {name: out / name for name in parts}
         console.print(summary_table(summary, paths))
         return
     with Progress(

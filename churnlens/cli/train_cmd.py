@@ -34,10 +34,16 @@ def train(
     tune: Annotated[int, typer.Option(help="Random-search trials of LightGBM parameters on the validation cutoff (0: off).")] = 0,
     seed: Annotated[int | None, typer.Option(help="Seed for LightGBM and calibration (default from config, else 42).")] = None,
     purge: Annotated[bool | None, typer.Option("--purge/--no-purge", help="Keep label windows of train, validation and test apart (default from config, else on); --no-purge lets training labels overlap the test period, which flatters test metrics.")] = None,
-    engine: Annotated[str, typer.Option(help="local (the default) or dask: build the training set per customer bucket on a Dask cluster (same rows as local); LightGBM then trains in this process (docs/scaling.md).")] = "local",
-    scheduler: Annotated[str | None, typer.Option(help="With --engine dask: address of a running Dask scheduler (tcp://host:8786); default a LocalCluster on this machine.")] = None,
-    partitions: Annotated[int | None, typer.Option(help="With --engine dask: customer buckets (default: about 3M input rows each).")] = None,
-    work_dir: Annotated[Path | None, typer.Option(help="With --engine dask: scratch directory seen by every worker (default: beside DATA_DIR).")] = None,
+    engine: Annotated[str, typer.Option(
+        help="local (the default) or dask: build the training set per customer bucket on a Dask cluster "
+        "(same rows as local); LightGBM then trains in this process (docs/scaling.md).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="With --engine dask: address of a running Dask scheduler (tcp://host:8786); "
+        "default a LocalCluster on this machine.")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="With --engine dask: customer buckets (default: about 3M input rows each).")] = None,
+    work_dir: Annotated[Path | None, typer.Option(
+        help="With --engine dask: scratch directory seen by every worker (default: beside DATA_DIR).")] = None,
 ) -> None:
     """Train an out-of-time LightGBM churn model, log it to MLflow and register it.
 
@@ -73,8 +79,9 @@ def train(
                 columns=cfg.columns))  # fmt: skip
             builder = DaskTrainingSetBuilder(client, staged)
             console.print(f"Training set on Dask: {staged.n_buckets} customer buckets")
-        with Progress(TextColumn("{task.description:<14}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
+        with Progress(TextColumn("{task.description:<14}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+                      transient=True) as bar:
             tasks: dict[str, int] = {}
 
             def on_progress(stage: str, done: int, total: int) -> None:
@@ -83,9 +90,9 @@ def train(
                 bar.update(tasks[stage], completed=done, total=total)
 
             result = train_model(
-                tables, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri, experiment=experiment,
-                model_name=model_name, test_cutoff=test_cutoff, truth=truth, validation_report=report.to_dict(),
-                progress=on_progress, training_set_builder=builder,
+                tables, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri,
+                experiment=experiment, model_name=model_name, test_cutoff=test_cutoff, truth=truth,
+                validation_report=report.to_dict(), progress=on_progress, training_set_builder=builder,
             )
     split = result.split
     console.print(

@@ -1,0 +1,313 @@
+"""The Dask engine on a 2-worker LocalCluster: same snapshot, training set and scores as local.
+
+One module-scoped cluster (worker processes on 127.0.0.1, no dashboard) serves every test;
+each wait is bounded. The worker-kill test runs last because it restarts a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("distributed")
+
+from churnlens.cli.main import app  # noqa: E402
+from churnlens.data import load_tables, write_tables  # noqa: E402
+from churnlens.engine import (  # noqa: E402
+    DaskTrainingSetBuilder,
+    bucket_of,
+    load_bucket,
+    read_campaign,
+    read_snapshot,
+    score_on_dask,
+    snapshot_to_parquet,
+    stage_tables,
+    training_set_on_dask,
+)
+from churnlens.engine.dask_scoring import as_local_campaign  # noqa: E402
+from churnlens.features import build_snapshot, build_training_set, training_cutoffs  # noqa: E402
+from churnlens.serving import load_model, score_base  # noqa: E402
+from churnlens.serving.targeting import Budget, Threshold, TopN  # noqa: E402
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning"),
+]
+
+SIM = {"n_customers": 2000, "months": 15, "seed": 3}
+BUCKETS = 4
+CLUSTER_TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A 2-worker LocalCluster of processes on loopback, closed at teardown."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        memory_limit="3GB",
+    )  # fmt: skip
+    c = Client(cluster, timeout=CLUSTER_TIMEOUT_S)
+    try:
+        c.wait_for_workers(2, timeout=CLUSTER_TIMEOUT_S)
+        yield c
+    finally:
+        c.close(timeout=CLUSTER_TIMEOUT_S)
+        cluster.close(timeout=CLUSTER_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from churnlens.simulate import simulate
+
+    root = tmp_path_factory.mktemp("dask_data")
+    write_tables(simulate(**SIM).tables, root / "data")
+    tables, _ = load_tables(root / "data")
+    return {"root": root, "dir": root / "data", "tables": tables}
+
+
+@pytest.fixture(scope="module")
+def staged(client, data):
+    return stage_tables(client, data["dir"], data["root"] / "work", n_buckets=BUCKETS)
+
+
+@pytest.fixture(scope="module")
+def trained(client, data, staged):
+    """A model trained through train_model with the Dask training-set builder, registered in sqlite."""
+    from churnlens.training import TrainConfig, train_model
+    from churnlens.training.config import LightGBMParams
+
+    uri = f"sqlite:///{data['root'] / 'mlflow.db'}"
+    result = train_model(
+        data["tables"],
+        tracking_uri=uri,
+        train_config=TrainConfig(class_weight="none", lgbm=LightGBMParams(max_rounds=40)),
+        training_set_builder=DaskTrainingSetBuilder(client, staged),
+    )
+    return {"uri": uri, "result": result, "loaded": load_model(tracking_uri=uri)}
+
+
+# --------------------------------------------------------------------------- buckets
+
+
+def test_bucket_of_normalises_ids_and_is_the_same_on_a_worker(client):
+    text = pd.Series(["7", "8", "C000123", "é-1"], dtype="string")
+    assert np.array_equal(bucket_of(pd.Series([7, 8]), 16), bucket_of(text[:2], 16))
+    assert np.array_equal(bucket_of(pd.Series([7.0, 8.0]), 16), bucket_of(text[:2], 16))
+    on_worker = client.submit(bucket_of, text, 16).result(timeout=30)
+    assert np.array_equal(on_worker, bucket_of(text, 16))
+    assert bucket_of(text, 16).min() >= 0 and bucket_of(text, 16).max() < 16
+
+
+def test_every_customer_sits_in_one_bucket_and_tables_equal_the_local_ones(data, staged):
+    tables = data["tables"]
+    assert staged.n_buckets == BUCKETS
+    assert (staged.data_start, staged.data_end) == (tables.data_start, tables.data_end)
+    seen: set[str] = set()
+    parts = [load_bucket(staged, b) for b in range(BUCKETS)]
+    for part in parts:
+        ids = set(part.customer_ids())
+        assert not ids & seen, "a customer appears in two buckets"
+        seen |= ids
+    assert seen == set(tables.customer_ids())
+    for name, local in tables.present().items():
+        merged = pd.concat([p.present()[name] for p in parts], ignore_index=True)
+        key = ["customer_id", "timestamp"] if "timestamp" in local.columns else ["customer_id"]
+        pd.testing.assert_frame_equal(
+            merged.sort_values(key, kind="stable").reset_index(drop=True),
+            local.sort_values(key, kind="stable").reset_index(drop=True),
+        )
+    assert staged.report.tables["purchases"].rows_out == len(tables.purchases)
+
+
+# --------------------------------------------------------------------------- features
+
+
+@pytest.mark.parametrize("cutoff", ["2024-01-01", "2023-02-15", "2020-01-01"])
+def test_dask_snapshot_equals_local_snapshot_exactly(client, data, staged, tmp_path, cutoff):
+    out = tmp_path / "snapshot"
+    rows = snapshot_to_parquet(client, staged, cutoff, out)
+    got = read_snapshot(out)
+    expected = build_snapshot(data["tables"], cutoff)
+    assert rows == len(expected)
+    assert len(list(out.glob("part-*.parquet"))) == BUCKETS and (out / "_SUCCESS").is_file()
+    # rows, columns, values, dtypes and categorical levels
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_categorical=True)
+
+
+def test_dask_training_set_equals_local_training_set(client, data, staged):
+    cutoffs = training_cutoffs(data["tables"], horizon_days=90, step_days=30)[-3:]
+    got = training_set_on_dask(client, staged, cutoffs=cutoffs, horizon_days=90)
+    expected = build_training_set(data["tables"], cutoffs=cutoffs, horizon_days=90)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_categorical=True)
+
+
+def test_cli_features_on_dask_writes_parts_equal_to_local(client, data, tmp_path):
+    out = tmp_path / "snap"
+    result = CliRunner().invoke(
+        app,
+        ["features", str(data["dir"]), "--cutoff", "2024-01-01", "--out", str(out), "--engine", "dask",
+         "--scheduler", client.scheduler.address, "--partitions", "3", "--work-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(read_snapshot(out), build_snapshot(data["tables"], "2024-01-01"))
+    assert not list(tmp_path.glob(".churnlens-work-*")), "scratch buckets left behind"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--engine", "spark"], "--engine must be one of"),
+        (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler only applies with --engine dask"),
+    ],
+)
+def test_cli_engine_options_are_checked(data, tmp_path, args, message):
+    result = CliRunner().invoke(
+        app,
+        ["features", str(data["dir"]), "--cutoff", "2024-01-01", "--out", str(tmp_path / "s.parquet"), *args],
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+# --------------------------------------------------------------------------- training and scoring
+
+
+def test_training_with_the_dask_builder_logs_and_registers_like_local(trained):
+    result = trained["result"]
+    assert result.model_version == "1" and result.alias == "champion"
+    assert trained["loaded"].version == "1"
+
+
+def _assert_same_scoring(out, summary, local):
+    pd.testing.assert_frame_equal(read_campaign(out), local.campaign, check_exact=True)
+    got, expected = summary.to_dict(), local.summary.to_dict()
+    got.pop("seconds"), expected.pop("seconds")
+    assert got == expected
+    selection = as_local_campaign(pd.read_parquet(out / "selection.parquet"))
+    expected_selection = local.campaign[local.campaign["selected"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(selection, expected_selection, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "drift.csv"), local.drift, check_dtype=False)
+    rejects = pd.concat([pd.read_parquet(f) for f in sorted((out / "rejects").glob("*.parquet"))])
+    pd.testing.assert_frame_equal(
+        rejects.sort_values("customer_id").reset_index(drop=True),
+        local.rejects.reset_index(drop=True),
+        check_dtype=False,
+    )
+    reasons = pd.concat([pd.read_parquet(f) for f in sorted((out / "reasons").glob("*.parquet"))])
+    pd.testing.assert_frame_equal(
+        reasons.sort_values(["customer_id", "rank"]).reset_index(drop=True),
+        local.reasons.sort_values(["customer_id", "rank"]).reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "rule", [TopN(50), Budget(300.0), Threshold(0.1)], ids=["top", "budget", "threshold"]
+)
+def test_dask_scores_equal_local_scores(client, data, staged, trained, tmp_path, rule):
+    out = tmp_path / "campaign"
+    summary = score_on_dask(client, staged, out, trained["loaded"], selection=rule)
+    local = score_base(data["tables"], None, trained["loaded"], selection=rule)
+    assert summary.selected > 0
+    _assert_same_scoring(out, summary, local)
+
+
+def test_cli_score_on_dask(client, data, trained, tmp_path):
+    out = tmp_path / "campaign"
+    result = CliRunner().invoke(
+        app,
+        ["score", str(data["dir"]), "--out", str(out), "--tracking-uri", trained["uri"], "--top", "30",
+         "--engine", "dask", "--scheduler", client.scheduler.address, "--work-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["selected"] == 30
+    assert len(pd.read_parquet(out / "selection.parquet")) == 30
+    assert "selected for contact" in result.output
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_bad_input_on_a_worker_is_a_clear_cli_error(client, data, tmp_path):
+    bad = tmp_path / "bad"
+    tables = data["tables"]
+    support = tables.support_interactions.copy()
+    support.loc[support.index[5], "csat"] = 9.0
+    write_tables(tables.replace(support_interactions=support), bad)
+    out = tmp_path / "snap"
+    result = CliRunner().invoke(
+        app,
+        ["features", str(bad), "--cutoff", "2024-01-01", "--out", str(out), "--engine", "dask",
+         "--scheduler", client.scheduler.address, "--work-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "support_interactions" in result.output and "csat" in result.output
+    assert not out.exists() and not list(tmp_path.glob(".churnlens-work-*"))
+
+
+def test_a_failing_scoring_run_leaves_no_output(client, data, trained, tmp_path):
+    from churnlens.serving import IncompatibleModelError
+
+    partial = tmp_path / "no_support"
+    write_tables(data["tables"].replace(support_interactions=None), partial)
+    staged_partial = stage_tables(client, partial, tmp_path / "work", n_buckets=2)
+    out = tmp_path / "campaign"
+    with pytest.raises(IncompatibleModelError, match="support"):
+        score_on_dask(client, staged_partial, out, trained["loaded"], selection=TopN(10))
+    assert not out.exists()
+    assert not list(tmp_path.glob(".campaign.tmp-*"))
+
+
+def test_a_worker_killed_mid_run_is_retried_or_fails_without_complete_looking_output(
+    client, data, staged, trained, tmp_path
+):
+    """Kill one worker process (SIGKILL) while scoring: either the retried run equals the local
+    run, or it fails with an error and leaves nothing at the output path."""
+    pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    out = tmp_path / "campaign"
+    rule = TopN(40)
+
+    killed = threading.Event()
+
+    def kill_soon() -> None:
+        time.sleep(1.0)
+        os.kill(victim, signal.SIGKILL)
+        killed.set()
+
+    killer = threading.Thread(target=kill_soon, daemon=True)
+    killer.start()
+    started = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            summary = score_on_dask(client, staged, out, trained["loaded"], selection=rule, explain_all=True)
+        assert killed.is_set(), "the run ended before the worker was killed: nothing was tested"
+    except Exception as exc:  # noqa: BLE001 - the error must be clear and the output absent
+        print(f"worker killed: the run failed after {time.monotonic() - started:.1f} s: {exc!r}")
+        assert str(exc), "the failure has no message"
+        assert not out.exists(), "a failed run left an output directory"
+    else:
+        print(f"worker killed: the run was retried and finished in {time.monotonic() - started:.1f} s")
+        local = score_base(data["tables"], None, trained["loaded"], selection=rule, explain_all=True)
+        _assert_same_scoring(out, summary, local)
+    finally:
+        killer.join(timeout=10)
+    assert killed.is_set()
+    assert time.monotonic() - started < 150
+    assert not list(tmp_path.glob(".campaign.tmp-*")), "scratch output left behind"
+    # the nanny restarts the worker: the cluster is whole again
+    client.wait_for_workers(2, timeout=CLUSTER_TIMEOUT_S)
+    assert victim not in client.run(os.getpid).values()
