@@ -143,7 +143,19 @@ class LinearBase:
         return cls(**raw)
 
 
-def prepare_features(frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+Coders = dict[str, tuple[pd.Index, pd.CategoricalDtype]]
+
+
+def category_coders(levels: dict[str, list[str]]) -> Coders:
+    """Per categorical feature, the training levels as an Index (for lookups) and as a dtype."""
+    return {
+        name: (pd.Index(values, dtype=object), pd.CategoricalDtype(values)) for name, values in levels.items()
+    }
+
+
+def prepare_features(
+    frame: pd.DataFrame, metadata: dict[str, Any], *, coders: Coders | None = None
+) -> pd.DataFrame:
     """Select and type the model's features from a snapshot, in training order.
 
     Categorical columns get exactly the levels seen in training (unseen values become
@@ -155,6 +167,8 @@ def prepare_features(frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFr
         A snapshot (one row per customer) carrying at least the model's features.
     metadata : dict
         The model's metadata (``features``, ``categorical_levels``).
+    coders : dict, optional
+        ``category_coders(metadata["categorical_levels"])``, when the caller keeps them.
 
     Returns
     -------
@@ -174,17 +188,51 @@ def prepare_features(frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFr
             + (" ..." if len(missing) > 10 else "")
             + " (was the model trained on tables this data does not have?)"
         )
-    levels: dict[str, list[str]] = metadata.get("categorical_levels", {})
-    out = {}
-    for name in features:
-        col = frame[name]
-        if name in levels:
-            out[name] = pd.Categorical(col.astype("string").astype(object), categories=levels[name])
-        elif col.dtype == np.float64:  # already typed (snapshots): no per-column conversion cost
-            out[name] = col.to_numpy()
-        else:
-            out[name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    return pd.DataFrame(out, index=frame.index)
+    if coders is None:
+        coders = category_coders(metadata.get("categorical_levels", {}))
+    # Whole-block operations, not one pandas call per column: a served model prepares
+    # one-customer frames, where per-column overhead is most of the cost.
+    sub = frame[features]
+    categorical = [j for j, name in enumerate(features) if name in coders]
+    numeric = [j for j, name in enumerate(features) if name not in coders]
+    values = np.full(sub.shape, np.nan, dtype=np.float64)
+    numbers = sub.iloc[:, numeric]
+    if (numbers.dtypes == np.float64).all():  # already typed (snapshots)
+        values[:, numeric] = numbers.to_numpy(dtype=np.float64)
+    else:
+        for j in numeric:
+            col = sub.iloc[:, j]
+            values[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    out = pd.DataFrame(values, index=frame.index, columns=features, copy=False)
+    for j in categorical:
+        index, dtype = coders[features[j]]
+        text = sub.iloc[:, j].astype("string").to_numpy(dtype=object, na_value=None)
+        out.isetitem(j, pd.Categorical.from_codes(index.get_indexer(text), dtype=dtype))
+    return out
+
+
+def model_matrix(X: pd.DataFrame) -> np.ndarray:
+    """The float64 matrix LightGBM makes of a prepared frame: category codes as numbers, missing NaN.
+
+    Exactly what ``Booster.predict`` builds from a DataFrame itself (``_data_from_pandas``),
+    without its per-call pandas overhead (most of the cost of scoring a handful of rows).
+    """
+    categorical = [j for j, dtype in enumerate(X.dtypes) if isinstance(dtype, pd.CategoricalDtype)]
+    numeric = sorted(set(range(X.shape[1])) - set(categorical))
+    out = np.empty(X.shape, dtype=np.float64)
+    out[:, numeric] = X.iloc[:, numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    for j in categorical:
+        codes = X.iloc[:, j].cat.codes.to_numpy()
+        out[:, j] = np.where(codes < 0, np.nan, codes)
+    return out
+
+
+#: Below this many rows LightGBM predicts on one thread: starting threads costs more than it saves.
+SMALL_BATCH = 256
+
+
+def _threads(n_rows: int) -> dict[str, int]:
+    return {"num_threads": 1} if n_rows < SMALL_BATCH else {}
 
 
 #: The file MLflow stores as the model's code ("models from code"): logging and saving pass
@@ -256,7 +304,30 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         """See :func:`prepare_features`."""
-        return prepare_features(frame, self.metadata)
+        return prepare_features(frame, self.metadata, coders=self._coders())
+
+    def _coders(self) -> Coders:
+        # Built once per model: a served model prepares many small frames.
+        levels = self.metadata.get("categorical_levels", {})
+        cached = self.__dict__.get("_coders_cache")
+        if cached is None or cached[0] is not levels:
+            cached = (levels, category_coders(levels))
+            self.__dict__["_coders_cache"] = cached
+        return cached[1]
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """:func:`model_matrix` of prepared rows, once checked against the booster's own levels
+        (LightGBM reads the category codes as they are)."""
+        if self.__dict__.get("_levels_checked") is not self.booster:
+            levels = self.metadata.get("categorical_levels", {})
+            ours = [list(levels[f]) for f in self.features if f in levels]
+            theirs = [list(x) for x in (getattr(self.booster, "pandas_categorical", None) or [])]
+            if theirs != ours:
+                raise FeatureMismatchError(
+                    f"the model's categorical levels {ours} differ from its booster's {theirs}"
+                )
+            self.__dict__["_levels_checked"] = self.booster
+        return model_matrix(X)
 
     def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated log-odds of churn for a snapshot."""
@@ -266,7 +337,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         """Raw margin of rows already through :meth:`prepare`: trees plus the linear base."""
         if len(X) == 0:  # LightGBM refuses empty frames
             return np.zeros(0)
-        margin = self.booster.predict(X, raw_score=True)
+        margin = self.booster.predict(self._matrix(X), raw_score=True, **_threads(len(X)))
         return margin + self.linear.margin(X) if self.linear is not None else margin
 
     def contributions_of_prepared(self, X: pd.DataFrame) -> np.ndarray:
@@ -277,7 +348,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         """
         if len(X) == 0:
             return np.zeros((0, len(self.features) + 1))
-        contrib = self.booster.predict(X, pred_contrib=True)
+        contrib = self.booster.predict(self._matrix(X), pred_contrib=True, **_threads(len(X)))
         if self.linear is not None:
             positions = [self.features.index(f) for f in self.linear.features]
             contrib[:, positions] += self.linear.contributions(X)

@@ -12,13 +12,14 @@ import pytest
 
 from churnlens.data.tables import Tables
 from churnlens.features import CATALOG_VERSION, render_reason
-from churnlens.model import Calibrator, ChurnModel
+from churnlens.model import Calibrator, ChurnModel, FeatureMismatchError, model_matrix
 from churnlens.monitoring import reference_statistics
 from churnlens.serving import batch, output
 from churnlens.serving.batch import check_bands, customer_values, risk_bands
 from churnlens.serving.card import explain_customer, render_card, write_card
 from churnlens.serving.drift import drift_report
 from churnlens.serving.explain import (
+    SMALL_INPUT,
     reasons_wide,
     reference_medians,
     select_reasons,
@@ -261,6 +262,44 @@ def test_top_reasons_values_and_wide(model_and_data):
     assert wide.loc[first["customer_id"], f"reason_{first['rank']}"] == first["text"]
     with pytest.raises(ValueError, match="language must be en or fr, got 'de'"):
         top_reasons(model, snap, lang="de")
+
+
+def test_model_matrix_predicts_exactly_like_the_frame_lightgbm_converts(model_and_data):
+    model, snap = model_and_data
+    odd = snap.iloc[:40].copy()
+    odd["attr_country"] = odd["attr_country"].cat.add_categories(["IT"])
+    odd.iloc[:5, odd.columns.get_loc("attr_country")] = "IT"  # a level never seen in training
+    odd.iloc[5:8, odd.columns.get_loc("attr_country")] = None
+    odd.iloc[8:12, odd.columns.get_loc("purchase_count_90d")] = np.nan
+    X = model.prepare(odd)
+    assert X["attr_country"].isna().sum() == 8  # unseen and missing levels both become missing
+    matrix = model_matrix(X)
+    assert np.isnan(matrix[:8, FEATURES.index("attr_country")]).all()
+    # LightGBM's own pandas conversion and the matrix give bit-identical margins and SHAP values
+    assert np.array_equal(model.margin_of_prepared(X), model.booster.predict(X, raw_score=True))
+    assert np.array_equal(model.contributions_of_prepared(X), model.booster.predict(X, pred_contrib=True))
+    big = pd.concat([snap] * 2).set_axis(pd.RangeIndex(2 * len(snap)))  # above the one-thread size
+    assert np.array_equal(model.raw_margin(big), model.booster.predict(model.prepare(big), raw_score=True))
+
+
+def test_model_levels_must_match_the_booster(model_and_data):
+    model, snap = model_and_data
+    wrong = ChurnModel.from_parts(
+        model.booster, model.calibrator, {**model.metadata, "categorical_levels": {"attr_country": ["FR", "DE"]}}
+    )
+    with pytest.raises(FeatureMismatchError, match="categorical levels .* differ from its booster"):
+        wrong.raw_margin(snap)
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_few_and_many_customers_get_the_same_reasons(model_and_data, lang):
+    model, snap = model_and_data
+    many = top_reasons(model, snap.iloc[:60], n=3, lang=lang)
+    assert len(many) > SMALL_INPUT  # the grouped path
+    one_by_one = pd.concat(
+        [top_reasons(model, snap.iloc[[i]], n=3, lang=lang) for i in range(60)], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(one_by_one, many)
 
 
 # --------------------------------------------------------------------------- bands, values, drift

@@ -135,7 +135,9 @@ def score_snapshot(
         {"churn_probability": proba, "risk_band": risk_bands(proba, bands)}, index=snapshot.index
     )
     contributions = shap_contributions(model, snapshot, prepared=X)
-    reasons = top_reasons(model, snapshot, n=n_reasons, lang=lang, contributions=contributions)
+    reasons = top_reasons(
+        model, snapshot, n=n_reasons, lang=lang, contributions=contributions, prepared=X
+    )
     return scores, reasons
 
 

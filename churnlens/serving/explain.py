@@ -26,6 +26,8 @@ Renderer = Callable[[str, Mapping[str, Any], str, Mapping[str, float] | None], s
 
 #: Rows per ``pred_contrib`` call: bounds memory (rows x features x 8 bytes) and paces progress.
 DEFAULT_CHUNK = 20_000
+#: Up to this many reasons, rows are worded one by one (cheaper than grouping a few rows).
+SMALL_INPUT = 64
 REASON_COLUMNS = ["customer_id", "rank", "feature", "value", "value_label", "contribution", "text"]
 _FIELD = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
@@ -151,22 +153,35 @@ def _default_renderer() -> Renderer:
     return render_reason
 
 
-def _display_keys(values: pd.Series, unit: str, lang: str) -> np.ndarray:
-    """What a sentence shows of ``values``: formatted text (None if missing), or the flag state."""
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value))
+
+
+def _display_one(value: Any, unit: str, lang: str) -> str | None:
+    """What a sentence shows of one value: formatted text (None if missing), or the flag state."""
     from churnlens.features.catalog import format_value
 
+    if _is_missing(value):
+        return None
+    if unit == "flag":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        return None if np.isnan(number) else ("1" if number >= 0.5 else "0")
+    try:
+        return format_value(value, unit, lang)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _display_keys(values: pd.Series, unit: str, lang: str) -> np.ndarray:
+    """:func:`_display_one` of each value, formatting each distinct value once."""
     raw = values.to_numpy(dtype=object)
     if unit == "flag":
         x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         return np.where(np.isnan(x), None, np.where(x >= 0.5, "1", "0")).astype(object)
-    shown: dict[Any, str | None] = {}
-    for u in pd.unique(raw):
-        if u is None or u is pd.NA or (isinstance(u, float) and np.isnan(u)):
-            continue
-        try:
-            shown[u] = format_value(u, unit, lang)
-        except (TypeError, ValueError, OverflowError):
-            shown[u] = None
+    shown = {u: _display_one(u, unit, lang) for u in pd.unique(raw) if not _is_missing(u)}
     mapped = pd.Series(raw, dtype=object).map(shown)
     return mapped.where(mapped.notna(), None).to_numpy(dtype=object)
 
@@ -193,6 +208,14 @@ def _field_unit(field: str) -> str:
         return "number"
 
 
+def _row_dicts(snapshot: pd.DataFrame, positions: np.ndarray) -> dict[int, dict[str, Any]]:
+    """Snapshot rows at ``positions`` as dicts (feature -> value), each row once."""
+    wanted = sorted(set(positions.tolist()))
+    values = snapshot.iloc[wanted].to_numpy(dtype=object)  # one block copy (to_dict goes per cell)
+    columns = snapshot.columns.tolist()
+    return {pos: dict(zip(columns, row, strict=True)) for pos, row in zip(wanted, values, strict=True)}
+
+
 def render_texts(
     reasons: pd.DataFrame,
     snapshot: pd.DataFrame,
@@ -217,6 +240,11 @@ def render_texts(
     if len(reasons) == 0:
         return texts
     positions = reasons["_row"].to_numpy()
+    if len(reasons) <= SMALL_INPUT:  # a few customers (the API): no grouping machinery
+        rows = _row_dicts(snapshot, positions)
+        for i, (feature, pos) in enumerate(zip(reasons["feature"].tolist(), positions.tolist(), strict=True)):
+            texts[i] = render(str(feature), rows[pos], lang, reference)
+        return texts
     groups = pd.Series(np.arange(len(reasons))).groupby(reasons["feature"].to_numpy(), sort=False)
     for feature, group in groups:
         at = group.to_numpy()
@@ -242,6 +270,16 @@ def _values(
     numeric = np.full(len(reasons), np.nan)
     labels = np.empty(len(reasons), dtype=object)
     positions = reasons["_row"].to_numpy()
+    if len(reasons) <= SMALL_INPUT:
+        rows = _row_dicts(snapshot, positions)
+        categorical = {n for n, dtype in prepared.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)}
+        numbers = prepared.iloc[np.unique(positions)]
+        for i, (feature, pos) in enumerate(zip(reasons["feature"].tolist(), positions.tolist(), strict=True)):
+            name = str(feature)
+            if name not in categorical:
+                numeric[i] = float(numbers.at[prepared.index[pos], name])
+            labels[i] = _display_one(rows[pos][name], _field_unit(name), lang)
+        return numeric, labels
     groups = pd.Series(np.arange(len(reasons))).groupby(reasons["feature"].to_numpy(), sort=False)
     for feature, group in groups:
         at = group.to_numpy()
@@ -264,6 +302,7 @@ def top_reasons(
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
     renderer: Renderer | None = None,
+    prepared: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The top ``n`` reasons per customer with their sentences, as a long frame.
 
@@ -286,6 +325,8 @@ def top_reasons(
         See :func:`shap_contributions`.
     renderer : callable, optional
         ``render(feature, row, lang, reference) -> str``; default the catalog's.
+    prepared : DataFrame, optional
+        ``model.prepare(snapshot)`` if already computed.
 
     Returns
     -------
@@ -295,7 +336,8 @@ def top_reasons(
     """
     if lang not in ("en", "fr"):
         raise ValueError(f"language must be en or fr, got {lang!r}")
-    prepared = model.prepare(snapshot)
+    if prepared is None:
+        prepared = model.prepare(snapshot)
     if contributions is None:
         contributions = shap_contributions(
             model, snapshot, chunk_size=chunk_size, progress=progress, prepared=prepared
