@@ -23,7 +23,6 @@ pytest.importorskip("distributed")
 from churnlens.cli.main import app  # noqa: E402
 from churnlens.data import load_tables, write_tables  # noqa: E402
 from churnlens.engine import (  # noqa: E402
-    DaskTrainingSetBuilder,
     bucket_of,
     load_bucket,
     read_campaign,
@@ -81,19 +80,23 @@ def staged(client, data):
     return stage_tables(client, data["dir"], data["root"] / "work", n_buckets=BUCKETS)
 
 
-@pytest.fixture(scope="module")
-def trained(client, data, staged):
-    """A model trained through train_model with the Dask training-set builder, registered in sqlite."""
-    from churnlens.training import TrainConfig, train_model
+def _train_config(**overrides):
+    from churnlens.training import TrainConfig
     from churnlens.training.config import LightGBMParams
 
-    uri = f"sqlite:///{data['root'] / 'mlflow.db'}"
-    result = train_model(
-        data["tables"],
-        tracking_uri=uri,
-        train_config=TrainConfig(class_weight="none", lgbm=LightGBMParams(max_rounds=40)),
-        training_set_builder=DaskTrainingSetBuilder(client, staged),
+    return TrainConfig(
+        class_weight="none", lgbm=LightGBMParams(max_rounds=40, early_stopping_rounds=10), **overrides
     )
+
+
+@pytest.fixture(scope="module")
+def trained(client, data, staged):
+    """A model trained by train_model from the Dask source (a small set: collected, trained here)."""
+    from churnlens.engine import DaskSource
+    from churnlens.training import train_model
+
+    uri = f"sqlite:///{data['root'] / 'mlflow.db'}"
+    result = train_model(DaskSource(client, staged), tracking_uri=uri, train_config=_train_config())
     return {"uri": uri, "result": result, "loaded": load_model(tracking_uri=uri)}
 
 
@@ -183,10 +186,85 @@ def test_cli_engine_options_are_checked(data, tmp_path, args, message):
 # --------------------------------------------------------------------------- training and scoring
 
 
-def test_training_with_the_dask_builder_logs_and_registers_like_local(trained):
+def test_training_from_the_dask_source_equals_local_training(client, data, staged, trained, tmp_path):
+    from mlflow import MlflowClient
+
+    from churnlens.training import train_model
+
     result = trained["result"]
     assert result.model_version == "1" and result.alias == "champion"
     assert trained["loaded"].version == "1"
+    local = train_model(
+        data["tables"], tracking_uri=f"sqlite:///{tmp_path / 'local.db'}", train_config=_train_config()
+    )
+    pd.testing.assert_frame_equal(result.metrics, local.metrics, check_exact=True)
+    assert (result.rows, result.n_trees, result.split) == (local.rows, local.n_trees, local.split)
+    run = MlflowClient(trained["uri"]).get_run(result.run_id)
+    assert run.data.params["model.trained_on"] == "this process"
+    assert run.data.tags["data.start"] == str(data["tables"].data_start)
+
+
+def test_lightgbm_trains_on_the_cluster_above_the_size_threshold(client, data, staged, trained, tmp_path):
+    from mlflow import MlflowClient
+
+    from churnlens.engine import DaskSource
+    from churnlens.training import train_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result, again = (
+        train_model(DaskSource(client, staged), tracking_uri=uri, train_config=_train_config(distributed_min_rows=0))
+        for _ in range(2)
+    )
+    # reproducible: same data, config and workers give the same model and metrics
+    pd.testing.assert_frame_equal(result.metrics, again.metrics, check_exact=True)
+    assert again.model_version == "2" and again.alias == "challenger"  # equal AUC does not beat the champion
+    run = MlflowClient(uri).get_run(result.run_id)
+    assert run.data.params["model.trained_on"] == "cluster (lightgbm.dask)"
+    local = trained["result"]
+    assert result.rows == local.rows and run.data.metrics["rows_train"] == local.rows["train"]
+    assert 1 <= result.n_trees <= 40
+    metrics = result.metrics
+    # a real model: it ranks test customers about as well as the one trained in one process
+    assert metrics.loc["model", "roc_auc"] > metrics.loc["recency", "roc_auc"]
+    assert abs(metrics.loc["model", "roc_auc"] - local.metrics.loc["model", "roc_auc"]) < 0.05
+    loaded = load_model(tracking_uri=uri)
+    assert loaded.model.metadata["trees"] == result.n_trees
+    snapshot = build_snapshot(data["tables"], local.split.test_cutoff)
+    assert np.isfinite(loaded.model.predict_proba(snapshot)).all()
+
+
+def test_cli_train_on_dask_never_loads_the_tables_here(client, data, tmp_path):
+    config = tmp_path / "churnlens.toml"
+    config.write_text("[training]\ndistributed_min_rows = 0\nclass_weight = \"none\"\n[training.lgbm]\nmax_rounds = 20\n")
+    result = CliRunner().invoke(
+        app,
+        ["train", str(data["dir"]), "--engine", "dask", "--scheduler", client.scheduler.address,
+         "--work-dir", str(tmp_path), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--config", str(config)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Loading tables" not in result.output  # the client read no table
+    assert "Registered churnlens version 1 as champion" in " ".join(result.output.split())
+    assert not list(tmp_path.glob(".churnlens-work-*")), "scratch files left behind"
+
+
+def test_collected_samples_are_whole_customers(client, data, staged):
+    from churnlens.engine import build_training_parts
+
+    cutoffs = training_cutoffs(data["tables"], horizon_days=90, step_days=60)
+    parts = build_training_parts(client, staged, cutoffs=cutoffs, horizon_days=90)
+    try:
+        full = parts.collect(cutoffs)
+        assert parts.rows(cutoffs) == len(full)
+        sample = parts.collect(cutoffs, max_rows=len(full) // 3)
+        assert 0.2 * len(full) < len(sample) < 0.5 * len(full)
+        ids = set(sample.index.get_level_values("customer_id"))
+        whole = full[full.index.get_level_values("customer_id").isin(ids)]
+        pd.testing.assert_frame_equal(sample, whole)  # every cutoff of a sampled customer
+        pd.testing.assert_frame_equal(parts.collect(cutoffs, max_rows=len(full) // 3), sample)
+    finally:
+        parts.remove()
+    assert not parts.root.exists()
 
 
 def _assert_same_scoring(out, summary, local):

@@ -179,3 +179,31 @@ def test_auto_linear_base_keeps_the_lower_validation_loss():
     assert ChurnClassifier(seed=3, linear_base="none").fit(X, y, Xv, yv).linear_ is None
     with pytest.raises(ValueError, match="linear_base must be"):
         ChurnClassifier(linear_base="ridge").fit(X, y, Xv, yv)
+
+
+@pytest.mark.parametrize("metric", ["binary_logloss", "auc"])
+@pytest.mark.parametrize("with_init", [False, True], ids=["no_init", "init_score"])
+def test_early_stopping_found_after_training_equals_the_callback(metric, with_init):
+    """lightgbm.dask has no early stopping: the trees kept are chosen after growing all of them,
+    by the callback's rule. Same data and seed: the same number as the callback keeps."""
+    import lightgbm as lgb
+
+    from churnlens.model import prepare_features
+    from churnlens.training.estimator import early_stopping_rounds
+
+    train, y_train = _synthetic(3000, seed=1)
+    valid, y_valid = _synthetic(1500, seed=2)
+    meta = {"features": list(train.columns), "categorical_levels": {"country": ["DE", "FR", "UK"]}}
+    X_train, X_valid = prepare_features(train, meta), prepare_features(valid, meta)
+    init_train = np.full(len(X_train), -0.4) if with_init else None
+    init_valid = np.full(len(X_valid), -0.4) if with_init else np.zeros(len(X_valid))
+    params = {"objective": "binary", "metric": metric, "num_leaves": 15, "learning_rate": 0.3,
+              "min_data_in_leaf": 20, "seed": 3, "deterministic": True, "verbosity": -1, "num_threads": 1}
+    dtrain = lgb.Dataset(X_train, y_train, init_score=init_train, free_raw_data=False)
+    dvalid = lgb.Dataset(X_valid, y_valid, init_score=init_valid if with_init else None, reference=dtrain)
+    stop = lgb.early_stopping(10, verbose=False)
+    stopped = lgb.train(params, dtrain, 300, valid_sets=[dvalid], callbacks=[stop])
+    grown = lgb.train(params, dtrain, 300)
+    assert stopped.best_iteration < 300, "early stopping never triggered: nothing was compared"
+    found = early_stopping_rounds(grown, X_valid, y_valid, init_valid, metric=metric, patience=10)
+    assert found == stopped.best_iteration

@@ -36,7 +36,8 @@ def train(
     purge: Annotated[bool | None, typer.Option("--purge/--no-purge", help="Keep label windows of train, validation and test apart (default from config, else on); --no-purge lets training labels overlap the test period, which flatters test metrics.")] = None,
     engine: Annotated[str, typer.Option(
         help="local (the default) or dask: build the training set per customer bucket on a Dask cluster "
-        "(same rows as local); LightGBM then trains in this process (docs/scaling.md).")] = "local",
+        "(same rows as local); LightGBM trains on the cluster above training.distributed_min_rows "
+        "training rows, else in this process (docs/scaling.md).")] = "local",
     scheduler: Annotated[str | None, typer.Option(
         help="With --engine dask: address of a running Dask scheduler (tcp://host:8786); "
         "default a LocalCluster on this machine.")] = None,
@@ -64,21 +65,21 @@ def train(
         overrides["purge"] = purge
     train_cfg = replace(train_cfg, **overrides)
     started = time.perf_counter()
-    console.print(f"Loading tables from [bold]{data_dir}[/]")
-    tables, report = load_tables(data_dir, columns=cfg.columns)
     truth_path = data_dir / TRUTH_FILE
     truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
 
     with contextlib.ExitStack() as stack:
-        builder = None
-        if engine == "dask":  # the training set is built per customer bucket; LightGBM trains here
-            from churnlens.engine import DaskTrainingSetBuilder, dask_session
+        if engine == "dask":  # the client never loads the tables: every bucket is read on a worker
+            from churnlens.engine import DaskSource, dask_session
 
             client, staged = stack.enter_context(dask_session(
                 data_dir, data_dir, scheduler=scheduler, partitions=partitions, work_dir=work_dir,
                 columns=cfg.columns))  # fmt: skip
-            builder = DaskTrainingSetBuilder(client, staged)
+            source, report = DaskSource(client, staged), staged.report
             console.print(f"Training set on Dask: {staged.n_buckets} customer buckets")
+        else:
+            console.print(f"Loading tables from [bold]{data_dir}[/]")
+            source, report = load_tables(data_dir, columns=cfg.columns)
         with Progress(TextColumn("{task.description:<14}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:
@@ -90,9 +91,9 @@ def train(
                 bar.update(tasks[stage], completed=done, total=total)
 
             result = train_model(
-                tables, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri,
+                source, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri,
                 experiment=experiment, model_name=model_name, test_cutoff=test_cutoff, truth=truth,
-                validation_report=report.to_dict(), progress=on_progress, training_set_builder=builder,
+                validation_report=report.to_dict(), progress=on_progress,
             )
     split = result.split
     console.print(

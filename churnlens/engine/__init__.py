@@ -17,10 +17,12 @@ from typing import Any
 from churnlens.engine.cluster import ENGINES, check_engine, dask_client, local_cluster_size
 
 _LAZY = {
-    "DaskTrainingSetBuilder": "churnlens.engine.dask_features",
     "read_snapshot": "churnlens.engine.dask_features",
     "snapshot_to_parquet": "churnlens.engine.dask_features",
     "training_set_on_dask": "churnlens.engine.dask_features",
+    "DaskSource": "churnlens.engine.dask_training",
+    "DaskTrainingSet": "churnlens.engine.dask_training",
+    "build_training_parts": "churnlens.engine.dask_training",
     "read_campaign": "churnlens.engine.dask_scoring",
     "score_on_dask": "churnlens.engine.dask_scoring",
     "StagedData": "churnlens.engine.dask_tables",

@@ -27,7 +27,7 @@ from churnlens.engine.dask_tables import (
     load_bucket,
     write_parquet_atomic,
 )
-from churnlens.features import build_labels, build_snapshot, label_mode
+from churnlens.features import build_labels, build_snapshot
 from churnlens.features._engine import normalize_cutoff
 from churnlens.features.labels import LABEL
 
@@ -243,9 +243,8 @@ def training_set_on_dask(
     config: ChurnConfig = ChurnConfig(),
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """The training set of :func:`churnlens.features.build_training_set`, built per bucket.
-
-    The cutoffs' horizons are checked against the end of the whole data (not a bucket's).
+    """The training set of :func:`churnlens.features.build_training_set`, built per bucket and
+    collected here (see :func:`churnlens.engine.dask_training.build_training_parts`).
 
     Returns
     -------
@@ -253,69 +252,12 @@ def training_set_on_dask(
         Equal to the local training set: MultiIndex (cutoff, customer_id) sorted, snapshot
         columns then ``churned``; categoricals with the sorted union of levels.
     """
-    from distributed import as_completed
+    from churnlens.engine.dask_training import build_training_parts
 
-    horizon = int(horizon_days)
-    mode = label_mode(load_bucket_schema(staged), config.labels.mode)
-    cutoffs = sorted({normalize_cutoff(c) for c in cutoffs})
-    if not cutoffs:
-        raise ValueError("no cutoffs given for the training set")
-    until = staged.data_end.floor("D") + pd.Timedelta(days=1)
-    for c in cutoffs:
-        if c + pd.Timedelta(days=horizon) > until:
-            raise ValueError(
-                f"cutoff {c} has no full {horizon}-day horizon of future data: the data ends at "
-                f"{staged.data_end} (latest usable cutoff: {until - pd.Timedelta(days=horizon)})"
-            )
-    futures = client.map(
-        _training_part,
-        range(staged.n_buckets),
-        staged=staged,
-        cutoffs=cutoffs,
-        horizon=horizon,
-        mode=mode,
-        config=config.features,
-        pure=False,
-        retries=RETRIES,
+    parts = build_training_parts(
+        client, staged, cutoffs=cutoffs, horizon_days=horizon_days, config=config, progress=progress
     )
-    parts: list[pd.DataFrame] = []
-    for done, (_, part) in enumerate(as_completed(futures, with_results=True), start=1):
-        parts.append(part)
-        if progress is not None:
-            progress(done, len(futures))
-    levels = merge_levels([categorical_levels(p) for p in parts])
-    frame = pd.concat([apply_levels(p, levels, string_levels=False) for p in parts], axis=0)
-    return frame.sort_index(kind="stable")
-
-
-class DaskTrainingSetBuilder:
-    """A ``training_set_builder`` for :func:`churnlens.training.train_model` that builds on Dask.
-
-    Called with the keywords of :func:`churnlens.features.build_training_set`; the ``tables``
-    argument is ignored (the staged buckets are the data).
-    """
-
-    def __init__(self, client: Any, staged: StagedData) -> None:
-        self.client = client
-        self.staged = staged
-
-    def __call__(
-        self,
-        tables: Tables | None = None,
-        *,
-        cutoffs: Sequence[str | pd.Timestamp] | None = None,
-        horizon_days: int | None = None,
-        config: ChurnConfig = ChurnConfig(),
-        progress: Callable[[int, int], None] | None = None,
-        step_days: int = 30,
-    ) -> pd.DataFrame:
-        from churnlens.features import training_cutoffs
-
-        horizon = int(horizon_days if horizon_days is not None else config.labels.horizon_days)
-        if cutoffs is None:
-            if tables is None:
-                raise ValueError("give cutoffs (or tables to derive them from)")
-            cutoffs = training_cutoffs(tables, horizon_days=horizon, step_days=step_days)
-        return training_set_on_dask(
-            self.client, self.staged, cutoffs=cutoffs, horizon_days=horizon, config=config, progress=progress
-        )
+    try:
+        return parts.collect(cutoffs)
+    finally:
+        parts.remove()

@@ -100,10 +100,28 @@ def training_cutoffs(
     ValueError
         When the data is too short for even one cutoff.
     """
+    return cutoffs_between(
+        tables.data_start,
+        tables.data_end,
+        horizon_days=horizon_days,
+        step_days=step_days,
+        min_history_days=min_history_days,
+    )
+
+
+def cutoffs_between(
+    data_start: pd.Timestamp,
+    data_end: pd.Timestamp,
+    *,
+    horizon_days: int = 90,
+    step_days: int = 30,
+    min_history_days: int = 90,
+) -> list[pd.Timestamp]:
+    """:func:`training_cutoffs` of data whose first and last events are ``data_start``, ``data_end``."""
     if step_days <= 0 or horizon_days <= 0 or min_history_days < 0:
         raise ValueError("horizon_days and step_days must be positive and min_history_days not negative")
-    latest = observed_until(tables) - pd.Timedelta(days=int(horizon_days))
-    earliest = tables.data_start + pd.Timedelta(days=int(min_history_days))
+    latest = data_end.floor("D") + pd.Timedelta(days=1) - pd.Timedelta(days=int(horizon_days))
+    earliest = data_start + pd.Timedelta(days=int(min_history_days))
     cutoffs = []
     c = latest
     while c >= earliest:
@@ -111,7 +129,7 @@ def training_cutoffs(
         c = c - pd.Timedelta(days=int(step_days))
     if not cutoffs:
         raise ValueError(
-            f"the data ({tables.data_start} to {tables.data_end}) is too short for a training cutoff: "
+            f"the data ({data_start} to {data_end}) is too short for a training cutoff: "
             f"it needs {min_history_days} days of history plus a {horizon_days}-day horizon"
         )
     return sorted(cutoffs)

@@ -97,6 +97,14 @@ class TrainConfig:
         ``auto`` picks by cross-validated log loss on the validation cutoff.
     tune_trials : int
         Random-search trials on the validation cutoff (0: use ``lgbm`` as given).
+    distributed_min_rows : int
+        With a source that keeps the training rows on a cluster (``--engine dask``): above
+        this many training rows LightGBM trains on the cluster (lightgbm.dask); at or below,
+        the rows are collected and trained in this process, which is faster on one machine.
+    local_max_rows : int
+        With such a source, the most rows of one split brought into this process: validation
+        and test above it are a deterministic sample of whole customers (so is the training
+        sample that fits the linear base and the baselines when LightGBM trains on the cluster).
     linear_base : {"rfm", "auto", "none"}
         ``rfm`` (default) boosts the trees from the RFM logistic regression's margin, so they
         model what recency, frequency and spend do not already explain; ``none`` trains trees
@@ -116,6 +124,8 @@ class TrainConfig:
     class_weight: Literal["auto", "none"] = "none"
     calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
     tune_trials: int = 0
+    distributed_min_rows: int = 5_000_000
+    local_max_rows: int = 2_000_000
     linear_base: Literal["rfm", "auto", "none"] = "rfm"
     lgbm: LightGBMParams = field(default_factory=LightGBMParams)
     campaign: CampaignEconomics = field(default_factory=CampaignEconomics)
@@ -129,6 +139,8 @@ class TrainConfig:
             raise ValueError("training.calibration must be auto, isotonic, platt or none")
         if self.tune_trials < 0:
             raise ValueError("training.tune_trials must be >= 0")
+        if self.distributed_min_rows < 0 or self.local_max_rows < 1:
+            raise ValueError("training.distributed_min_rows must be >= 0 and training.local_max_rows >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnlens.model import LinearBase, prepare_features
+from churnlens.model import LinearBase, model_matrix, prepare_features
 from churnlens.training.baselines import RFM_FEATURES, LogisticBaseline
 from churnlens.training.calibration import choose_calibrator
 from churnlens.training.config import LightGBMParams
+
+if TYPE_CHECKING:
+    from churnlens.training.source import DistributedTrainingSet
 
 
 def scale_pos_weight(y: np.ndarray, mode: str) -> float:
@@ -56,6 +60,35 @@ def fit_linear_base(train: pd.DataFrame, y: np.ndarray) -> LinearBase | None:
         lower=[float(v) for v in z.min(axis=0)],
         upper=[float(v) for v in z.max(axis=0)],
     )
+
+
+def early_stopping_rounds(
+    booster: lgb.Booster,
+    X_val: pd.DataFrame,
+    y_val: np.ndarray,
+    init_margin: np.ndarray,
+    *,
+    metric: str,
+    patience: int,
+) -> int:
+    """Trees LightGBM's ``early_stopping(patience)`` callback would have kept, found after training.
+
+    The validation score after each tree (log loss, or AUC) is computed from the margins
+    tree by tree; the first best is kept and the search stops once ``patience`` trees in a
+    row fail to improve it, as the callback does.
+    """
+    y_val = np.asarray(y_val, dtype=int)
+    X = model_matrix(X_val)
+    margin = np.asarray(init_margin, dtype=np.float64).copy()
+    best_score, best = np.inf, 0
+    for i in range(booster.num_trees()):
+        margin += booster.predict(X, raw_score=True, start_iteration=i, num_iteration=1)
+        score = _validation_score(metric, y_val, margin)  # lower is better
+        if score < best_score:
+            best_score, best = score, i
+        elif i - best >= patience:
+            break
+    return best + 1
 
 
 def _validation_score(metric: str, y: np.ndarray, margin: np.ndarray) -> float:
@@ -114,10 +147,57 @@ class ChurnClassifier:
     ) -> ChurnClassifier:
         """Train on ``train``, stop early and calibrate on ``validation``; returns self."""
         self.features_, self.categorical_levels_ = feature_schema(train)
+        X_train = prepare_features(train, self.schema_metadata())
+
+        def boost(params: dict[str, Any], linear: LinearBase | None, X_val: pd.DataFrame) -> lgb.Booster:
+            return self._boost(params, X_train, y_train, X_val, y_validation, linear)
+
+        return self._fit_candidates(train, np.asarray(y_train, dtype=int), validation, y_validation, boost)
+
+    def fit_distributed(
+        self,
+        train_set: DistributedTrainingSet,
+        cutoffs: Sequence[pd.Timestamp],
+        sample: pd.DataFrame,
+        y_sample: np.ndarray,
+        validation: pd.DataFrame,
+        y_validation: np.ndarray,
+    ) -> ChurnClassifier:
+        """Train LightGBM on the cluster rows of ``cutoffs``; returns self.
+
+        ``sample`` (whole customers of those cutoffs, collected here, with the global
+        categorical levels) gives the feature schema, the class weight and the linear base.
+        lightgbm.dask has no early stopping, so the trees are grown to ``max_rounds`` and the
+        number kept is chosen afterwards on ``validation`` by the rule of LightGBM's
+        ``early_stopping`` callback (:func:`early_stopping_rounds`).
+        """
+        self.features_, self.categorical_levels_ = feature_schema(sample)
         meta = self.schema_metadata()
-        X_train = prepare_features(train, meta)
-        X_val = prepare_features(validation, meta)
-        y_train = np.asarray(y_train, dtype=int)
+
+        def boost(params: dict[str, Any], linear: LinearBase | None, X_val: pd.DataFrame) -> lgb.Booster:
+            grown = train_set.fit_lightgbm(
+                cutoffs, params, metadata=meta, linear=linear, rounds=self.params.max_rounds
+            )
+            init = linear.margin(X_val) if linear is not None else np.zeros(len(X_val))
+            best = early_stopping_rounds(
+                grown, X_val, y_validation, init, metric=params["metric"],
+                patience=self.params.early_stopping_rounds,
+            )  # fmt: skip
+            return lgb.Booster(model_str=grown.model_to_string(num_iteration=best))
+
+        return self._fit_candidates(sample, np.asarray(y_sample, dtype=int), validation, y_validation, boost)
+
+    def _fit_candidates(
+        self,
+        train: pd.DataFrame,
+        y_train: np.ndarray,
+        validation: pd.DataFrame,
+        y_validation: np.ndarray,
+        boost: Callable[[dict[str, Any], LinearBase | None, pd.DataFrame], lgb.Booster],
+    ) -> ChurnClassifier:
+        """Boost each linear-base candidate (``train`` fits the base), keep the best on validation,
+        calibrate on validation."""
+        X_val = prepare_features(validation, self.schema_metadata())
         y_validation = np.asarray(y_validation, dtype=int)
         if len(np.unique(y_train)) < 2 or len(np.unique(y_validation)) < 2:
             raise ValueError("training and validation cutoffs must each contain churners and non-churners")
@@ -137,7 +217,7 @@ class ChurnClassifier:
                 if fits:
                     continue
                 kind = "none"  # no RFM column to build the base from: trees alone
-            booster = self._boost(lgb_params, X_train, y_train, X_val, y_validation, linear)
+            booster = boost(lgb_params, linear, X_val)
             margin = booster.predict(X_val, raw_score=True) + (linear.margin(X_val) if linear else 0.0)
             fits[kind] = (booster, linear, margin)
             self.linear_base_scores_[kind] = _validation_score(lgb_params["metric"], y_validation, margin)

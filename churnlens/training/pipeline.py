@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnlens.config import ChurnConfig
 from churnlens.data.tables import Tables
-from churnlens.features import CATALOG_VERSION, build_training_set, label_mode, training_cutoffs
+from churnlens.features import CATALOG_VERSION
 from churnlens.model import ChurnModel
 from churnlens.monitoring import reference_statistics
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, configure_mlflow
@@ -23,14 +23,12 @@ from churnlens.training import mlflow_log, plots
 from churnlens.training.baselines import fit_baselines
 from churnlens.training.config import TrainConfig
 from churnlens.training.estimator import ChurnClassifier
-from churnlens.training.fingerprint import data_fingerprint
 from churnlens.training.metrics import evaluate
+from churnlens.training.source import DistributedTrainingSet, LocalSource, TrainingSource
 from churnlens.training.split import OutOfTimeSplit, out_of_time_split
 from churnlens.training.tune import random_search
 
 Progress = Callable[[str, int, int], None]
-#: Builds the stacked training set: (tables, *, cutoffs, horizon_days, config, progress) -> frame.
-TrainingSetBuilder = Callable[..., pd.DataFrame]
 
 #: Rows of the SHAP summary plot (TreeSHAP costs ~0.4 ms per row).
 SHAP_PLOT_ROWS = 4000
@@ -76,7 +74,7 @@ def _features(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def train_model(
-    tables: Tables,
+    tables: Tables | TrainingSource,
     *,
     config: ChurnConfig | None = None,
     train_config: TrainConfig | None = None,
@@ -87,14 +85,20 @@ def train_model(
     truth: pd.DataFrame | None = None,
     validation_report: dict[str, Any] | None = None,
     progress: Progress | None = None,
-    training_set_builder: TrainingSetBuilder | None = None,
 ) -> TrainingResult:
     """Train, evaluate out of time, log to MLflow and register a churn model.
 
     Parameters
     ----------
-    tables : Tables
-        Validated input tables.
+    tables : Tables or TrainingSource
+        Validated input tables, or a source that builds the training set elsewhere
+        (``churnlens.engine.DaskSource``). When the source keeps the training rows on a
+        cluster (a :class:`~churnlens.training.source.DistributedTrainingSet`), training
+        cutoffs with more than ``train_config.distributed_min_rows`` rows train on the
+        cluster (lightgbm.dask), fewer are collected and trained here; validation and test
+        rows are collected here (a deterministic sample of whole customers above
+        ``train_config.local_max_rows``), as is a sample of the training rows for the
+        baselines, the linear base and the reference statistics.
     config : ChurnConfig, optional
         Feature and label settings (defaults if None).
     train_config : TrainConfig, optional
@@ -109,10 +113,6 @@ def train_model(
     validation_report : dict, optional
         Logged as ``validation_report.json``.
     progress : callable(stage, done, total), optional
-    training_set_builder : callable, optional
-        Builds the stacked training set instead of :func:`build_training_set` (same keyword
-        arguments ``cutoffs``, ``horizon_days``, ``config``, ``progress``; same result), e.g.
-        on a distributed engine.
 
     Returns
     -------
@@ -121,22 +121,27 @@ def train_model(
     config = config or ChurnConfig()
     train_config = train_config or TrainConfig(horizon_days=config.labels.horizon_days)
     step = progress or (lambda stage, done, total: None)
-    mode = label_mode(tables, config.labels.mode)
+    source = tables if not isinstance(tables, Tables) else LocalSource(tables)
+    mode = source.label_mode(config.labels.mode)
     config = replace(config, labels=replace(config.labels, horizon_days=train_config.horizon_days, mode=mode))
     uri = configure_mlflow(tracking_uri)
 
-    cutoffs = training_cutoffs(
-        tables, horizon_days=train_config.horizon_days, step_days=train_config.step_days,
+    cutoffs = source.cutoffs(
+        horizon_days=train_config.horizon_days, step_days=train_config.step_days,
         min_history_days=train_config.min_history_days,
     )
     split = out_of_time_split(cutoffs, horizon_days=train_config.horizon_days, purge=train_config.purge,
                               test_cutoff=pd.Timestamp(test_cutoff) if test_cutoff is not None else None)
     used = sorted({*split.train_cutoffs, split.validation_cutoff, split.test_cutoff})
-    training_set = (training_set_builder or build_training_set)(
-        tables, cutoffs=used, horizon_days=train_config.horizon_days, config=config,
+    training_set = source.training_set(
+        cutoffs=used, horizon_days=train_config.horizon_days, config=config,
         progress=lambda done, total: step("features", done, total),
     )
-    train, validation, test = (split.part(training_set, p) for p in ("train", "validation", "test"))
+    distributed: DistributedTrainingSet | None = None
+    if isinstance(training_set, DistributedTrainingSet):
+        train, validation, test, distributed = _collect(training_set, split, train_config)
+    else:
+        train, validation, test = (split.part(training_set, p) for p in ("train", "validation", "test"))
     y_train, y_val, y_test = _labels(train), _labels(validation), _labels(test)
     X_train, X_val, X_test = _features(train), _features(validation), _features(test)
 
@@ -149,7 +154,10 @@ def train_model(
     clf = ChurnClassifier(train_config.lgbm, seed=train_config.seed, threads=train_config.threads,
                           class_weight=train_config.class_weight, calibration=train_config.calibration,
                           linear_base=train_config.linear_base)
-    clf.fit(X_train, y_train, X_val, y_val)
+    if distributed is not None:
+        clf.fit_distributed(distributed, split.train_cutoffs, X_train, y_train, X_val, y_val)
+    else:
+        clf.fit(X_train, y_train, X_val, y_val)
     step("training", 1, 1)
 
     step("evaluation", 0, 1)
@@ -169,13 +177,17 @@ def train_model(
         metrics.loc["oracle", "n"] = float(known.sum())
 
     model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, {}, linear=clf.linear_)
-    model.metadata = _metadata(clf, X_train, train_config, config, mode, split, metrics, model_name, tables)
+    model.metadata = _metadata(
+        clf, X_train, train_config, config, mode, split, metrics, model_name, source.table_names()
+    )
 
     rows = {"train": len(X_train), "validation": len(X_val), "test": len(X_test)}
+    if distributed is not None:
+        rows["train"] = distributed.rows(split.train_cutoffs)
     with mlflow.start_run(experiment_id=mlflow_log.ensure_experiment(experiment, uri)) as run:
         mlflow_log.log_config({"features": _jsonable(config.features), "labels": _jsonable(config.labels),
                                "training": train_config.to_dict()})
-        mlflow_log.log_fingerprint(data_fingerprint(tables))
+        mlflow_log.log_fingerprint(source.fingerprint())
         mlflow.log_params({
             "split.test_cutoff": str(split.test_cutoff.date()),
             "split.validation_cutoff": str(split.validation_cutoff.date()),
@@ -183,10 +195,14 @@ def train_model(
             "label_mode": mode, "model.trees": clf.n_trees_, "model.leaves": train_config.lgbm.num_leaves,
             "model.features": len(clf.features_),
             "model.linear_base": "rfm" if clf.linear_ is not None else "none",
+            "model.trained_on": "cluster (lightgbm.dask)" if distributed is not None else "this process",
             "calibration.method": clf.calibrator_.method,
             "catalog_version": CATALOG_VERSION,
         })
         mlflow.log_metrics({f"rows_{k}": v for k, v in rows.items()})
+        if distributed is not None:
+            mlflow.log_metrics({"rows_train_sample": len(X_train), "rows_validation_collected": len(X_val),
+                                "rows_test_collected": len(X_test)})
         mlflow.log_metrics({f"calibration_cv_logloss_{k}": v for k, v in clf.calibration_scores_.items()})
         mlflow_log.log_metric_table(metrics)
         if validation_report is not None:
@@ -210,6 +226,23 @@ def train_model(
     )
 
 
+def _collect(
+    training_set: DistributedTrainingSet, split: OutOfTimeSplit, train_config: TrainConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, DistributedTrainingSet | None]:
+    """Rows of a cluster-held training set brought here: train (all of it when small enough to
+    train here, else a sample), validation and test (samples above ``local_max_rows``).
+
+    The last item is the set itself when LightGBM is to train on the cluster, else None.
+    """
+    cap = train_config.local_max_rows
+    validation = training_set.collect([split.validation_cutoff], max_rows=cap)
+    test = training_set.collect([split.test_cutoff], max_rows=cap)
+    n_train = training_set.rows(split.train_cutoffs)
+    if n_train > train_config.distributed_min_rows:
+        return training_set.collect(split.train_cutoffs, max_rows=cap), validation, test, training_set
+    return training_set.collect(split.train_cutoffs), validation, test, None
+
+
 def _jsonable(obj: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -225,7 +258,7 @@ def _metadata(
     split: OutOfTimeSplit,
     metrics: pd.DataFrame,
     model_name: str,
-    tables: Tables,
+    table_names: list[str],
 ) -> dict[str, Any]:
     """Everything serving needs besides the booster and calibrator."""
     reference_frame = X_train.reset_index(drop=True).copy()
@@ -237,7 +270,7 @@ def _metadata(
         "label_mode": mode,
         "horizon_days": train_config.horizon_days,
         "feature_config": _jsonable(config.features),
-        "tables": sorted(tables.present()),
+        "tables": table_names,
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         "test_cutoff": str(split.test_cutoff.date()),
         "validation_cutoff": str(split.validation_cutoff.date()),
