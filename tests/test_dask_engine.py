@@ -235,7 +235,9 @@ def test_lightgbm_trains_on_the_cluster_above_the_size_threshold(client, data, s
 
 def test_cli_train_on_dask_never_loads_the_tables_here(client, data, tmp_path):
     config = tmp_path / "churnlens.toml"
-    config.write_text("[training]\ndistributed_min_rows = 0\nclass_weight = \"none\"\n[training.lgbm]\nmax_rounds = 20\n")
+    config.write_text(
+        '[training]\ndistributed_min_rows = 0\nclass_weight = "none"\n[training.lgbm]\nmax_rounds = 20\n'
+    )
     result = CliRunner().invoke(
         app,
         ["train", str(data["dir"]), "--engine", "dask", "--scheduler", client.scheduler.address,

@@ -120,7 +120,8 @@ def test_reloaded_model_reproduces_predictions_bit_for_bit(server_runs, tables, 
     in_process = mlflow.pyfunc.load_model(first.model_uri).unwrap_python_model().predict_proba(snapshot)
     # pyfunc callers send categoricals as plain strings (the signature's type)
     model = mlflow.pyfunc.load_model(first.model_uri).unwrap_python_model()
-    signature_frame(snapshot, model.features, model.metadata["categorical_levels"]).to_parquet(tmp_path / "snapshot.parquet")
+    typed = signature_frame(snapshot, model.features, model.metadata["categorical_levels"])
+    typed.to_parquet(tmp_path / "snapshot.parquet")
     script = (
         "import sys, mlflow, pandas as pd\n"
         "mlflow.set_tracking_uri(sys.argv[1])\n"

@@ -99,7 +99,11 @@ def _synthetic(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
             "country": pd.Categorical(rng.choice(["FR", "UK", "DE"], n), categories=["DE", "FR", "UK"]),
         }
     )
-    logit = 0.03 * frame["days_since_last_purchase"] - 0.3 * frame["purchase_count_365d"] + (frame["country"] == "FR") * 0.8
+    logit = (
+        0.03 * frame["days_since_last_purchase"]
+        - 0.3 * frame["purchase_count_365d"]
+        + (frame["country"] == "FR") * 0.8
+    )
     y = rng.binomial(1, 1 / (1 + np.exp(-logit.to_numpy())))
     return frame, y
 

@@ -55,7 +55,9 @@ def log_config(config: dict[str, Any]) -> None:
 def log_fingerprint(fingerprint: dict[str, Any]) -> None:
     """Row counts, date range and content hash of the input tables."""
     mlflow.log_dict(fingerprint, "data_fingerprint.json")
-    mlflow.set_tags({"data.hash": fingerprint["hash"], "data.start": fingerprint["start"], "data.end": fingerprint["end"]})
+    mlflow.set_tags(
+        {"data.hash": fingerprint["hash"], "data.start": fingerprint["start"], "data.end": fingerprint["end"]}
+    )
     for table, rows in fingerprint["rows"].items():
         mlflow.log_param(f"data.rows.{table}", rows)
 
@@ -205,4 +207,6 @@ def list_model_versions(model_name: str) -> pd.DataFrame:
                 "oracle_ratio": metrics.get("test_model_oracle_ratio"),
             }
         )
-    return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True) if rows else pd.DataFrame(rows)
+    if not rows:
+        return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True)

@@ -54,7 +54,9 @@ class TrainingResult:
     linear_base: bool = False
 
 
-def oracle_probabilities(truth: pd.DataFrame | None, cutoff: pd.Timestamp, horizon_days: int, mode: str) -> pd.Series | None:
+def oracle_probabilities(
+    truth: pd.DataFrame | None, cutoff: pd.Timestamp, horizon_days: int, mode: str
+) -> pd.Series | None:
     """The simulator's best achievable probabilities at ``cutoff`` (None if the truth table lacks it)."""
     if truth is None:
         return None

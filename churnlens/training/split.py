@@ -63,8 +63,10 @@ def out_of_time_split(
     horizon = pd.Timedelta(days=horizon_days)
     before_test = [c for c in ordered[:-1] if not purge or c + horizon <= test]
     if not before_test:
-        raise ValueError(f"no validation cutoff before the test cutoff {test.date()}: need more history "
-                         "(a shorter --horizon, a lower min_history_days, or --no-purge, whose test metrics flatter the model)")
+        raise ValueError(
+            f"no validation cutoff before the test cutoff {test.date()}: need more history "
+            "(a shorter --horizon, a lower min_history_days, or --no-purge, whose test metrics flatter the model)"
+        )
     validation = before_test[-1]
     train = [c for c in before_test[:-1] if not purge or c + horizon <= validation]
     if not train:
