@@ -231,7 +231,7 @@ def _read_csv(path: Path, table: str, mapping: Mapping[str, str] | None) -> tupl
     as_text = {}
     for name in keep:
         cspec = spec.column(mapping.get(name, name))
-        if cspec is not None and cspec.kind in ("id", "text"):
+        if cspec is not None and cspec.kind in ("id", "text", "category"):
             as_text[name] = pa.string()
     try:
         try:
