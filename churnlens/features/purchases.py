@@ -224,12 +224,14 @@ def build_purchases_features(
     for chunk in segs.chunks():
         lo, hi = chunk.lo, chunk.hi
         amount = chunk.take(amount_all)
-        key = np.full(len(amount), 2, dtype=np.int8)  # 0 purchase, 1 refund, 2 unknown amount
-        key[amount >= 0] = 0
-        key[amount < 0] = 1
+        key = (amount < 0).view(np.int8)  # 0 purchase, 1 refund, 2 unknown amount
+        finite = np.isfinite(amount)
+        if not finite.all():
+            key = np.where(np.isnan(amount), np.int8(2), key)
+            amount = np.nan_to_num(amount, nan=0.0)
         levels = chunk.levels(cutoff, windows)
-        counts, sums = windowed(chunk, key, 3, levels, len(windows), (None, np.nan_to_num(amount, nan=0.0)))
-        del amount
+        counts, sums = windowed(chunk, key, 3, levels, len(windows), (None, amount))
+        del amount, finite
         if fresh:
             buy = np.flatnonzero(key == 0)
             _store_rhythm(rhythm, lo, _rhythm(chunk.seg[buy], chunk.ts[buy], chunk.n))
