@@ -23,6 +23,7 @@ from churnlens.data import (
     validate_tables,
     write_tables,
 )
+from churnlens.data.validate import string_categories
 
 S = pd.StringDtype()
 
@@ -66,7 +67,9 @@ def test_good_csv_loads_to_exact_typed_sorted_frame(good_dir: Path) -> None:
                 ["2024-01-01 10:00:00", "2024-01-03 00:00:00", "2024-01-02 00:00:00"]
             ).as_unit("us"),
             "amount": [10.5, 7.0, -3.0],
-            "channel": pd.array(["web", "web", "store"], dtype=S),
+            "channel": pd.Categorical(
+                ["web", "web", "store"], categories=pd.Index(["store", "web"], dtype=S)
+            ),
         }
     )
     pd.testing.assert_frame_equal(tables.purchases, expected)
@@ -173,6 +176,54 @@ def test_csv_and_parquet_of_the_same_data_load_identically(tmp_path: Path) -> No
         "age": "float64",
     }
     assert from_csv.purchases["quantity"].dtype == np.float64
+
+
+def test_low_cardinality_text_is_categorical_with_the_values_present_sorted() -> None:
+    raw = _raw_frames()
+    raw["purchases"]["category"] = ["toys", "", "books", "toys"]
+    tables, _ = validate_tables(raw)
+    for table, col, values in [
+        ("purchases", "channel", ["store", "web"]),
+        ("purchases", "category", ["books", "toys"]),
+        ("program_events", "event_type", ["login", "points_earned"]),
+        ("program_events", "tier", ["gold"]),
+    ]:
+        column = getattr(tables, table)[col]
+        assert isinstance(column.dtype, pd.CategoricalDtype), (table, col)
+        assert list(column.cat.categories) == values and column.cat.categories.dtype == S, (table, col)
+    assert tables.purchases["category"].astype(S).fillna("-").tolist() == ["books", "-", "toys", "toys"]
+    assert tables.purchases["customer_id"].dtype == S
+    assert tables.customers["country"].dtype == S  # attributes stay text
+
+
+def test_categories_of_dropped_rows_are_dropped_too() -> None:
+    raw = _raw_frames()
+    late = raw["purchases"].iloc[[0]].assign(timestamp=pd.Timestamp("2030-01-01"), channel="kiosk")
+    dup = raw["purchases"].iloc[[0]]
+    raw["purchases"] = pd.concat([raw["purchases"], late, dup], ignore_index=True)
+    tables, report = validate_tables(raw, data_end="2025-01-01")
+    assert sorted(r.kind for r in report.repairs) == ["after_data_end", "duplicate_rows"]
+    assert list(tables.purchases["channel"].cat.categories) == ["store", "web"]
+
+
+def test_categorical_input_is_normalised_like_text_input() -> None:
+    raw = _raw_frames()
+    text = raw["program_events"].assign(tier=["7", None], event_type=["login", "login"])
+    cat = text.assign(
+        tier=pd.Categorical([7.0, None], categories=[7.0, 2.5]),  # 2.5 unused: "7", not "7.0"
+        event_type=pd.Categorical(["login", "login"], categories=["zzz", "login", ""]),
+    )
+    from_text, _ = validate_tables({**raw, "program_events": text})
+    from_cat, _ = validate_tables({**raw, "program_events": cat})
+    pd.testing.assert_frame_equal(from_cat.program_events, from_text.program_events)
+    assert list(from_cat.program_events["tier"].cat.categories) == ["7"]
+
+
+def test_string_categories_restores_what_parquet_drops(tmp_path: Path) -> None:
+    tables, _ = validate_tables(_raw_frames())
+    tables.purchases.to_parquet(tmp_path / "p.parquet", index=False)
+    back = pd.read_parquet(tmp_path / "p.parquet")
+    pd.testing.assert_frame_equal(string_categories(back), tables.purchases)
 
 
 def test_write_tables_round_trips_through_csv_and_parquet(tmp_path: Path) -> None:
@@ -682,7 +733,7 @@ def test_null_words_are_missing_in_numbers_but_kept_in_ids_and_text(tmp_path: Pa
     )
     tables, _ = load_tables(tmp_path)
     assert tables.purchases["customer_id"].tolist() == ["NA", "c2"]
-    assert tables.purchases["channel"].tolist() == ["NA", pd.NA]
+    assert tables.purchases["channel"].astype(S).tolist() == ["NA", pd.NA]
     assert tables.purchases["quantity"].isna().tolist() == [True, True]
 
 

@@ -11,6 +11,7 @@ from churnlens.cli.main import app
 from churnlens.cli.simulate_cmd import truth_cutoff_grid
 from churnlens.data import KNOWN_EVENT_TYPES, TABLE_SPECS, TIER_ORDER
 from churnlens.data.io import load_tables
+from churnlens.data.validate import string_categories
 from churnlens.simulate import simulate, simulate_truth_table
 from churnlens.simulate.truth import states_at
 
@@ -151,7 +152,13 @@ def test_tables_have_the_documented_dtypes_and_order(sim):
         spec = TABLE_SPECS[name]
         for col in spec.columns:
             assert col.name in table.columns, (name, col.name)
-            assert table[col.name].dtype == KIND_DTYPES[col.kind], (name, col.name, table[col.name].dtype)
+            dtype = table[col.name].dtype
+            if col.kind == "category":  # categories: the values present, sorted, string dtype
+                assert isinstance(dtype, pd.CategoricalDtype), (name, col.name, dtype)
+                assert dtype.categories.dtype == pd.StringDtype(), (name, col.name)
+                assert list(dtype.categories) == sorted(table[col.name].dropna().unique()), (name, col.name)
+            else:
+                assert dtype == KIND_DTYPES[col.kind], (name, col.name, dtype)
         assert isinstance(table.index, pd.RangeIndex) and table.index.start == 0
         if name != "customers":
             keys = table[["customer_id", "timestamp"]]
@@ -286,7 +293,9 @@ def test_cli_writes_tables_and_truth(tmp_path):
     assert (truth.horizon_days == 30).all()
     direct = simulate(600, months=7, seed=4)
     pd.testing.assert_frame_equal(
-        pd.read_parquet(out / "purchases.parquet"), direct.tables.purchases, check_dtype=False
+        string_categories(pd.read_parquet(out / "purchases.parquet")),
+        direct.tables.purchases,
+        check_dtype=False,
     )
 
 

@@ -6,7 +6,10 @@ Each column has a kind that fixes its dtype after validation:
 - ``time``: timestamp, ``datetime64[us]`` naive UTC;
 - ``number``: float64 (optionally bounded);
 - ``flag``: nullable boolean;
-- ``text``: pandas string dtype.
+- ``text``: pandas string dtype;
+- ``category``: low-cardinality text (channels, categories, event types, tiers, topics):
+  pandas ``category`` whose categories are the distinct values present, sorted, with the
+  ``string`` dtype (1-2 byte codes per row instead of a string each).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ColumnKind = Literal["id", "time", "number", "flag", "text"]
+ColumnKind = Literal["id", "time", "number", "flag", "text", "category"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ TABLE_SPECS: dict[str, TableSpec] = {
             ColumnSpec("amount", "number", required=True),
             ColumnSpec("order_id", "text"),
             ColumnSpec("quantity", "number"),
-            ColumnSpec("channel", "text"),
-            ColumnSpec("category", "text"),
+            ColumnSpec("channel", "category"),
+            ColumnSpec("category", "category"),
         ),
     ),
     "customers": TableSpec(
@@ -89,9 +92,9 @@ TABLE_SPECS: dict[str, TableSpec] = {
         columns=(
             ColumnSpec("customer_id", "id", required=True),
             ColumnSpec("timestamp", "time", required=True),
-            ColumnSpec("event_type", "text", required=True),
+            ColumnSpec("event_type", "category", required=True),
             ColumnSpec("points", "number"),
-            ColumnSpec("tier", "text"),
+            ColumnSpec("tier", "category"),
         ),
     ),
     "support_interactions": TableSpec(
@@ -100,8 +103,8 @@ TABLE_SPECS: dict[str, TableSpec] = {
         columns=(
             ColumnSpec("customer_id", "id", required=True),
             ColumnSpec("timestamp", "time", required=True),
-            ColumnSpec("channel", "text"),
-            ColumnSpec("topic", "text"),
+            ColumnSpec("channel", "category"),
+            ColumnSpec("topic", "category"),
             ColumnSpec("resolved", "flag"),
             ColumnSpec("first_contact_resolution", "flag"),
             ColumnSpec("handle_minutes", "number", min_value=0),

@@ -4,7 +4,10 @@ After :func:`churnlens.data.load_tables` every table has these dtypes:
 
 - ``customer_id``: pandas string dtype;
 - ``timestamp`` (and ``signup_at``): ``datetime64[us]``, timezone-naive, in UTC;
-- numbers: ``float64``; flags: pandas nullable ``boolean``; text: string dtype.
+- numbers: ``float64``; flags: pandas nullable ``boolean``; text: string dtype;
+- low-cardinality text (``purchases.channel``/``category``, ``program_events.event_type``/
+  ``tier``, ``support_interactions.channel``/``topic``): pandas ``category``, categories the
+  values present, sorted, of string dtype (``order_id`` and customers' attributes stay text).
 
 Tables are sorted by (customer_id, timestamp) and have a fresh RangeIndex.
 """

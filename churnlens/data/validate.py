@@ -10,6 +10,10 @@ Typing rules (see :mod:`churnlens.data.tables`):
 
 - ``id`` and ``text`` columns -> ``pd.StringDtype()`` (``"string"``, missing = ``pd.NA``);
   empty strings count as missing; integral numbers are written without ``.0``;
+- ``category`` columns (low-cardinality text: channels, categories, event types, tiers,
+  topics) -> the same text as pandas ``category`` whose categories are the distinct values
+  present, sorted, of ``string`` dtype: 1-2 byte codes per row instead of a string each
+  (at 42M purchases, ~40 MB instead of ~500 MB per column);
 - ``time`` -> ``datetime64[us]`` naive UTC; tz-aware values are converted to UTC, naive ones
   are taken as UTC; strings must be ISO 8601 (``2024-05-02``, ``2024-05-02 10:00:00``,
   ``2024-05-02T10:00:00+02:00``): other formats such as ``05/02/2024`` are ambiguous and refused;
@@ -330,9 +334,11 @@ def _coerce_column(
     allow_missing_id: bool,
 ) -> pd.Series:
     """Convert one column; raise on unconvertible, out-of-range or missing required values."""
-    if isinstance(raw.dtype, pd.CategoricalDtype):
+    if isinstance(raw.dtype, pd.CategoricalDtype) and kind != "category":
         raw = raw.astype(raw.dtype.categories.dtype)
-    if kind in ("id", "text"):
+    if kind == "category":
+        out = _to_category(raw)
+    elif kind in ("id", "text"):
         out = _to_string(raw)
     elif kind == "time":
         if _is_numeric(raw):
@@ -418,6 +424,65 @@ def _to_string(raw: pd.Series) -> pd.Series:
     return out
 
 
+def category_dtype(levels: Sequence[str] | pd.Index) -> pd.CategoricalDtype:
+    """The dtype of a ``category`` column whose values are ``levels`` (sorted here)."""
+    return pd.CategoricalDtype(pd.Index(sorted(levels), dtype=STRING_DTYPE))
+
+
+def category_from_codes(levels: Sequence[str], codes: np.ndarray) -> pd.Categorical:
+    """``levels[codes]`` (code -1 = missing) typed exactly as validation types a ``category`` column.
+
+    For producers of already-clean tables (the simulator, benchmark generators): levels must
+    be distinct non-empty strings. Only the levels present become categories, sorted.
+    """
+    codes = np.asarray(codes)
+    present = np.zeros(len(levels), dtype=bool)
+    present[codes[codes >= 0]] = True
+    kept = [str(levels[i]) for i in np.flatnonzero(present)]
+    dtype = category_dtype(kept)
+    lookup = np.full(len(levels) + 1, -1, dtype=np.int64)  # last entry: code -1 stays missing
+    lookup[np.flatnonzero(present)] = dtype.categories.get_indexer(pd.Index(kept, dtype=STRING_DTYPE))
+    return pd.Categorical.from_codes(lookup[codes], dtype=dtype)
+
+
+def string_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the categories of its categorical columns in the ``string`` dtype.
+
+    Validated tables have them so; a validated table written to Parquet reads back with
+    plain ``str`` categories (same values and codes), which this restores.
+    """
+    out = frame
+    for col in frame.columns:
+        dtype = frame[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and dtype.categories.dtype != STRING_DTYPE:
+            if out is frame:
+                out = frame.copy(deep=False)
+            categories = pd.Index(dtype.categories.astype(STRING_DTYPE), dtype=STRING_DTYPE)
+            out[col] = pd.Categorical.from_codes(
+                frame[col].cat.codes.to_numpy(), dtype=pd.CategoricalDtype(categories, dtype.ordered)
+            )
+    return out
+
+
+def _to_category(raw: pd.Series) -> pd.Series:
+    """Any column -> ``category``: values normalised as :func:`_to_string` does, then the distinct
+    values present as sorted ``string`` categories (missing = NaN code)."""
+    if isinstance(raw.dtype, pd.CategoricalDtype):
+        # normalise the categories in use, never the (many) values
+        codes = raw.cat.codes.to_numpy()
+        used = np.zeros(len(raw.cat.categories), dtype=bool)
+        used[codes[codes >= 0]] = True
+        text = _to_string(pd.Series(raw.cat.categories[used]))
+        level_codes, levels = pd.factorize(text, sort=True)
+        lookup = np.full(len(used) + 1, -1, dtype=np.int64)  # last entry: code -1 stays missing
+        lookup[np.flatnonzero(used)] = level_codes
+        new_codes = lookup[codes]
+    else:
+        new_codes, levels = pd.factorize(_to_string(raw), sort=True)
+    dtype = pd.CategoricalDtype(pd.Index(levels, dtype=STRING_DTYPE))
+    return pd.Series(pd.Categorical.from_codes(new_codes, dtype=dtype), index=raw.index)
+
+
 def _blank(raw: pd.Series, candidates: np.ndarray) -> np.ndarray:
     """Among ``candidates``, which raw values are empty strings or null words ("NA", "null" ...)."""
     blank = np.zeros(len(raw), dtype=bool)
@@ -490,6 +555,7 @@ def _repair_events(
     df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]
 ) -> pd.DataFrame:
     """Drop rows without customer (when allowed), sort, drop exact duplicates and late events."""
+    rows_in = len(df)
     missing = df["customer_id"].isna().to_numpy()
     if missing.any():
         n = int(missing.sum())
@@ -545,6 +611,10 @@ def _repair_events(
                 )
             )
             df = df[~late]
+    if len(df) < rows_in:  # categories are the values present: drop those of dropped rows
+        for col in df.columns:
+            if isinstance(df[col].dtype, pd.CategoricalDtype):
+                df[col] = df[col].cat.remove_unused_categories()
     return df.reset_index(drop=True)
 
 

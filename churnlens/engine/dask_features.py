@@ -20,6 +20,7 @@ import pandas as pd
 
 from churnlens.config import ChurnConfig, FeatureConfig
 from churnlens.data.tables import Tables
+from churnlens.data.validate import string_categories
 from churnlens.engine.dask_tables import (
     RETRIES,
     StagedData,
@@ -84,7 +85,8 @@ def _empty_snapshot(staged: StagedData, cutoff: pd.Timestamp, config: FeatureCon
 def load_bucket_schema(staged: StagedData) -> Tables:
     """Empty, typed tables with the columns of the staged data."""
     frames = {
-        name: pd.read_parquet(Path(staged.root) / "valid" / name / "_empty.parquet") for name in staged.tables
+        name: string_categories(pd.read_parquet(Path(staged.root) / "valid" / name / "_empty.parquet"))
+        for name in staged.tables
     }
     return Tables(**frames)
 

@@ -37,7 +37,13 @@ from churnlens.data.errors import DataValidationError
 from churnlens.data.io import _to_pandas, find_table_files, read_table_file
 from churnlens.data.report import REPAIR_KINDS, Repair, TableSummary, ValidationReport
 from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables
-from churnlens.data.validate import _to_string, check_column_mapping, resolve_columns, validate_frames
+from churnlens.data.validate import (
+    _to_string,
+    check_column_mapping,
+    resolve_columns,
+    string_categories,
+    validate_frames,
+)
 
 #: Target input rows (all tables) per bucket: a bucket's snapshot then needs well under 1 GB.
 ROWS_PER_BUCKET = 3_000_000
@@ -372,7 +378,7 @@ def load_bucket(staged: StagedData, bucket: int) -> Tables:
         path = _bucket_file(staged.root, name, bucket)
         if not path.is_file():
             path = Path(staged.root) / "valid" / name / "_empty.parquet"
-        frames[name] = pd.read_parquet(path)
+        frames[name] = string_categories(pd.read_parquet(path))
     return Tables(**frames)
 
 

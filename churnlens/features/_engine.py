@@ -1,25 +1,22 @@
-"""Shared plumbing of the feature builders: cutoffs, DuckDB queries over pandas frames.
+"""Shared plumbing of the feature builders: cutoffs, grouping rows by customer, windowed sums.
 
-The builders keep pandas frames at the API and let DuckDB run the group-wise aggregates
-underneath (it scans the frames in place, on two threads, within a memory limit).
+The builders keep pandas frames at the API and compute group-wise aggregates with numpy
+underneath. Validated tables are sorted by (customer_id, timestamp), so a customer's rows
+before a cutoff are one contiguous run: :class:`Segments` records where each run starts and
+builders walk the table in chunks of whole customers, so their temporaries stay small
+(tens of MB) whatever the table size, and sums are taken in time order (deterministic).
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-#: DuckDB settings for feature queries (this project's reference machine has two cores).
-DUCKDB_THREADS = 2
-DUCKDB_MEMORY_LIMIT = "3GB"
 
 US_PER_DAY = 86_400_000_000.0
 
@@ -48,71 +45,6 @@ def normalize_cutoff(cutoff: str | pd.Timestamp) -> pd.Timestamp:
     return ts.as_unit("us")
 
 
-def sql_ts(ts: pd.Timestamp) -> str:
-    """A DuckDB TIMESTAMP literal."""
-    return f"TIMESTAMP '{ts.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-
-
-def days_before(cutoff: pd.Timestamp, expr: str) -> str:
-    """SQL for the (fractional) number of days from ``expr`` to the cutoff."""
-    return f"(epoch_us({sql_ts(cutoff)}) - epoch_us({expr})) / {US_PER_DAY}"
-
-
-def window_start(cutoff: pd.Timestamp, days: int) -> pd.Timestamp:
-    """First instant of the trailing window ``[cutoff - days, cutoff)``."""
-    return cutoff - pd.Timedelta(days=int(days))
-
-
-_BASE: duckdb.DuckDBPyConnection | None = None
-_BASE_LOCK = threading.Lock()
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    """A cursor on a shared in-memory DuckDB database with the project's limits.
-
-    The database is created on first use (not at import); each call gets its own cursor,
-    so concurrent callers (e.g. API workers) do not share registered views.
-    """
-    global _BASE
-    with _BASE_LOCK:
-        if _BASE is None:
-            _BASE = duckdb.connect(
-                config={
-                    "threads": DUCKDB_THREADS,
-                    "memory_limit": DUCKDB_MEMORY_LIMIT,
-                    "preserve_insertion_order": False,
-                }
-            )
-        return _BASE.cursor()
-
-
-def query(sql: str, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Run ``sql`` over pandas frames; return a frame indexed by a sorted string ``customer_id``.
-
-    Parameters
-    ----------
-    sql : str
-        Must return a ``customer_id`` column.
-    frames : mapping of str to DataFrame
-        Registered under their keys as views.
-    """
-    con = connect()
-    try:
-        for name, frame in frames.items():
-            con.register(name, frame)
-        out = con.execute(sql).df()
-    finally:
-        con.close()
-    return set_customer_index(out)
-
-
-def set_customer_index(frame: pd.DataFrame) -> pd.DataFrame:
-    """Index by ``customer_id`` (string dtype), sorted."""
-    frame = frame.set_index(frame["customer_id"].astype("string")).drop(columns="customer_id")
-    frame.index.name = "customer_id"
-    return frame.sort_index()
-
-
 def customer_index(values: object) -> pd.Index:
     """A sorted, unique string Index named ``customer_id``."""
     index = pd.Index(pd.array(pd.unique(pd.Series(values, dtype="string")), dtype="string"))
@@ -128,132 +60,280 @@ def _arrow_ids(ids: pd.Series) -> pa.ChunkedArray:
     return arr
 
 
-def sorted_segments(ids: pd.Series, ts: np.ndarray) -> np.ndarray | None:
-    """Start flags of each customer's block when rows are sorted by (customer_id, timestamp).
+#: Rows per chunk when builders walk a table customer block by customer block: temporaries
+#: stay a few dozen MB whatever the table size (and chunks fit the CPU caches better).
+CHUNK_ROWS = 1 << 18
 
-    Returns None when the rows are not so sorted (the caller then sorts).
+
+def time_values(frame: pd.DataFrame) -> np.ndarray:
+    """The ``timestamp`` column as int64 epoch microseconds (NaT = int64 min).
+
+    A read-only view of the column when it is already ``datetime64[us]`` (validated tables).
+    """
+    return frame["timestamp"].to_numpy(dtype="datetime64[us]").view("int64")
+
+
+def float_values(column: pd.Series) -> np.ndarray:
+    """A column as float64 with NaN for missing; a read-only view when it is float64 already."""
+    if column.dtype == np.float64:
+        return column.to_numpy()
+    return column.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def sorted_blocks(ids: pd.Series, ts: np.ndarray) -> tuple[np.ndarray, pa.Array] | None:
+    """Each customer's block when rows are sorted by (customer_id, timestamp).
+
+    Returns the first row of each block and the customer id of each block (Arrow), or
+    None when the rows are not so sorted (the caller then sorts).
     """
     n = len(ids)
-    new = np.ones(n, dtype=bool)
-    if n <= 1:
-        return new
     arr = _arrow_ids(ids)
     if arr.null_count:
         return None
+    if n <= 1:
+        return np.arange(n, dtype=np.int64), arr.combine_chunks()
     head, tail = arr.slice(0, n - 1), arr.slice(1)
+    new = np.ones(n, dtype=bool)
     new[1:] = pc.not_equal(head, tail).to_numpy(zero_copy_only=False)
-    # sorted by id <=> ids only ever increase where they change (one comparison per customer)
-    change = pa.array(np.flatnonzero(new[1:]))
-    if len(change) and not pc.all(pc.less(head.take(change), tail.take(change))).as_py():
+    block = np.flatnonzero(new)
+    block_ids = arr.take(pa.array(block)).combine_chunks()
+    # sorted by id <=> the ids of consecutive blocks increase (one comparison per customer)
+    if len(block) > 1 and not pc.all(pc.less(block_ids.slice(0, len(block) - 1), block_ids.slice(1))).as_py():
         return None
-    same = ~new[1:]
-    if np.any(np.diff(ts)[same] < 0):
-        return None
-    return new
+    # time order inside each block, compared chunk by chunk (no whole-table temporary)
+    for a in range(0, n - 1, CHUNK_ROWS):
+        b = min(a + CHUNK_ROWS, n - 1)
+        if np.any((ts[a + 1 : b + 1] < ts[a:b]) & ~new[a + 1 : b + 1]):
+            return None
+    return block, block_ids
 
 
 class Segments:
     """Rows of an event table before a cutoff, grouped by customer without sorting twice.
 
     Validated tables are sorted by (customer_id, timestamp), so each customer's rows form
-    one contiguous block and group-wise sums are single ``bincount``/``reduceat`` passes;
-    other orders are sorted once here.
+    one contiguous block whose rows before the cutoff are a prefix of it: then nothing
+    row-sized is kept, only where each customer's rows start and how many there are, and
+    builders walk the table in chunks of whole customers (:meth:`chunks`), gathering the
+    columns they need chunk by chunk. Other orders (or rows without a customer or a time)
+    are sorted once here and the row positions kept.
 
     Attributes
     ----------
     index : Index
         Customer ids with at least one row before the cutoff (sorted, string dtype).
-    rows : ndarray
-        Positions (in the original table) of the rows before the cutoff, grouped by customer
-        and in time order within a customer.
-    seg : ndarray of int32
-        Segment (customer) number of each of ``rows``.
-    starts : ndarray
-        Position in ``rows`` of each customer's first row.
+    counts : ndarray of int64
+        Number of rows before the cutoff of each customer.
+    starts : ndarray of int64
+        Position of each customer's first row among the rows before the cutoff (grouped by
+        customer, time-ordered within a customer).
+    memo : dict
+        Results derived from these rows that several builders need (shared with the
+        grouping inside :func:`shared_segments`).
     """
 
     def __init__(self, frame: pd.DataFrame, cutoff: pd.Timestamp) -> None:
         ids = frame["customer_id"]
-        ts = frame["timestamp"].to_numpy(dtype="datetime64[us]").view("int64")
-        base = None
-        missing = ids.isna().to_numpy() | np.isnat(frame["timestamp"].to_numpy(dtype="datetime64[us]"))
-        if missing.any():  # rows without a customer or a time belong to no one
-            base = np.flatnonzero(~missing)
-            ids, ts = ids.iloc[base], ts[base]
-        new = sorted_segments(ids, ts)
-        order = None
-        if new is None:
-            codes = pd.factorize(ids, sort=True)[0]
-            order = np.lexsort((ts, codes))
-            ids, ts = ids.iloc[order], ts[order]
-            new = sorted_segments(ids, ts)
-            assert new is not None
-        keep = ts < np.datetime64(cutoff.to_datetime64(), "us").astype("int64")
-        rows = np.flatnonzero(keep)
-        seg_all = np.cumsum(new, dtype=np.int32)
-        seg_all -= 1
-        seg = seg_all[rows]
-        del seg_all
-        first = np.empty(len(rows), dtype=bool)
-        if len(rows):
-            first[0] = True
-            np.not_equal(seg[1:], seg[:-1], out=first[1:])
-        self.starts = np.flatnonzero(first)
-        # renumber segments 0..n-1 over the kept rows only
-        self.seg = (np.cumsum(first, dtype=np.int32) - 1).astype(np.int32, copy=False)
-        self.index = pd.Index(ids.iloc[rows[self.starts]].array, dtype="string", name="customer_id")
-        self.ts = ts[rows]
-        rows = rows if order is None else order[rows]
-        self.rows = rows if base is None else base[rows]
+        ts = time_values(frame)
+        self._ts = ts
+        self._cut = int(np.datetime64(cutoff.to_datetime64(), "us").astype("int64"))
+        self._rows: np.ndarray | None = None  # kept row positions, only when not sorted
+        self._row_start = np.zeros(0, dtype=np.int64)  # first row of each customer, when sorted
+        self.memo: dict[str, object] = {}
+        missing = ids.isna().to_numpy() | (ts == np.iinfo(np.int64).min)
+        found = None if missing.any() else sorted_blocks(ids, ts)
+        if found is not None:
+            block, block_ids = found
+            # a block's rows before the cutoff are a prefix of it: they end at the block's first
+            # row at or after the cutoff, or at the next block
+            late = np.flatnonzero(ts >= self._cut)
+            after = np.searchsorted(late, block)
+            end = np.r_[block[1:], len(ts)]
+            if len(late):
+                end = np.minimum(
+                    end, late[np.minimum(after, len(late) - 1)], where=after < len(late), out=end
+                )
+            kept = end - block
+            has = np.flatnonzero(kept)
+            self._row_start = block[has]
+            self.counts = kept[has]
+            self.index = pd.Index(pd.array(block_ids.take(pa.array(has)), dtype="string"), name="customer_id")
+        else:
+            # rows without a customer or a time belong to no one; the rest is sorted once
+            base = np.flatnonzero(~missing) if missing.any() else None
+            sub_ids = ids if base is None else ids.iloc[base]
+            sub_ts = ts if base is None else ts[base]
+            codes = pd.factorize(sub_ids, sort=True)[0]
+            order = np.lexsort((sub_ts, codes))
+            kept = np.flatnonzero(sub_ts[order] < self._cut)
+            kept_codes = codes[order[kept]]
+            first = np.ones(len(kept), dtype=bool)
+            np.not_equal(kept_codes[1:], kept_codes[:-1], out=first[1:])
+            starts = np.flatnonzero(first)
+            self.counts = np.diff(np.r_[starts, len(kept)]).astype(np.int64)
+            rows = order[kept]
+            self._rows = rows if base is None else base[rows]
+            self.index = pd.Index(ids.iloc[self._rows[starts]].array, dtype="string", name="customer_id")
+        self.starts = np.zeros(len(self.counts), dtype=np.int64)
+        np.cumsum(self.counts[:-1], out=self.starts[1:])
+        self.n_rows = int(self.counts.sum())
 
     @property
     def n(self) -> int:
         """Number of customers."""
-        return len(self.starts)
+        return len(self.counts)
 
-    def column(self, frame: pd.DataFrame, name: str, dtype: str = "float64") -> np.ndarray:
-        """Values of a column for the kept rows, in segment order (missing -> NaN)."""
-        col = frame[name]
-        if dtype == "float64":
-            values = col.to_numpy(dtype="float64", na_value=np.nan)
+    def chunks(self, max_rows: int | None = None) -> Iterator[Chunk]:
+        """The customers in order, in chunks of whole customers of about ``max_rows`` rows
+        (default :data:`CHUNK_ROWS`; a customer with more rows is a chunk of its own)."""
+        max_rows = CHUNK_ROWS if max_rows is None else int(max_rows)
+        ends = self.starts + self.counts
+        lo = 0
+        while lo < self.n:
+            hi = int(np.searchsorted(ends, self.starts[lo] + max_rows, side="right"))
+            hi = max(hi, lo + 1)
+            yield Chunk(self, lo, hi)
+            lo = hi
+
+
+class Chunk:
+    """Customers ``lo:hi`` of a :class:`Segments` and their rows before the cutoff.
+
+    Attributes
+    ----------
+    lo, hi : int
+        Customer (segment) numbers covered: ``lo`` to ``hi - 1``.
+    n : int
+        ``hi - lo``.
+    seg : ndarray of int32
+        Local segment number (0 .. n - 1) of each row.
+    starts : ndarray of int64
+        Position of each customer's first row in the chunk.
+    ts : ndarray of int64
+        Epoch microseconds of the rows, time-ordered within a customer.
+    """
+
+    def __init__(self, segs: Segments, lo: int, hi: int) -> None:
+        self.lo, self.hi, self.n = lo, hi, hi - lo
+        counts = segs.counts[lo:hi]
+        self.starts = segs.starts[lo:hi] - segs.starts[lo]
+        self.seg = np.repeat(np.arange(self.n, dtype=np.int32), counts)
+        self._rows: np.ndarray | None = None
+        self._span = slice(0, 0)
+        self._mask: np.ndarray | None = None
+        if segs._rows is not None:
+            k0 = int(segs.starts[lo])
+            self._rows = segs._rows[k0 : k0 + len(self.seg)]
         else:
-            values = col.to_numpy()
-        return values[self.rows]
+            # sorted table: the chunk's rows lie in one span of it; inside the span only rows
+            # after the cutoff (ends of blocks, customers with none before it) are left out
+            r0 = int(segs._row_start[lo])
+            r1 = int(segs._row_start[hi - 1] + counts[-1])
+            self._span = slice(r0, r1)
+            mask = segs._ts[r0:r1] < segs._cut
+            self._mask = None if mask.all() else mask
+        self.ts = self.take(segs._ts)
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """The chunk's rows of a whole-table column (may be a read-only view: do not modify)."""
+        if self._rows is not None:
+            return values[self._rows]
+        part = values[self._span]
+        return part if self._mask is None else part[self._mask]
 
     def levels(self, cutoff: pd.Timestamp, windows: tuple[int, ...]) -> np.ndarray:
-        """For each kept row, how many of the (ascending) windows contain it (0..len(windows))."""
+        """For each row, how many of the (ascending) windows contain it (0..len(windows))."""
         levels = np.zeros(len(self.ts), dtype=np.int8)
         for w in windows:
             start = np.datetime64((cutoff - pd.Timedelta(days=int(w))).to_datetime64(), "us").astype("int64")
             levels += self.ts >= start
         return levels
 
-    def windowed(
-        self,
-        key: np.ndarray,
-        n_keys: int,
-        levels: np.ndarray,
-        n_windows: int,
-        weights: Sequence[np.ndarray | None] = (None,),
-    ) -> list[np.ndarray]:
-        """Per customer, key and window: counts (weights None) or sums of weights of rows in the window.
 
-        One array (customers, n_keys, n_windows + 1) per entry of ``weights``: windows in
-        ascending length order, then all history before the cutoff.
-        """
-        n_levels = n_windows + 1
-        flat = self.seg.astype(np.int64)
-        flat *= n_keys
-        flat += key
-        flat *= n_levels
-        flat += levels
-        size = self.n * n_keys * n_levels
-        out = []
-        for w in weights:
-            counts = np.bincount(flat, weights=w, minlength=size).reshape(self.n, n_keys, n_levels)
-            # a row with level L is inside the windows j >= n_windows - L (ascending lengths)
-            out.append(np.cumsum(counts[:, :, ::-1], axis=2).astype(np.float64, copy=False))
+def windowed(
+    chunk: Chunk,
+    key: np.ndarray,
+    n_keys: int,
+    levels: np.ndarray,
+    n_windows: int,
+    weights: Sequence[np.ndarray | None] = (None,),
+) -> list[np.ndarray]:
+    """Per customer of the chunk, key and window: counts (weights None) or sums of weights.
+
+    One float64 array (chunk.n, n_keys, n_windows + 1) per entry of ``weights``: windows in
+    ascending length order, then all history before the cutoff. ``key`` is 0..n_keys-1 and
+    ``levels`` the window level of each row (:meth:`Chunk.levels`).
+    """
+    nl = n_windows + 1
+    flat = chunk.seg.astype(np.int64)
+    flat *= n_keys
+    flat += key
+    flat *= nl
+    # level L (inside the L shortest windows) goes to slot nl-1-L: slot j then sums to "in window j"
+    flat += nl - 1
+    flat -= levels
+    size = chunk.n * n_keys * nl
+    out = []
+    for w in weights:
+        sums = (
+            np.bincount(flat, weights=w, minlength=size)
+            .reshape(chunk.n, n_keys, nl)
+            .astype(np.float64, copy=False)
+        )
+        for j in range(1, nl):  # running sum over the slots
+            sums[:, :, j] += sums[:, :, j - 1]
+        out.append(sums)
+    return out
+
+
+def latest_positions(seg: np.ndarray, ts: np.ndarray, rank: np.ndarray, n: int) -> np.ndarray:
+    """Per segment, the position of the latest row (ties: highest rank); -1 when none."""
+    out = np.full(n, -1, dtype=np.int64)
+    if len(seg) == 0:
         return out
+    # rows come grouped by customer and time-ordered; only ties in time need a sort
+    tie = (seg[1:] == seg[:-1]) & (ts[1:] == ts[:-1])
+    order = np.lexsort((rank, ts, seg)) if tie.any() else np.arange(len(seg))
+    last = np.r_[seg[order][1:] != seg[order][:-1], True]
+    out[seg[order][last]] = order[last]
+    return out
+
+
+class FloatColumns:
+    """The float64 columns of a feature frame, written into one block as they are computed.
+
+    A frame built from a dict of arrays copies them all into a new block (twice the memory
+    at that moment); here each column is copied in when computed and its temporary freed.
+    """
+
+    def __init__(self, names: Sequence[str], index: pd.Index) -> None:
+        self.names = list(names)
+        self.index = index
+        self._pos = {name: i for i, name in enumerate(self.names)}
+        self._block = np.empty((len(self.names), len(index)))
+
+    def __setitem__(self, name: str, values: np.ndarray) -> None:
+        self._block[self._pos[name]] = values
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._block[self._pos[name]]
+
+    def rows(self, lo: int, hi: int) -> FloatColumns:
+        """The same columns for rows ``lo:hi`` only (writes go to this block)."""
+        part = FloatColumns.__new__(FloatColumns)
+        part.names, part.index, part._pos = self.names, self.index[lo:hi], self._pos
+        part._block = self._block[:, lo:hi]
+        return part
+
+    def frame(self, columns: Sequence[str] | None = None, **others: object) -> pd.DataFrame:
+        """The frame (no copy of the block), with ``others`` (non-float columns) inserted so the
+        columns follow ``columns`` (default: the float names, then the others)."""
+        frame = pd.DataFrame(self._block.T, index=self.index, columns=self.names, copy=False)
+        order = list(columns) if columns is not None else self.names + list(others)
+        for loc, name in enumerate(order):
+            if name in others:
+                frame.insert(loc, name, others[name])
+        return frame
 
 
 def positions(target: pd.Index, source: pd.Index) -> np.ndarray:
@@ -264,15 +344,6 @@ def positions(target: pd.Index, source: pd.Index) -> np.ndarray:
     s = pa.array(pd.array(source, dtype="string"))
     found = pc.index_in(t, value_set=s)
     return pc.fill_null(found, -1).to_numpy().astype(np.int64, copy=False)
-
-
-def align(frame: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
-    """``frame.reindex(index)`` for customer-id indexes (missing rows become NaN / NA), fast."""
-    if frame.index.equals(index):
-        return frame.set_axis(index)
-    pos = positions(index, frame.index)
-    data = {c: frame[c].array.take(pos, allow_fill=True) for c in frame.columns}
-    return pd.DataFrame(data, index=index, columns=frame.columns)
 
 
 _SEGMENTS: ContextVar[dict[tuple[int, int], tuple[pd.DataFrame, Segments]] | None] = ContextVar(

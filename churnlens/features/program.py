@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from churnlens.config import FeatureConfig
 from churnlens.data.schema import KNOWN_EVENT_TYPES, TIER_ORDER
 from churnlens.data.tables import Tables
-from churnlens.features._engine import US_PER_DAY, normalize_cutoff, segments_for
+from churnlens.features._engine import (
+    US_PER_DAY,
+    FloatColumns,
+    float_values,
+    latest_positions,
+    normalize_cutoff,
+    segments_for,
+    windowed,
+)
+from churnlens.features.purchases import dictionary_codes
 
 FAMILY = "program"
 TABLE = "program_events"
@@ -58,13 +65,7 @@ def program_feature_names(tables: Tables, config: FeatureConfig = FeatureConfig(
 
 def _dictionary_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes (-1 for missing) and the distinct values they index."""
-    arr = pa.array(values.array)
-    if isinstance(arr, pa.Array):
-        arr = pa.chunked_array([arr], type=arr.type)
-    encoded = pc.dictionary_encode(arr).unify_dictionaries()
-    dictionary = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
-    indices = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
-    return pc.fill_null(indices, -1).to_numpy().astype(np.int32, copy=False), dictionary
+    return dictionary_codes(values)
 
 
 def _event_codes(values: pd.Series) -> np.ndarray:
@@ -83,19 +84,6 @@ def _pick(codes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     out = np.full(len(positions), -1, dtype=np.int64)
     ok = positions >= 0
     out[ok] = codes[positions[ok]]
-    return out
-
-
-def _latest(seg: np.ndarray, ts: np.ndarray, rank: np.ndarray, n: int) -> np.ndarray:
-    """Per segment, the position of the latest row (ties: highest rank); -1 when none."""
-    out = np.full(n, -1, dtype=np.int64)
-    if len(seg) == 0:
-        return out
-    # rows come grouped by customer and time-ordered; only ties in time need a sort
-    tie = (seg[1:] == seg[:-1]) & (ts[1:] == ts[:-1])
-    order = np.lexsort((rank, ts, seg)) if tie.any() else np.arange(len(seg))
-    last = np.r_[seg[order][1:] != seg[order][:-1], True]
-    out[seg[order][last]] = order[last]
     return out
 
 
@@ -132,68 +120,82 @@ def build_program_features(
     events = tables.program_events
     segs = segments_for(events, cutoff)
     windows = config.windows
-    nw, n = len(windows), segs.n
+    nw = len(windows)
     cutoff_us = float(np.datetime64(cutoff.to_datetime64(), "us").astype("int64"))
-    levels = segs.levels(cutoff, windows)
     code = {name: i for i, name in enumerate(KNOWN_EVENT_TYPES)}
     n_codes = len(KNOWN_EVENT_TYPES) + 1
-    et = _event_codes(events["event_type"])[segs.rows]
-    (counts,) = segs.windowed(et, n_codes, levels, nw)
-    out: dict[str, np.ndarray] = {"program_enrolled": np.ones(n)}
-    ts = segs.ts
-    big = np.iinfo(np.int64).max
-    if n:
-        first_any = ts[segs.starts].astype(np.float64)
-        first_enrolled = np.minimum.reduceat(np.where(et == code["enrolled"], ts, big), segs.starts)
-        enrolled_at = np.where(first_enrolled == big, first_any, first_enrolled.astype(np.float64))
-        own = ~np.isin(et, [code[e] for e in PASSIVE_EVENTS])
-        last_own = np.maximum.reduceat(np.where(own, ts, -big), segs.starts)
-        last_own = np.where(last_own == -big, np.nan, last_own.astype(np.float64))
-    else:
-        enrolled_at = last_own = np.zeros(0)
-    out["program_enrolment_age_days"] = (cutoff_us - enrolled_at) / US_PER_DAY
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if "points" in cols:
-            points = np.nan_to_num(segs.column(events, "points"), nan=0.0)
-            sign = np.where(points > 0, 0, np.where(points < 0, 1, 2)).astype(np.int8)
-            (sums,) = segs.windowed(sign, 3, levels, nw, weights=(points,))
-            out["points_balance"] = sums[:, 0, nw] + sums[:, 1, nw]
-            for j, w in enumerate(windows):
-                out[f"points_earned_{w}d"] = sums[:, 0, j]
-            for j, w in enumerate(windows):
-                out[f"points_redeemed_{w}d"] = -sums[:, 1, j]
-            for j, w in enumerate(windows):
-                earned = sums[:, 0, j]
-                out[f"redemption_rate_{w}d"] = np.where(earned > 0, -sums[:, 1, j] / earned, np.nan)
-        out["days_since_last_program_activity"] = (cutoff_us - last_own) / US_PER_DAY
-        for prefix, event in _COUNTED.items():
-            for j, w in enumerate(windows):
-                out[f"{prefix}_{w}d"] = counts[:, code[event], j]
-        for j, w in enumerate(windows):
-            received = counts[:, code["offer_received"], j]
-            completed = counts[:, code["offer_completed"], j]
-            out[f"offer_completion_rate_{w}d"] = np.where(received > 0, completed / received, np.nan)
-    out[f"program_other_events_{windows[-1]}d"] = counts[:, n_codes - 1, nw - 1]
-    frame = pd.DataFrame(out, index=segs.index)
+    # counted event types get a slot each, "other" the next, the rest (never counted) the last
+    counted = {event: i for i, event in enumerate(_COUNTED.values())}
+    other = len(counted)
+    slot = np.full(n_codes, other + 1, dtype=np.int8)
+    for event, i in counted.items():
+        slot[code[event]] = i
+    slot[n_codes - 1] = other
+    et_all = _event_codes(events["event_type"])
+    points_all = float_values(events["points"]) if "points" in cols else None
+    passive = [code[e] for e in PASSIVE_EVENTS]
     if "tier" in cols:
-        tier_codes, dictionary = _dictionary_codes(events["tier"])
-        tier_codes = tier_codes[segs.rows]
-        has = np.flatnonzero(tier_codes >= 0)
+        tier_codes_all, dictionary = _dictionary_codes(events["tier"])
         rank = np.argsort(np.argsort(np.array(dictionary, dtype=object))) if dictionary else np.zeros(0)
-        seg_t, ts_t, code_t = segs.seg[has], ts[has], tier_codes[has]
-        rank_t = rank[code_t] if len(code_t) else code_t
         before_us = np.datetime64(
             (cutoff - pd.Timedelta(days=config.downgrade_window_days)).to_datetime64(), "us"
         ).astype("int64")
         values = np.array(dictionary + [None], dtype=object)
-        now = _latest(seg_t, ts_t, rank_t, n)
-        early = ts_t < before_us
-        then = _latest(seg_t[early], ts_t[early], rank_t[early], n)
-        now_tier = values[_pick(code_t, now)]
-        frame["tier"] = pd.array(now_tier, dtype="string")
         ranks = np.r_[tier_rank(pd.Series(dictionary, dtype="string")).to_numpy(), np.nan]
-        rank_now = ranks[_pick(code_t, now)]
-        rank_then = ranks[_pick(code_t[early], then)]
-        frame["tier_rank"] = rank_now
-        frame[f"tier_downgraded_{config.downgrade_window_days}d"] = np.where(rank_now < rank_then, 1.0, 0.0)
-    return frame[names]
+        tier = np.empty(segs.n, dtype=object)
+    out = FloatColumns([c for c in names if c != "tier"], segs.index)
+    big = np.iinfo(np.int64).max
+    # features are per customer: computed chunk by chunk of customers, straight into the frame
+    for chunk in segs.chunks():
+        part = out.rows(chunk.lo, chunk.hi)
+        et = chunk.take(et_all)
+        ts = chunk.ts
+        levels = chunk.levels(cutoff, windows)
+        (counts,) = windowed(chunk, slot[et], other + 2, levels, nw)
+        first_any = ts[chunk.starts].astype(np.float64)
+        first_enrolled = np.minimum.reduceat(np.where(et == code["enrolled"], ts, big), chunk.starts)
+        enrolled_at = np.where(first_enrolled == big, first_any, first_enrolled.astype(np.float64))
+        own = ~np.isin(et, passive)
+        last_own = np.maximum.reduceat(np.where(own, ts, -big), chunk.starts)
+        last_own = np.where(last_own == -big, np.nan, last_own.astype(np.float64))
+        part["program_enrolled"] = np.ones(chunk.n)
+        part["program_enrolment_age_days"] = (cutoff_us - enrolled_at) / US_PER_DAY
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if points_all is not None:
+                points = np.nan_to_num(chunk.take(points_all), nan=0.0)
+                sign = np.where(points > 0, 0, np.where(points < 0, 1, 2)).astype(np.int8)
+                (sums,) = windowed(chunk, sign, 3, levels, nw, (points,))
+                part["points_balance"] = sums[:, 0, nw] + sums[:, 1, nw]
+                for j, w in enumerate(windows):
+                    part[f"points_earned_{w}d"] = sums[:, 0, j]
+                for j, w in enumerate(windows):
+                    part[f"points_redeemed_{w}d"] = -sums[:, 1, j]
+                for j, w in enumerate(windows):
+                    earned = sums[:, 0, j]
+                    part[f"redemption_rate_{w}d"] = np.where(earned > 0, -sums[:, 1, j] / earned, np.nan)
+            part["days_since_last_program_activity"] = (cutoff_us - last_own) / US_PER_DAY
+            for prefix, event in _COUNTED.items():
+                for j, w in enumerate(windows):
+                    part[f"{prefix}_{w}d"] = counts[:, counted[event], j]
+            for j, w in enumerate(windows):
+                received = counts[:, counted["offer_received"], j]
+                completed = counts[:, counted["offer_completed"], j]
+                part[f"offer_completion_rate_{w}d"] = np.where(received > 0, completed / received, np.nan)
+        part[f"program_other_events_{windows[-1]}d"] = counts[:, other, nw - 1]
+        if "tier" in cols:
+            tier_codes = chunk.take(tier_codes_all)
+            has = np.flatnonzero(tier_codes >= 0)
+            seg_t, ts_t, code_t = chunk.seg[has], ts[has], tier_codes[has]
+            rank_t = rank[code_t] if len(code_t) else code_t
+            early = ts_t < before_us
+            now = _pick(code_t, latest_positions(seg_t, ts_t, rank_t, chunk.n))
+            then = _pick(code_t[early], latest_positions(seg_t[early], ts_t[early], rank_t[early], chunk.n))
+            tier[chunk.lo : chunk.hi] = values[now]
+            rank_now, rank_then = ranks[now], ranks[then]
+            part["tier_rank"] = rank_now
+            part[f"tier_downgraded_{config.downgrade_window_days}d"] = np.where(
+                rank_now < rank_then, 1.0, 0.0
+            )
+    if "tier" not in cols:
+        return out.frame(names)
+    return out.frame(names, tier=pd.array(tier, dtype="string"))

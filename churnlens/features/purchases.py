@@ -14,7 +14,15 @@ import pyarrow.compute as pc
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
-from churnlens.features._engine import US_PER_DAY, normalize_cutoff, segments_for
+from churnlens.features._engine import (
+    US_PER_DAY,
+    FloatColumns,
+    Segments,
+    float_values,
+    normalize_cutoff,
+    segments_for,
+    windowed,
+)
 
 FAMILY = "purchases"
 TABLE = "purchases"
@@ -53,15 +61,25 @@ _DENSE_LIMIT = 50_000_000
 
 
 def text_codes(values: pd.Series) -> tuple[np.ndarray, int]:
-    """Integer codes of a text column (-1 for missing) and the number of distinct values."""
+    """Integer codes of a text column (-1 for missing) and the number of distinct values.
+
+    A categorical column gives its own codes (no copy); text is dictionary-encoded by Arrow.
+    """
+    codes, dictionary = dictionary_codes(values)
+    return codes, len(dictionary)
+
+
+def dictionary_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (-1 for missing) of a text or categorical column and the values they index."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), [str(v) for v in values.cat.categories]
     arr = pa.array(values.array)
     if isinstance(arr, pa.Array):
         arr = pa.chunked_array([arr], type=arr.type)
     encoded = pc.dictionary_encode(arr).unify_dictionaries()
-    n_values = len(encoded.chunk(0).dictionary) if encoded.num_chunks else 0
+    dictionary = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
     indices = pa.chunked_array([c.indices for c in encoded.chunks], type=pa.int32())
-    codes = pc.fill_null(indices, -1).to_numpy()
-    return codes.astype(np.int32, copy=False), n_values
+    return pc.fill_null(indices, -1).to_numpy().astype(np.int32, copy=False), dictionary
 
 
 def _distinct_per_customer(seg: np.ndarray, codes: np.ndarray, n: int, n_values: int) -> np.ndarray:
@@ -109,9 +127,9 @@ def _rhythm(seg: np.ndarray, ts: np.ndarray, n: int) -> dict[str, np.ndarray]:
 def purchase_rhythm(purchases: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     """First and last purchase, purchase count and spread of gaps, per customer, before the cutoff.
 
-    Vectorised over the whole table (no per-customer loop): consecutive purchases of one
-    customer give a gap; per customer the sum of squared gaps is one ``reduceat`` and the
-    sum of gaps is last minus first.
+    Vectorised (no per-customer loop), in chunks of whole customers: consecutive purchases
+    of one customer give a gap; per customer the sum of squared gaps is one ``reduceat`` and
+    the sum of gaps is last minus first.
 
     Parameters
     ----------
@@ -129,10 +147,34 @@ def purchase_rhythm(purchases: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFra
     """
     cutoff = normalize_cutoff(cutoff)
     segs = segments_for(purchases, cutoff)
-    buy = np.flatnonzero(segs.column(purchases, "amount") >= 0)
-    out = pd.DataFrame(_rhythm(segs.seg[buy], segs.ts[buy], segs.n), index=segs.index)
-    out = out[["first_us", "last_us", "n_purchases", "gap_std_days"]]
+    rhythm = _rhythm_by_chunk(purchases, segs)
+    out = pd.DataFrame(
+        {k: rhythm[k] for k in ("first_us", "last_us", "n_purchases", "gap_std_days")}, index=segs.index
+    )
     return out[out["n_purchases"] > 0]
+
+
+def _rhythm_by_chunk(purchases: pd.DataFrame, segs: Segments) -> dict[str, np.ndarray]:
+    """:func:`_rhythm` of the purchases (amount >= 0) of every customer, chunk by chunk (memoised)."""
+    hit = segs.memo.get("rhythm")
+    if hit is not None:
+        return hit  # type: ignore[return-value]
+    amount = float_values(purchases["amount"])
+    rhythm = _empty_rhythm(segs.n)
+    for chunk in segs.chunks():
+        buy = np.flatnonzero(chunk.take(amount) >= 0)
+        _store_rhythm(rhythm, chunk.lo, _rhythm(chunk.seg[buy], chunk.ts[buy], chunk.n))
+    segs.memo["rhythm"] = rhythm
+    return rhythm
+
+
+def _empty_rhythm(n: int) -> dict[str, np.ndarray]:
+    return {k: np.empty(n) for k in ("first_us", "last_us", "n_purchases", "gap_std_days")}
+
+
+def _store_rhythm(rhythm: dict[str, np.ndarray], lo: int, part: dict[str, np.ndarray]) -> None:
+    for k, values in part.items():
+        rhythm[k][lo : lo + len(values)] = values
 
 
 def purchase_gap_std(purchases: pd.DataFrame, cutoff: pd.Timestamp) -> pd.Series:
@@ -166,19 +208,58 @@ def build_purchases_features(
     p = tables.purchases
     segs = segments_for(p, cutoff)
     windows = config.windows
+    amount_all = float_values(p["amount"])
+    texts = [
+        (col, name)
+        for col, name in (("category", "categories"), ("channel", "channels"))
+        if _has(tables, col)
+    ]
+    codes_all = {col: text_codes(p[col]) for col, _ in texts}
+    rhythm = segs.memo.get("rhythm")
+    fresh = rhythm is None
+    if fresh:
+        rhythm = _empty_rhythm(segs.n)
+    out = FloatColumns(purchases_feature_names(tables, config), segs.index)
+    # features are per customer: computed chunk by chunk of customers, straight into the frame
+    for chunk in segs.chunks():
+        lo, hi = chunk.lo, chunk.hi
+        amount = chunk.take(amount_all)
+        key = (amount < 0).view(np.int8)  # 0 purchase, 1 refund, 2 unknown amount
+        finite = np.isfinite(amount)
+        if not finite.all():
+            key = np.where(np.isnan(amount), np.int8(2), key)
+            amount = np.nan_to_num(amount, nan=0.0)
+        levels = chunk.levels(cutoff, windows)
+        counts, sums = windowed(chunk, key, 3, levels, len(windows), (None, amount))
+        del amount, finite
+        if fresh:
+            buy = np.flatnonzero(key == 0)
+            _store_rhythm(rhythm, lo, _rhythm(chunk.seg[buy], chunk.ts[buy], chunk.n))
+        part = out.rows(lo, hi)
+        _fill_features(part, counts, sums, {k: v[lo:hi] for k, v in rhythm.items()}, cutoff, config)
+        in_longest = np.flatnonzero((key == 0) & (levels >= 1))
+        for col, name in texts:
+            codes, n_values = codes_all[col]
+            part[f"distinct_{name}_{windows[-1]}d"] = _distinct_per_customer(
+                chunk.seg[in_longest], chunk.take(codes)[in_longest], chunk.n, n_values
+            )
+    if fresh:
+        segs.memo["rhythm"] = rhythm
+    return out.frame()
+
+
+def _fill_features(
+    out: FloatColumns,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    rhythm: dict[str, np.ndarray],
+    cutoff: pd.Timestamp,
+    config: FeatureConfig,
+) -> None:
+    """The purchase features of some customers from their windowed counts and sums and rhythm."""
+    windows = config.windows
     nw = len(windows)
-    amount = segs.column(p, "amount")
-    key = np.full(len(amount), 2, dtype=np.int8)  # 0 purchase, 1 refund, 2 unknown amount
-    key[amount >= 0] = 0
-    key[amount < 0] = 1
-    levels = segs.levels(cutoff, windows)
-    amount = np.nan_to_num(amount, nan=0.0, copy=False)
-    counts, sums = segs.windowed(key, 3, levels, nw, weights=(None, amount))
-    del amount
-    out: dict[str, np.ndarray] = {}
     cutoff_us = float(np.datetime64(cutoff.to_datetime64(), "us").astype("int64"))
-    buy = np.flatnonzero(key == 0)
-    rhythm = _rhythm(segs.seg[buy], segs.ts[buy], segs.n)
     n = rhythm["n_purchases"]
     out["days_since_last_purchase"] = (cutoff_us - rhythm["last_us"]) / US_PER_DAY
     out["days_since_first_purchase"] = (cutoff_us - rhythm["first_us"]) / US_PER_DAY
@@ -207,12 +288,3 @@ def build_purchases_features(
                 count_l > 0, (count_s / s) / (count_l / lw), np.nan
             )
             out[f"spend_trend_{s}d_vs_{lw}d"] = np.where(spend_l > 0, (spend_s / s) / (spend_l / lw), np.nan)
-    in_longest = np.flatnonzero((key == 0) & (levels >= 1))
-    for col, name in (("category", "categories"), ("channel", "channels")):
-        if _has(tables, col):
-            codes, n_values = text_codes(p[col])
-            out[f"distinct_{name}_{windows[-1]}d"] = _distinct_per_customer(
-                segs.seg[in_longest], codes[segs.rows[in_longest]], segs.n, n_values
-            )
-    frame = pd.DataFrame(out, index=segs.index)
-    return frame[purchases_feature_names(tables, config)]

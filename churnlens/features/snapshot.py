@@ -15,8 +15,9 @@ from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
 from churnlens.features._engine import (
     US_PER_DAY,
-    align,
+    FloatColumns,
     customer_index,
+    float_values,
     normalize_cutoff,
     positions,
     shared_segments,
@@ -91,22 +92,52 @@ def active_customers(
     return _without_cancelled(_active_from_purchases(days, config), tables, cutoff)
 
 
-def _finalise(frame: pd.DataFrame, catalog: dict[str, FeatureSpec]) -> pd.DataFrame:
-    out = {}
-    for name in frame.columns:
-        spec = catalog[name]
-        col = frame[name]
-        if spec.unit == "category":
-            values = col.astype("string")
-            out[name] = pd.Categorical(values)
-            if list(out[name].categories) != sorted(out[name].categories):
-                out[name] = out[name].reorder_categories(sorted(out[name].categories))
-        else:
-            col = col.astype("float64")
+def _categorical(values: object) -> pd.Categorical:
+    """A snapshot categorical: the values as text, levels the values present, sorted."""
+    out = pd.Categorical(pd.Series(values).astype("string"))
+    if list(out.categories) != sorted(out.categories):
+        out = out.reorder_categories(sorted(out.categories))
+    return out
+
+
+class _Assembler:
+    """The snapshot, filled family by family: numbers in one float64 block, then categoricals.
+
+    Each family frame is aligned to the active customers column by column straight into
+    the block (missing customers get NaN, then the catalog's fill value), so no intermediate
+    aligned or concatenated copy of the whole snapshot is ever made.
+    """
+
+    def __init__(self, active: pd.Index, columns: list[str], catalog: dict[str, FeatureSpec]) -> None:
+        self.active, self.columns, self.catalog = active, columns, catalog
+        self.numbers = FloatColumns([c for c in columns if catalog[c].unit != "category"], active)
+        self.categories: dict[str, pd.Categorical] = {}
+
+    def add(self, part: pd.DataFrame) -> None:
+        pos = None if part.index.equals(self.active) else positions(self.active, part.index)
+        absent = None if pos is None else pos < 0
+        for name in part.columns:
+            spec = self.catalog[name]
+            if spec.unit == "category":
+                values = part[name].array
+                self.categories[name] = _categorical(
+                    values if pos is None else values.take(pos, allow_fill=True)
+                )
+                continue
+            values = float_values(part[name])
+            row = self.numbers[name]
+            if pos is None:
+                row[:] = values
+            elif len(values):
+                np.take(values, pos, out=row, mode="clip")
+                row[absent] = np.nan
+            else:
+                row[:] = np.nan
             if spec.fill_value == spec.fill_value:  # not NaN
-                col = col.fillna(spec.fill_value)
-            out[name] = col.to_numpy()
-    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+                row[np.isnan(row)] = spec.fill_value
+
+    def frame(self) -> pd.DataFrame:
+        return self.numbers.frame(self.columns, **self.categories)
 
 
 def build_snapshot(
@@ -136,14 +167,22 @@ def build_snapshot(
     """
     cutoff = normalize_cutoff(cutoff)
     catalog = catalog_for(tables, config)
+    families = [(family, builder, names(tables, config)) for family, builder, names in FAMILY_BUILDERS]
+    families = [(family, builder, names) for family, builder, names in families if names]
+    columns = [c for _, _, names in families for c in names]
+    assembler: _Assembler | None = None
     with shared_segments():
-        built = {
-            family: builder(tables, cutoff, config)[names(tables, config)]
-            for family, builder, names in FAMILY_BUILDERS
-            if names(tables, config)
-        }
-    active = _without_cancelled(_active_from_purchases(built["purchases"], config), tables, cutoff)
-    parts = [align(part, active) for part in built.values()]
-    frame = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=active)
-    frame.index = active
-    return _finalise(frame, catalog)
+        # purchases first: they decide who is active; each family is then built, copied into
+        # the snapshot and dropped before the next one is built
+        families.sort(key=lambda f: f[0] != "purchases")
+        for _family, builder, names in families:
+            part = builder(tables, cutoff, config)
+            if list(part.columns) != names:
+                part = part[names]
+            if assembler is None:
+                active = _without_cancelled(_active_from_purchases(part, config), tables, cutoff)
+                assembler = _Assembler(active, columns, catalog)
+            assembler.add(part)
+            del part
+    assert assembler is not None  # purchases always give columns
+    return assembler.frame()

@@ -2,7 +2,8 @@
 
 Read from ``support_interactions`` rows with ``timestamp < cutoff``. "Last" values
 (CSAT, NPS) are the latest non-empty answer; ties at one timestamp take the highest.
-NPS categories: detractor 0–6, passive 7–8, promoter 9–10.
+NPS categories: detractor 0–6, passive 7–8, promoter 9–10. Means are over the non-missing
+values (sums in time order, divided by their count); a missing flag counts for nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ import pandas as pd
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
-from churnlens.features._engine import days_before, normalize_cutoff, query, sql_ts, window_start
+from churnlens.features._engine import (
+    US_PER_DAY,
+    FloatColumns,
+    float_values,
+    latest_positions,
+    normalize_cutoff,
+    segments_for,
+    windowed,
+)
 
 FAMILY = "support"
 TABLE = "support_interactions"
@@ -49,40 +58,6 @@ def support_feature_names(tables: Tables, config: FeatureConfig = FeatureConfig(
     return names
 
 
-def _sql(cols: set[str], cutoff: pd.Timestamp, config: FeatureConfig) -> str:
-    out = [f"{days_before(cutoff, 'max(timestamp)')} AS days_since_last_contact"]
-    for w in config.windows:
-        since = f"timestamp >= {sql_ts(window_start(cutoff, w))}"
-        out.append(f"count(*) FILTER (WHERE {since}) AS support_contacts_{w}d")
-        if "complaint" in cols:
-            out.append(f"count(*) FILTER (WHERE complaint AND {since}) AS support_complaints_{w}d")
-    if "resolved" in cols:
-        out.append("count(*) FILTER (WHERE NOT resolved) AS support_open_issues")
-    if "first_contact_resolution" in cols:
-        out.append(
-            "avg(CASE WHEN first_contact_resolution THEN 1.0 ELSE 0.0 END)"
-            " FILTER (WHERE first_contact_resolution IS NOT NULL) AS support_fcr_rate"
-        )
-    if "handle_minutes" in cols:
-        out.append("avg(handle_minutes) AS support_handle_minutes_mean")
-    for col in ("csat", "nps"):
-        if col in cols:
-            out.append(
-                f"max({{'t': timestamp, 'v': {col}}}) FILTER (WHERE {col} IS NOT NULL AND NOT isnan({col})).v"
-                f" AS {col}_last"
-            )
-    if "csat" in cols:
-        out.append("avg(csat) FILTER (WHERE NOT isnan(csat)) AS csat_mean")
-    if "ces" in cols:
-        out.append("avg(ces) FILTER (WHERE NOT isnan(ces)) AS ces_mean")
-    return (
-        "SELECT customer_id,\n  "
-        + ",\n  ".join(out)
-        + f"\nFROM support_interactions WHERE timestamp < {sql_ts(cutoff)}"
-        + " GROUP BY customer_id ORDER BY customer_id"
-    )
-
-
 def nps_category(nps: pd.Series) -> pd.Series:
     """NPS answer -> "detractor" (0–6), "passive" (7–8), "promoter" (9–10); missing stays missing."""
     values = nps.to_numpy(dtype="float64", na_value=np.nan)
@@ -115,21 +90,78 @@ def build_support_features(
     if not names:
         return pd.DataFrame(index=pd.Index([], dtype="string", name="customer_id"))
     cols = _columns(tables)
-    keep = [
-        "customer_id",
-        "timestamp",
-        "complaint",
-        "resolved",
-        "first_contact_resolution",
-        "handle_minutes",
-        "csat",
-        "nps",
-        "ces",
-    ]
-    frame = tables.support_interactions[[c for c in keep if c in cols]]
-    out = query(_sql(cols, cutoff, config), {"support_interactions": frame})
-    if "nps" in cols:
-        out["nps_category"] = nps_category(out["nps_last"])
-    numeric = [n for n in names if n != "nps_category"]
-    out[numeric] = out[numeric].astype("float64")
-    return out[names]
+    table = tables.support_interactions
+    segs = segments_for(table, cutoff)
+    windows = config.windows
+    nw = len(windows)
+    cut = int(np.datetime64(cutoff.to_datetime64(), "us").astype("int64"))
+    flags = {
+        c: _flag_codes(table[c]) for c in ("complaint", "resolved", "first_contact_resolution") if c in cols
+    }
+    numbers = {c: float_values(table[c]) for c in ("handle_minutes", "csat", "nps", "ces") if c in cols}
+    out = FloatColumns([name for name in names if name != "nps_category"], segs.index)
+    nps_last = np.empty(segs.n)
+    for chunk in segs.chunks():
+        part = out.rows(chunk.lo, chunk.hi)
+        seg, n = chunk.seg, chunk.n
+        levels = chunk.levels(cutoff, windows)
+        flag = {c: chunk.take(v) for c, v in flags.items()}
+        complaint = (
+            (flag["complaint"] == 1).astype(np.int8) if "complaint" in flag else np.zeros(len(seg), np.int8)
+        )
+        (counts,) = windowed(chunk, complaint, 2, levels, nw)
+        for j, w in enumerate(windows):
+            part[f"support_contacts_{w}d"] = counts[:, 0, j] + counts[:, 1, j]
+        if "complaint" in flag:
+            for j, w in enumerate(windows):
+                part[f"support_complaints_{w}d"] = counts[:, 1, j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if "resolved" in flag:
+                part["support_open_issues"] = np.bincount(seg[flag["resolved"] == 0], minlength=n).astype(
+                    np.float64
+                )
+            if "first_contact_resolution" in flag:
+                fcr = flag["first_contact_resolution"]
+                answered = np.bincount(seg[fcr >= 0], minlength=n)
+                part["support_fcr_rate"] = np.where(
+                    answered > 0, np.bincount(seg[fcr == 1], minlength=n) / answered, np.nan
+                )
+            values = {c: chunk.take(v) for c, v in numbers.items()}
+            for col, name in (
+                ("handle_minutes", "support_handle_minutes_mean"),
+                ("csat", "csat_mean"),
+                ("ces", "ces_mean"),
+            ):
+                if col in values:
+                    part[name] = _mean(seg, values[col], n)
+            for col in ("csat", "nps"):
+                if col in values:
+                    v = values[col]
+                    ok = np.flatnonzero(~np.isnan(v))
+                    at = latest_positions(seg[ok], chunk.ts[ok], v[ok], n)
+                    last = (
+                        np.where(at >= 0, v[ok][np.maximum(at, 0)], np.nan) if len(ok) else np.full(n, np.nan)
+                    )
+                    last += 0.0  # an answer of -0.0 is 0
+                    if col == "nps":
+                        nps_last[chunk.lo : chunk.hi] = last
+                    part[f"{col}_last"] = last
+        latest = chunk.ts[chunk.starts + segs.counts[chunk.lo : chunk.hi] - 1]
+        part["days_since_last_contact"] = (cut - latest) / US_PER_DAY
+    if "nps" not in cols:
+        return out.frame(names)
+    category = nps_category(pd.Series(nps_last, index=segs.index))
+    return out.frame(names, nps_category=category.array)
+
+
+def _flag_codes(values: pd.Series) -> np.ndarray:
+    """A flag column as int8: 1 true, 0 false, -1 missing."""
+    return values.astype("boolean").to_numpy(dtype="int8", na_value=-1)
+
+
+def _mean(seg: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per segment, the mean of the non-missing values (NaN when none)."""
+    ok = ~np.isnan(values)
+    count = np.bincount(seg[ok], minlength=n)
+    total = np.bincount(seg[ok], weights=values[ok], minlength=n)
+    return np.where(count > 0, total / count, np.nan)

@@ -71,7 +71,14 @@ DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 #: Fields of a customer given as raw events, by table.
 EVENT_FIELDS = ("purchases", "program_events", "support_interactions", "cancellations")
-_DTYPES = {"id": "string", "text": "string", "time": "datetime64[us]", "number": "float64", "flag": "boolean"}
+_DTYPES = {
+    "id": "string",
+    "text": "string",
+    "category": pd.CategoricalDtype(pd.Index([], dtype="string")),
+    "time": "datetime64[us]",
+    "number": "float64",
+    "flag": "boolean",
+}
 _ROW = re.compile(r"row (\d+)")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnlens.data.schema import KNOWN_EVENT_TYPES, TIER_ORDER
+from churnlens.data.validate import category_from_codes
 from churnlens.simulate import params as P
 from churnlens.simulate.params import SimulationSettings
 from churnlens.simulate.population import Population, customer_ids
@@ -170,6 +171,11 @@ def _strings(levels: tuple[str, ...] | list[str] | pa.Array, codes: np.ndarray) 
     return pd.Series(pd.arrays.ArrowStringArray(arr), dtype="string")
 
 
+def _category(levels: tuple[str, ...], codes: np.ndarray) -> pd.Series:
+    """A low-cardinality text column typed as validation types it (``category``)."""
+    return pd.Series(category_from_codes(levels, codes))
+
+
 def _sorted(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     order = np.lexsort((cols["time"], cols["cust"]))
     return {k: cols.pop(k)[order] for k in list(cols)}
@@ -235,8 +241,8 @@ def build_event_tables(
             "amount": pu["amount"].astype(np.float64),
             "order_id": pd.Series(pd.arrays.ArrowStringArray(order_id), dtype="string"),
             "quantity": pu["quantity"].astype(np.float64),
-            "channel": _strings(P.PURCHASE_CHANNELS, pu["channel"]),
-            "category": _strings(P.CATEGORIES, pu["category"]),
+            "channel": _category(P.PURCHASE_CHANNELS, pu["channel"]),
+            "category": _category(P.CATEGORIES, pu["category"]),
         }
     )
     del pu
@@ -244,9 +250,9 @@ def build_event_tables(
     program_events = pd.DataFrame(
         base(pe)
         | {
-            "event_type": _strings(KNOWN_EVENT_TYPES, pe["event"]),
+            "event_type": _category(KNOWN_EVENT_TYPES, pe["event"]),
             "points": pe["points"].astype(np.float64),
-            "tier": _strings(TIER_ORDER, pe["tier"]),
+            "tier": _category(TIER_ORDER, pe["tier"]),
         }
     )
     del pe
@@ -254,8 +260,8 @@ def build_event_tables(
     support = pd.DataFrame(
         base(si)
         | {
-            "channel": _strings(P.SUPPORT_CHANNELS, si["channel"]),
-            "topic": _strings(P.SUPPORT_TOPICS, si["topic"]),
+            "channel": _category(P.SUPPORT_CHANNELS, si["channel"]),
+            "topic": _category(P.SUPPORT_TOPICS, si["topic"]),
             "resolved": flag(si["resolved"]),
             "first_contact_resolution": flag(si["fcr"]),
             "handle_minutes": si["handle"].astype(np.float64),
