@@ -149,7 +149,8 @@ def transactions_to_purchases(raw: pd.DataFrame, columns: TransactionColumns) ->
             if name in out:
                 agg[name] = "first"
         out = out.groupby(keys, sort=False, observed=True, dropna=False).agg(agg).reset_index().drop(columns="_sign")
-    order = [c for c in ("customer_id", "timestamp", "amount", "order_id", "quantity", "category", "channel") if c in out]
+    contract = ("customer_id", "timestamp", "amount", "order_id", "quantity", "category", "channel")
+    order = [c for c in contract if c in out]
     out = out[order].sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
     report = ImportReport(
         input_rows=len(raw),

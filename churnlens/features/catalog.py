@@ -233,7 +233,8 @@ TEMPLATES: tuple[_Template, ...] = (
         "Spread (standard deviation) of the days between two purchases",
         "Dispersion (écart type) du nombre de jours entre deux achats",
         "Irregular purchase rhythm: gaps vary by {value} || Too few purchases to tell how regular they are",
-        "Rythme d'achat irrégulier : les écarts varient de {value} || Trop peu d'achats pour savoir s'ils sont réguliers",
+        "Rythme d'achat irrégulier : les écarts varient de {value} "
+        "|| Trop peu d'achats pour savoir s'ils sont réguliers",
     ),
     _T(
         "overdue_ratio",
