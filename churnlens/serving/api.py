@@ -389,6 +389,8 @@ class Service:
     ) -> dict[str, str]:
         scored = set() if snapshot is None else set(snapshot.index)
         reasons: dict[str, str] = {}
+        if all(c.customer_id in scored for _, c in customers):
+            return {}
         if tables is not None:
             window = model_feature_config(model).active_window_days
             rejects = find_rejects(
