@@ -353,39 +353,48 @@ def test_a_failing_scoring_run_leaves_no_output(client, data, trained, tmp_path)
 def test_a_worker_killed_mid_run_is_retried_or_fails_without_complete_looking_output(
     client, data, staged, trained, tmp_path
 ):
-    """Kill one worker process (SIGKILL) while scoring: either the retried run equals the local
-    run, or it fails with an error and leaves nothing at the output path."""
+    """Kill one worker process (SIGKILL) while it runs a scoring task: either the retried run
+    equals the local run, or it fails with an error and leaves nothing at the output path."""
     pids = client.run(os.getpid)
-    victim = sorted(pids.values())[0]
+    victim_address, victim = min(pids.items(), key=lambda kv: kv[1])
     out = tmp_path / "campaign"
     rule = TopN(40)
 
-    killed = threading.Event()
+    killed, finished = threading.Event(), threading.Event()
 
-    def kill_soon() -> None:
-        time.sleep(1.0)
-        os.kill(victim, signal.SIGKILL)
-        killed.set()
+    def kill_when_busy() -> None:
+        # kill at the first moment the victim is running a task of this run (not after a fixed
+        # delay: a fast machine would finish first and nothing would be tested)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not finished.is_set():
+            if client.processing(workers=[victim_address]).get(victim_address):
+                os.kill(victim, signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.005)
 
-    killer = threading.Thread(target=kill_soon, daemon=True)
-    killer.start()
+    killer = threading.Thread(target=kill_when_busy, daemon=True)
     started = time.monotonic()
+    killer.start()
+    error: Exception | None = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             summary = score_on_dask(client, staged, out, trained["loaded"], selection=rule, explain_all=True)
-        assert killed.is_set(), "the run ended before the worker was killed: nothing was tested"
     except Exception as exc:  # noqa: BLE001 - the error must be clear and the output absent
-        print(f"worker killed: the run failed after {time.monotonic() - started:.1f} s: {exc!r}")
-        assert str(exc), "the failure has no message"
+        error = exc
+    finally:
+        finished.set()
+        killer.join(timeout=10)
+    assert killed.is_set(), "the run ended before the worker was killed: nothing was tested"
+    if error is not None:
+        print(f"worker killed: the run failed after {time.monotonic() - started:.1f} s: {error!r}")
+        assert str(error), "the failure has no message"
         assert not out.exists(), "a failed run left an output directory"
     else:
         print(f"worker killed: the run was retried and finished in {time.monotonic() - started:.1f} s")
         local = score_base(data["tables"], None, trained["loaded"], selection=rule, explain_all=True)
         _assert_same_scoring(out, summary, local)
-    finally:
-        killer.join(timeout=10)
-    assert killed.is_set()
     assert time.monotonic() - started < 150
     assert not list(tmp_path.glob(".campaign.tmp-*")), "scratch output left behind"
     # the nanny restarts the worker: the cluster is whole again
