@@ -16,7 +16,7 @@ import hashlib
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from churnlens.features import label_mode
 from churnlens.features._engine import normalize_cutoff
 from churnlens.features.labels import LABEL, cutoffs_between
 from churnlens.model import LinearBase, prepare_features
+from churnlens.training.fingerprint import tables_digest
 
 #: Columns the LightGBM parts carry beside the features.
 _Y, _INIT = "__label__", "__init_score__"
@@ -143,14 +144,8 @@ class _RankedClient:
 
 
 def _bucket_digest(bucket: int, staged: StagedData) -> str:
-    """SHA-256 of one bucket's validated tables (as :func:`data_fingerprint` hashes a table)."""
-    digest = hashlib.sha256()
-    tables = load_bucket(staged, bucket)
-    for name, table in tables.present().items():
-        digest.update(name.encode())
-        digest.update(",".join(map(str, table.columns)).encode())
-        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
+    """SHA-256 of one bucket's validated tables (as :func:`data_fingerprint` hashes tables)."""
+    return tables_digest(load_bucket(staged, bucket))
 
 
 # --------------------------------------------------------------------------- the training set
@@ -172,7 +167,6 @@ class DaskTrainingSet:
     root: Path
     rows_by_part: dict[int, dict[pd.Timestamp, int]]
     levels: dict[str, list[str]]
-    progress: Callable[[int, int], None] | None = field(default=None, repr=False)
 
     def _parts(self, cutoffs: Sequence[pd.Timestamp]) -> list[tuple[str, int]]:
         wanted = {normalize_cutoff(c) for c in cutoffs}

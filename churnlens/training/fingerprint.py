@@ -16,16 +16,19 @@ def data_fingerprint(tables: Tables) -> dict[str, Any]:
     The hash is order-sensitive over validated (sorted) tables, so the same data gives the
     same fingerprint however the files were laid out.
     """
+    return {
+        "rows": {name: int(len(table)) for name, table in tables.present().items()},
+        "start": str(tables.data_start),
+        "end": str(tables.data_end),
+        "hash": tables_digest(tables),
+    }
+
+
+def tables_digest(tables: Tables) -> str:
+    """SHA-256 of every present table's name, columns and content, in contract order."""
     digest = hashlib.sha256()
-    rows = {}
     for name, table in tables.present().items():
-        rows[name] = int(len(table))
         digest.update(name.encode())
         digest.update(",".join(map(str, table.columns)).encode())
         digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
-    return {
-        "rows": rows,
-        "start": str(tables.data_start),
-        "end": str(tables.data_end),
-        "hash": digest.hexdigest(),
-    }
+    return digest.hexdigest()
