@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import churnlens.features._engine as engine
+import churnlens.features.kernels as engine
 from churnlens.config import FeatureConfig
 from churnlens.data import Tables, validate_tables
 from churnlens.features import (

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from churnlens.errors import InputError
 
-class DataValidationError(ValueError):
+
+class DataValidationError(InputError):
     """A hard problem in an input table: it names the table, the column and offending rows.
 
     Parameters

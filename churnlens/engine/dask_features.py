@@ -29,7 +29,7 @@ from churnlens.engine.dask_tables import (
     write_parquet_atomic,
 )
 from churnlens.features import build_labels, build_snapshot
-from churnlens.features._engine import normalize_cutoff
+from churnlens.features.kernels import normalize_cutoff
 from churnlens.features.labels import LABEL
 
 SUCCESS_FILE = "_SUCCESS"

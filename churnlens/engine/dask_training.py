@@ -34,7 +34,7 @@ from churnlens.engine.dask_features import (
 )
 from churnlens.engine.dask_tables import RETRIES, StagedData, _bucket_file, load_bucket, write_parquet_atomic
 from churnlens.features import label_mode
-from churnlens.features._engine import normalize_cutoff
+from churnlens.features.kernels import normalize_cutoff
 from churnlens.features.labels import LABEL, cutoffs_between
 from churnlens.model import LinearBase, prepare_features
 from churnlens.training.fingerprint import tables_digest

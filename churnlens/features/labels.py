@@ -15,7 +15,7 @@ import pandas as pd
 
 from churnlens.config import ChurnConfig
 from churnlens.data.tables import Tables
-from churnlens.features._engine import customer_index, normalize_cutoff
+from churnlens.features.kernels import customer_index, normalize_cutoff
 from churnlens.features.snapshot import build_snapshot
 
 LABEL = "churned"

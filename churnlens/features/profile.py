@@ -14,8 +14,8 @@ from pandas.api import types as ptypes
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
-from churnlens.features._engine import US_PER_DAY, normalize_cutoff
-from churnlens.features._engine import positions as customer_positions
+from churnlens.features.kernels import US_PER_DAY, normalize_cutoff
+from churnlens.features.kernels import positions as customer_positions
 from churnlens.features.purchases import purchase_rhythm
 
 FAMILY = "profile"

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
-from churnlens.features._engine import (
+from churnlens.features.kernels import (
     US_PER_DAY,
     FloatColumns,
     Segments,

@@ -13,7 +13,7 @@ import pandas as pd
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
-from churnlens.features._engine import (
+from churnlens.features.kernels import (
     US_PER_DAY,
     FloatColumns,
     customer_index,

@@ -1,4 +1,4 @@
-"""Shared plumbing of the feature builders: cutoffs, grouping rows by customer, windowed sums.
+"""Per-customer array kernels of the feature builders: cutoffs, grouping rows by customer, windowed sums.
 
 The builders keep pandas frames at the API and compute group-wise aggregates with numpy
 underneath. Validated tables are sorted by (customer_id, timestamp), so a customer's rows
