@@ -114,12 +114,12 @@ TOP = 10_000
 def run_local_score(data: str, out: str, tracking: str) -> dict[str, float]:
     """Child process: local batch scoring."""
     from churnlens.data import load_tables
-    from churnlens.serving import TopN, load_model, score_base, write_outputs
+    from churnlens.serving import load_model, score_base, write_outputs
 
     t0 = time.perf_counter()
     tables, _ = load_tables(data)
     t1 = time.perf_counter()
-    result = score_base(tables, CUTOFF, load_model(tracking_uri=tracking), selection=TopN(TOP))
+    result = score_base(tables, CUTOFF, load_model(tracking_uri=tracking), top=TOP)
     write_outputs(result, Path(out) / "campaign.parquet")
     t2 = time.perf_counter()
     return {"wall_s": t2 - t0, "load_s": t1 - t0, "snapshot_s": t2 - t1, "rows": len(result.campaign),
@@ -131,7 +131,7 @@ def run_dask_score(
 ) -> dict[str, float]:
     """Child process: batch scoring on a LocalCluster."""
     from churnlens.engine import dask_client, score_on_dask, stage_tables
-    from churnlens.serving import TopN, load_model
+    from churnlens.serving import load_model
 
     with dask_client(n_workers=workers) as client:
         t0 = time.perf_counter()
@@ -139,7 +139,7 @@ def run_dask_score(
         t1 = time.perf_counter()
         loaded = load_model(tracking_uri=tracking)
         summary = score_on_dask(
-            client, staged, Path(out) / "campaign", loaded, cutoff=CUTOFF, selection=TopN(TOP)
+            client, staged, Path(out) / "campaign", loaded, cutoff=CUTOFF, top=TOP
         )
         t2 = time.perf_counter()
         peaks = client.run(peak_rss_gb)

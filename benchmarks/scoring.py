@@ -172,7 +172,7 @@ def train(kind: str, store: Path) -> Any:
 
 def bench_size(kind: str, n: int, loaded: Any, n_explain: int, out_dir: Path) -> dict[str, Any]:
     from churnlens.features import build_snapshot
-    from churnlens.serving import TopN, score_base, shap_contributions, top_reasons, write_outputs
+    from churnlens.serving import score_base, shap_contributions, top_reasons, write_outputs
     from churnlens.serving.batch import default_cutoff, model_feature_config
 
     t0 = time.perf_counter()
@@ -188,7 +188,7 @@ def bench_size(kind: str, n: int, loaded: Any, n_explain: int, out_dir: Path) ->
 
     _, pred_s, pred_mem = timed(predict)
     result, batch_s, batch_mem = timed(
-        lambda: score_base(tables, cutoff, loaded, snapshot=snap, selection=TopN(n_explain), n_reasons=3)
+        lambda: score_base(tables, cutoff, loaded, snapshot=snap, top=n_explain, reasons=3)
     )
     seconds = result.summary.seconds
     # split the explanation cost: TreeSHAP vs. reason selection + sentences, on 20k selected rows

@@ -8,9 +8,11 @@ match the dataclasses (``[features]``, ``[labels]``, ``[training]``, ``[serving]
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from churnlens.errors import InputError, SettingError
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,10 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         if not self.windows or any(int(w) <= 0 for w in self.windows):
-            raise ValueError(f"features.windows must be positive day counts, got {self.windows!r}")
+            raise InputError(f"features.windows must be positive day counts, got {self.windows!r}")
         object.__setattr__(self, "windows", tuple(sorted(int(w) for w in self.windows)))
         if self.active_window_days <= 0:
-            raise ValueError("features.active_window_days must be positive")
+            raise InputError("features.active_window_days must be positive")
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,150 @@ class LabelConfig:
 
     def __post_init__(self) -> None:
         if self.horizon_days <= 0:
-            raise ValueError("labels.horizon_days must be positive")
+            raise InputError("labels.horizon_days must be positive")
         if self.mode not in ("auto", "non_contractual", "contractual"):
-            raise ValueError(f"labels.mode must be auto, non_contractual or contractual, got {self.mode!r}")
+            raise InputError(f"labels.mode must be auto, non_contractual or contractual, got {self.mode!r}")
+
+
+LANGS: tuple[str, ...] = ("en", "fr")
+
+
+@dataclass(frozen=True)
+class Economics:
+    """Campaign economics, for budget targeting, campaign summaries and the profit metric.
+
+    Parameters
+    ----------
+    cost_per_contact : float
+        Cost of contacting one customer.
+    save_rate : float
+        Share of contacted would-be churners the campaign retains, in [0, 1].
+    value_per_save : float or None
+        Constant value of retaining one customer; None (default) uses each customer's own
+        value (trailing-12-month spend, or ``[serving] value_column``).
+    """
+
+    cost_per_contact: float = 5.0
+    save_rate: float = 0.2
+    value_per_save: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.save_rate <= 1:
+            raise InputError(f"save rate must lie in [0, 1], got {self.save_rate}")
+        if self.cost_per_contact < 0:
+            raise InputError(f"cost per contact must be non-negative, got {self.cost_per_contact}")
+        if self.value_per_save is not None and self.value_per_save < 0:
+            raise InputError(f"value per saved customer must be non-negative, got {self.value_per_save}")
+
+    @classmethod
+    def from_metadata(cls, metadata: Any, **overrides: float | None) -> Economics:
+        """The economics a model recorded at training (``campaign``), then ``overrides`` (None = keep)."""
+        campaign = (metadata.get("campaign") if isinstance(metadata, dict) else metadata.campaign) or {}
+        values: dict[str, Any] = {
+            "cost_per_contact": float(campaign.get("cost_per_contact", cls.cost_per_contact)),
+            "save_rate": float(campaign.get("save_rate", cls.save_rate)),
+            "value_per_save": None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def values(self, customer_value: Any) -> Any:
+        """Value of a save per customer: the constant, or the customers' own values (>= 0, NaN -> 0)."""
+        import numpy as np
+
+        if self.value_per_save is not None:
+            return float(self.value_per_save)
+        return np.clip(np.nan_to_num(np.asarray(customer_value, dtype="float64"), nan=0.0), 0.0, None)
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How a base is scored, explained and targeted: the ``[serving]`` section.
+
+    Built once (TOML, then the command line's given options on top) and validated here;
+    batch, Dask, the API, cards and the web app all read the same object.
+
+    Parameters
+    ----------
+    lang : {"en", "fr"}
+        Language of everything the user reads (reasons, bands, cards).
+    reasons : int
+        Reasons per explained customer.
+    high_risk, medium_risk : float
+        Lowest churn probability of the high and the medium risk band.
+    psi_threshold : float
+        Population stability index above which a feature's drift is flagged.
+    value_column : str or None
+        Customer value: a numeric snapshot column or ``customers`` column; None = the
+        trailing-12-month spend.
+    explain_all : bool
+        Explain every scored customer, not only the selected ones.
+    top, threshold, budget : optional
+        The targeting rule (at most one): the ``top`` N by probability, every customer at or
+        above ``threshold``, or the list of highest expected net value within ``budget``.
+        None of them: the high risk band.
+    cost_per_contact, save_rate, value_per_save : float
+        Campaign economics (:class:`Economics`).
+    """
+
+    lang: Literal["en", "fr"] = "en"
+    reasons: int = 3
+    high_risk: float = 0.5
+    medium_risk: float = 0.2
+    psi_threshold: float = 0.25
+    value_column: str | None = None
+    explain_all: bool = False
+    top: int | None = None
+    threshold: float | None = None
+    budget: float | None = None
+    cost_per_contact: float = 5.0
+    save_rate: float = 0.2
+    value_per_save: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.lang not in LANGS:
+            raise SettingError("lang", f"must be en or fr, got {self.lang!r}")
+        if isinstance(self.reasons, bool) or int(self.reasons) != self.reasons or self.reasons < 1:
+            raise SettingError("reasons", f"must be a whole number >= 1, got {self.reasons}")
+        object.__setattr__(self, "reasons", int(self.reasons))
+        if not 0 <= self.medium_risk < self.high_risk <= 1:
+            raise InputError(
+                "risk band bounds must satisfy 0 <= medium < high <= 1, got "
+                f"high={self.high_risk}, medium={self.medium_risk}"
+            )
+        if self.psi_threshold < 0:
+            raise SettingError("psi_threshold", f"must be non-negative, got {self.psi_threshold}")
+        given = [name for name in ("top", "threshold", "budget") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise InputError(f"choose one targeting rule, got {' and '.join('--' + g for g in given)}")
+        if self.top is not None and (int(self.top) != self.top or self.top < 0):
+            raise SettingError("top", f"must be a non-negative whole number, got {self.top}")
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise SettingError("threshold", f"must lie in [0, 1], got {self.threshold}")
+        if self.budget is not None and self.budget < 0:
+            raise SettingError("budget", f"must be non-negative, got {self.budget}")
+        self.economics  # noqa: B018 - validates the economics
+
+    @property
+    def bands(self) -> tuple[float, float]:
+        """Lower bounds of the (high, medium) risk bands."""
+        return (float(self.high_risk), float(self.medium_risk))
+
+    @property
+    def economics(self) -> Economics:
+        """The campaign economics of these settings."""
+        return Economics(float(self.cost_per_contact), float(self.save_rate),
+                         None if self.value_per_save is None else float(self.value_per_save))
+
+    def override(self, **given: Any) -> ScoringSettings:
+        """These settings with the options actually given (None = not given) on top, validated."""
+        changes = {k: v for k, v in given.items() if v is not None}
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise InputError(f"unknown scoring settings: {sorted(unknown)}")
+        if {"top", "threshold", "budget"} & set(changes):  # a rule given replaces the configured one
+            changes = {"top": None, "threshold": None, "budget": None, **changes}
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -67,6 +210,7 @@ class ChurnConfig:
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
+    serving: ScoringSettings = field(default_factory=ScoringSettings)
     #: user column name -> contract column name, per table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: free-form sections owned by later stages (training, serving)
@@ -77,16 +221,23 @@ class ChurnConfig:
         return asdict(self)
 
 
-_SECTIONS = {"features": FeatureConfig, "labels": LabelConfig}
+_SECTIONS = {"features": FeatureConfig, "labels": LabelConfig, "serving": ScoringSettings}
 
 
 def _build(cls: type, section: str, values: dict[str, Any]) -> Any:
+    if not isinstance(values, dict):
+        raise InputError(f"config section [{section}] must be a table of settings, got {values!r}")
     known = {f.name for f in fields(cls)}
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"config section [{section}] has unknown keys: {sorted(unknown)}; known: {sorted(known)}")
+        raise InputError(f"config section [{section}] has unknown keys: {sorted(unknown)}; known: {sorted(known)}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except InputError as exc:
+        raise InputError(f"config section [{section}]: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"config section [{section}]: {exc}") from None
 
 
 def config_from_dict(raw: dict[str, Any]) -> ChurnConfig:
@@ -109,7 +260,7 @@ def config_from_dict(raw: dict[str, Any]) -> ChurnConfig:
         elif section == "columns":
             for table, mapping in values.items():
                 if not isinstance(mapping, dict):
-                    raise ValueError(f"[columns.{table}] must be a table of user_name = \"contract_name\"")
+                    raise InputError(f"[columns.{table}] must be a table of user_name = \"contract_name\"")
             kwargs["columns"] = {t: dict(m) for t, m in values.items()}
         else:
             extra[section] = dict(values)
@@ -131,9 +282,9 @@ def load_config(path: str | Path | None) -> ChurnConfig:
         return ChurnConfig()
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"config file {path} does not exist")
+        raise InputError(f"config file {path} does not exist")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {path} is not valid TOML: {exc}") from exc
+        raise InputError(f"config file {path} is not valid TOML: {exc}") from exc
     return config_from_dict(raw)

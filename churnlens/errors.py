@@ -11,3 +11,24 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad input the user can fix: the message says what is wrong and where."""
+
+
+class SettingError(InputError):
+    """A setting with a value it cannot take; names the setting, so the message can use the
+    name the user wrote (``--lang`` on the command line, ``[serving] lang`` in TOML).
+
+    Parameters
+    ----------
+    setting : str
+        Field name (``lang``).
+    problem : str
+        What is wrong, after the name ("must be en or fr, got 'de'").
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting, self.problem = setting, problem
+        super().__init__(f"{setting} {problem}")
+
+    def as_option(self) -> InputError:
+        """The same error worded for the command-line option of the setting."""
+        return InputError(f"--{self.setting.replace('_', '-')} {self.problem}")

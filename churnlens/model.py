@@ -21,7 +21,8 @@ Artifacts of the MLflow pyfunc model:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,106 @@ class LinearBase:
         return cls(**raw)
 
 
+@dataclass(frozen=True)
+class ModelMetadata(Mapping[str, Any]):
+    """What a churn model records besides its booster and calibrator (``metadata.json``).
+
+    Typed fields for everything serving reads; keys a newer churnlens wrote that this one
+    does not know are kept in ``extra``, so loading never loses them. It also reads as a
+    mapping of its JSON form (``meta["features"]``), for tools that handle it as JSON.
+
+    Parameters
+    ----------
+    features : list of str
+        Model features in training order.
+    categorical_levels : dict
+        Levels of each categorical feature, as seen in training.
+    model_name, catalog_version, label_mode : str
+    horizon_days : int
+        Label horizon the model predicts.
+    feature_config : dict
+        The :class:`churnlens.config.FeatureConfig` snapshots were built with.
+    tables : list of str
+        Input tables present in training.
+    trained_at : str
+        ISO time of training.
+    trained_through : str
+        Latest label day of the rows the model was fitted on.
+    test_cutoff, validation_cutoff : str
+    train_cutoffs : list of str
+    test_metrics : dict
+    campaign : dict
+        The campaign economics training evaluated with.
+    reference : dict
+        Training reference statistics (:func:`churnlens.monitoring.reference_statistics`).
+    trees, num_leaves : int
+    linear_base : list of str or None
+        Features of the linear base the trees were boosted from.
+    linear_base_validation_scores : dict
+    extra : dict
+        Keys this version does not know.
+    """
+
+    features: list[str]
+    categorical_levels: dict[str, list[str]] = field(default_factory=dict)
+    model_name: str = "churnlens"
+    catalog_version: str | None = None
+    label_mode: str | None = None
+    horizon_days: int | None = None
+    feature_config: dict[str, Any] = field(default_factory=dict)
+    tables: list[str] = field(default_factory=list)
+    trained_at: str | None = None
+    trained_through: str | None = None
+    test_cutoff: str | None = None
+    validation_cutoff: str | None = None
+    train_cutoffs: list[str] = field(default_factory=list)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    campaign: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+    trees: int | None = None
+    num_leaves: int | None = None
+    linear_base: list[str] | None = None
+    linear_base_validation_scores: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelMetadata:
+        """From the JSON form; unknown keys go to ``extra``."""
+        if isinstance(raw, ModelMetadata):
+            return raw
+        known = {f.name for f in fields(cls)} - {"extra"}
+        if "features" not in raw:
+            raise FeatureMismatchError("the model's metadata has no feature list")
+        values = {k: v for k, v in raw.items() if k in known}
+        extra = {**dict(raw.get("extra") or {}), **{k: v for k, v in raw.items() if k not in known | {"extra"}}}
+        return cls(**values, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``extra`` keys at the top level, as they were read)."""
+        out = asdict(self)
+        extra = out.pop("extra")
+        return {**out, **extra}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.extra:
+            return self.extra[key]
+        if key == "extra" or key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([f for f in self.__dataclass_fields__ if f != "extra"] + list(self.extra))
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__) - 1 + len(self.extra)
+
+    def replace(self, **changes: Any) -> ModelMetadata:
+        """A copy with some fields changed."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
 Coders = dict[str, tuple[pd.Index, pd.CategoricalDtype]]
 
 
@@ -250,15 +351,24 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     booster: lgb.Booster
     calibrator: Calibrator
-    metadata: dict[str, Any]
     linear: LinearBase | None = None
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        """The model's :class:`ModelMetadata`."""
+        return self.__dict__["_metadata"]
+
+    @metadata.setter
+    def metadata(self, value: ModelMetadata | Mapping[str, Any]) -> None:
+        self.__dict__["_metadata"] = ModelMetadata.from_dict(value)
+        self.__dict__.pop("_coders_cache", None)
 
     @classmethod
     def from_parts(
         cls,
         booster: lgb.Booster,
         calibrator: Calibrator,
-        metadata: dict[str, Any],
+        metadata: ModelMetadata | Mapping[str, Any],
         linear: LinearBase | None = None,
     ) -> ChurnModel:
         model = cls()
@@ -277,7 +387,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         artifacts = context.artifacts
         self.booster = lgb.Booster(model_file=artifacts["booster"])
         self.calibrator = Calibrator.from_dict(json.loads(Path(artifacts["calibrator"]).read_text()))
-        self.metadata = json.loads(Path(artifacts["metadata"]).read_text())
+        self.metadata = ModelMetadata.from_dict(json.loads(Path(artifacts["metadata"]).read_text()))
         linear = artifacts.get("linear")
         self.linear = LinearBase.from_dict(json.loads(Path(linear).read_text())) if linear else None
 
@@ -292,7 +402,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         }
         self.booster.save_model(str(paths["booster"]))
         paths["calibrator"].write_text(json.dumps(self.calibrator.to_dict()))
-        paths["metadata"].write_text(json.dumps(self.metadata, indent=1, default=str))
+        paths["metadata"].write_text(json.dumps(self.metadata.to_dict(), indent=1, default=str))
         if self.linear is not None:
             paths["linear"] = directory / LINEAR_FILE
             paths["linear"].write_text(json.dumps(self.linear.to_dict()))
@@ -300,7 +410,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     @property
     def features(self) -> list[str]:
-        return list(self.metadata["features"])
+        return list(self.metadata.features)
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         """See :func:`prepare_features`."""
@@ -308,18 +418,16 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     def _coders(self) -> Coders:
         # Built once per model: a served model prepares many small frames.
-        levels = self.metadata.get("categorical_levels", {})
         cached = self.__dict__.get("_coders_cache")
-        if cached is None or cached[0] is not levels:
-            cached = (levels, category_coders(levels))
-            self.__dict__["_coders_cache"] = cached
-        return cached[1]
+        if cached is None:
+            cached = self.__dict__["_coders_cache"] = category_coders(self.metadata.categorical_levels)
+        return cached
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         """:func:`model_matrix` of prepared rows, once checked against the booster's own levels
         (LightGBM reads the category codes as they are)."""
         if self.__dict__.get("_levels_checked") is not self.booster:
-            levels = self.metadata.get("categorical_levels", {})
+            levels = self.metadata.categorical_levels
             ours = [list(levels[f]) for f in self.features if f in levels]
             theirs = [list(x) for x in (getattr(self.booster, "pandas_categorical", None) or [])]
             if theirs != ours:

@@ -77,6 +77,85 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+#: Counts of one column in the reference bins: an array (numeric: bins then missing) or a
+#: mapping level -> count (categorical). Counts of several partitions add up.
+Counts = np.ndarray | dict[str, int]
+MISSING = "<missing>"
+
+
+def bin_counts(reference: dict[str, dict[str, Any]], frame: pd.DataFrame) -> dict[str, Counts]:
+    """Counts of every referenced column of ``frame`` in its reference bins (or levels).
+
+    Counts are mergeable: the counts of a whole base are the sums of its partitions' counts,
+    so :func:`stability_from_counts` gives the same PSI however the base was split.
+    """
+    out: dict[str, Counts] = {}
+    for name, ref in reference.items():
+        if name not in frame.columns:
+            continue
+        if ref["kind"] == "numeric":
+            x = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            missing = np.isnan(x)
+            edges = np.asarray(ref["edges"], dtype=float)
+            counts = np.bincount(np.searchsorted(edges, x[~missing], side="left"), minlength=len(edges) + 1)
+            out[name] = np.append(counts, missing.sum()).astype(np.int64)
+        else:
+            levels = frame[name].astype("string").fillna(MISSING).value_counts()
+            out[name] = {str(k): int(v) for k, v in levels.items()}
+    return out
+
+
+def add_counts(parts: list[dict[str, Counts]]) -> dict[str, Counts]:
+    """The counts of the union of partitions (the sum of their :func:`bin_counts`)."""
+    total: dict[str, Counts] = {}
+    for part in parts:
+        for name, counts in part.items():
+            if isinstance(counts, dict):
+                merged = dict(total.get(name, {}))
+                for level, n in counts.items():
+                    merged[level] = merged.get(level, 0) + int(n)
+                total[name] = merged
+            else:
+                total[name] = total[name] + counts if name in total else np.asarray(counts).copy()
+    return total
+
+
+def stability_from_counts(reference: dict[str, dict[str, Any]], counts: dict[str, Counts], total: int) -> pd.DataFrame:
+    """PSI of every column in ``counts`` against its reference, highest first.
+
+    Parameters
+    ----------
+    reference : dict
+        Output of :func:`reference_statistics` on the training snapshot.
+    counts : dict
+        :func:`bin_counts` of the scored rows (summed over partitions).
+    total : int
+        Rows counted.
+
+    Returns
+    -------
+    DataFrame
+        Columns feature, psi, status (stable / moderate / major).
+    """
+    rows = []
+    for name, column in counts.items():
+        ref = reference[name]
+        if ref["kind"] == "numeric":
+            value = psi(ref["shares"], np.asarray(column, dtype=float) / max(total, 1))
+        else:
+            levels = list(ref["shares"])
+            shares = {k: v / max(total, 1) for k, v in column.items()}
+            expected = [ref["shares"][k] for k in levels] + [0.0]
+            actual = [float(shares.get(k, 0.0)) for k in levels] + [
+                float(sum(v for k, v in shares.items() if k not in ref["shares"]))
+            ]
+            value = psi(expected, actual)
+        status = "major" if value > PSI_ALERT else "moderate" if value > PSI_WARN else "stable"
+        rows.append({"feature": name, "psi": value, "status": status})
+    result = pd.DataFrame(rows, columns=["feature", "psi", "status"])
+    return result.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+
+
 def population_stability(reference: dict[str, dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
     """PSI of every referenced column present in ``frame``, highest first.
 
@@ -92,21 +171,4 @@ def population_stability(reference: dict[str, dict[str, Any]], frame: pd.DataFra
     DataFrame
         Columns feature, psi, status (stable / moderate / major).
     """
-    rows = []
-    for name, ref in reference.items():
-        if name not in frame.columns:
-            continue
-        if ref["kind"] == "numeric":
-            x = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-            actual = _numeric_shares(x, np.asarray(ref["edges"], dtype=float))
-            value = psi(ref["shares"], actual)
-        else:
-            levels = list(ref["shares"])
-            counts = frame[name].astype("string").fillna("<missing>").value_counts(normalize=True)
-            expected = [ref["shares"][k] for k in levels] + [0.0]
-            actual = [float(counts.get(k, 0.0)) for k in levels] + [float(counts[~counts.index.isin(levels)].sum())]
-            value = psi(expected, actual)
-        status = "major" if value > PSI_ALERT else "moderate" if value > PSI_WARN else "stable"
-        rows.append({"feature": name, "psi": value, "status": status})
-    result = pd.DataFrame(rows, columns=["feature", "psi", "status"])
-    return result.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+    return stability_from_counts(reference, bin_counts(reference, frame), len(frame))

@@ -30,6 +30,7 @@ from churnlens.data.io import load_tables, write_tables
 from churnlens.features import CATALOG_VERSION, build_labels, build_snapshot
 from churnlens.model import MODEL_CODE, Calibrator, ChurnModel
 from churnlens.monitoring import reference_statistics
+from churnlens.config import ScoringSettings
 from churnlens.serving import load_model, score_base
 
 pytestmark = pytest.mark.filterwarnings(
@@ -80,7 +81,7 @@ def _fit_model(tables) -> ChurnModel:
     model.booster = lgb.train(
         params, lgb.Dataset(X, label=labels.reindex(snapshot.index).to_numpy()), num_boost_round=40
     )
-    metadata["reference"] = reference_statistics(snapshot[model.features])
+    model.metadata = model.metadata.replace(reference=reference_statistics(snapshot[model.features]))
     return model
 
 
@@ -139,7 +140,7 @@ def world(tmp_path_factory):
     loaded = load_model(str(model_dir), tracking_uri=tracking)
     process, log, url = _start_server(root, model_dir, tracking)
     try:
-        batch = score_base(tables, CUTOFF, model, lang="fr", n_reasons=3, explain_all=True)  # while it boots
+        batch = score_base(tables, CUTOFF, model, lang="fr", reasons=3, explain_all=True)  # while it boots
         wait_for_http(f"{url}/health", 120, process)
         yield {
             "root": root,
@@ -545,7 +546,7 @@ def test_create_app_refuses_bad_limits(world):
     with pytest.raises(ValueError, match=r"max_customers must be a whole number >= 1, got 0"):
         create_app(str(world["model_dir"]), max_customers=0)
     with pytest.raises(ValueError, match=r"risk band bounds must satisfy"):
-        create_app(str(world["model_dir"]), bands=(0.1, 0.5))
+        create_app(str(world["model_dir"]), settings=ScoringSettings(high_risk=0.1, medium_risk=0.5))
 
 
 def test_serve_cli_refuses_a_missing_model(world, tmp_path):

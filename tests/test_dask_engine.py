@@ -35,7 +35,6 @@ from churnlens.engine import (  # noqa: E402
 from churnlens.engine.dask_scoring import as_local_campaign  # noqa: E402
 from churnlens.features import build_snapshot, build_training_set, training_cutoffs  # noqa: E402
 from churnlens.serving import load_model, score_base  # noqa: E402
-from churnlens.serving.targeting import Budget, Threshold, TopN  # noqa: E402
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -293,12 +292,12 @@ def _assert_same_scoring(out, summary, local):
 
 
 @pytest.mark.parametrize(
-    "rule", [TopN(50), Budget(300.0), Threshold(0.1)], ids=["top", "budget", "threshold"]
+    "rule", [{"top": 50}, {"budget": 300.0}, {"threshold": 0.1}], ids=["top", "budget", "threshold"]
 )
 def test_dask_scores_equal_local_scores(client, data, staged, trained, tmp_path, rule):
     out = tmp_path / "campaign"
-    summary = score_on_dask(client, staged, out, trained["loaded"], selection=rule)
-    local = score_base(data["tables"], None, trained["loaded"], selection=rule)
+    summary = score_on_dask(client, staged, out, trained["loaded"], **rule)
+    local = score_base(data["tables"], None, trained["loaded"], **rule)
     assert summary.selected > 0
     _assert_same_scoring(out, summary, local)
 
@@ -345,7 +344,7 @@ def test_a_failing_scoring_run_leaves_no_output(client, data, trained, tmp_path)
     staged_partial = stage_tables(client, partial, tmp_path / "work", n_buckets=2)
     out = tmp_path / "campaign"
     with pytest.raises(IncompatibleModelError, match="support"):
-        score_on_dask(client, staged_partial, out, trained["loaded"], selection=TopN(10))
+        score_on_dask(client, staged_partial, out, trained["loaded"], top=10)
     assert not out.exists()
     assert not list(tmp_path.glob(".campaign.tmp-*"))
 
@@ -358,7 +357,7 @@ def test_a_worker_killed_mid_run_is_retried_or_fails_without_complete_looking_ou
     pids = client.run(os.getpid)
     victim_address, victim = min(pids.items(), key=lambda kv: kv[1])
     out = tmp_path / "campaign"
-    rule = TopN(40)
+    rule = {"top": 40}
 
     killed, finished = threading.Event(), threading.Event()
 
@@ -380,7 +379,7 @@ def test_a_worker_killed_mid_run_is_retried_or_fails_without_complete_looking_ou
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            summary = score_on_dask(client, staged, out, trained["loaded"], selection=rule, explain_all=True)
+            summary = score_on_dask(client, staged, out, trained["loaded"], **rule, explain_all=True)
     except Exception as exc:  # noqa: BLE001 - the error must be clear and the output absent
         error = exc
     finally:
@@ -393,7 +392,7 @@ def test_a_worker_killed_mid_run_is_retried_or_fails_without_complete_looking_ou
         assert not out.exists(), "a failed run left an output directory"
     else:
         print(f"worker killed: the run was retried and finished in {time.monotonic() - started:.1f} s")
-        local = score_base(data["tables"], None, trained["loaded"], selection=rule, explain_all=True)
+        local = score_base(data["tables"], None, trained["loaded"], **rule, explain_all=True)
         _assert_same_scoring(out, summary, local)
     assert time.monotonic() - started < 150
     assert not list(tmp_path.glob(".campaign.tmp-*")), "scratch output left behind"

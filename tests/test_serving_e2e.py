@@ -58,7 +58,7 @@ def loaded(store):
 
 @pytest.fixture(scope="module")
 def scored(store, loaded):
-    return score_base(store["tables"], None, loaded, selection=TopN(120), explain_all=True, lang="en")
+    return score_base(store["tables"], None, loaded, top=120, explain_all=True, lang="en")
 
 
 def test_batch_scores_equal_pyfunc_predictions_and_cover_every_customer(store, loaded, scored):
@@ -110,7 +110,7 @@ def test_reasons_plus_base_value_reproduce_the_raw_score(store, loaded, scored):
 
 
 def test_french_and_english_outputs_are_both_complete(store, loaded, scored):
-    fr = score_base(store["tables"], None, loaded, selection=TopN(120), lang="fr")
+    fr = score_base(store["tables"], None, loaded, top=120, lang="fr")
     en = scored.reasons.set_index(["customer_id", "rank"]).loc[
         fr.reasons.set_index(["customer_id", "rank"]).index
     ]

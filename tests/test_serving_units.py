@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnlens.config import ScoringSettings
 from churnlens.data.tables import Tables
 from churnlens.features import CATALOG_VERSION, render_reason
 from churnlens.model import Calibrator, ChurnModel, FeatureMismatchError, model_matrix
@@ -17,6 +18,7 @@ from churnlens.monitoring import reference_statistics
 from churnlens.serving import batch, output
 from churnlens.serving.batch import check_bands, customer_values, risk_bands
 from churnlens.serving.card import explain_customer, render_card, write_card
+from churnlens.serving.core import explain_rows
 from churnlens.serving.drift import drift_report
 from churnlens.serving.explain import (
     SMALL_INPUT,
@@ -100,7 +102,7 @@ def model_and_data() -> tuple[ChurnModel, pd.DataFrame]:
     }
     model = ChurnModel.from_parts(booster, Calibrator("platt", a=1.0, b=0.1), metadata)
     reference_frame["churn_probability"] = model.predict_proba(train)
-    model.metadata["reference"] = reference_statistics(reference_frame)
+    model.metadata = model.metadata.replace(reference=reference_statistics(reference_frame))
     scored, _ = synthetic_snapshot(500, seed=2)
     return model, scored
 
@@ -537,4 +539,4 @@ def test_empty_inputs_give_empty_outputs(model_and_data):
         "text",
     ]
     assert list(reasons_wide(empty, 2).columns) == ["reason_1", "reason_2"]
-    assert batch.explain_rows(model, snap.iloc[:0], n_reasons=3, lang="en").empty
+    assert explain_rows(model, snap.iloc[:0], ScoringSettings(reasons=3, lang="en")).empty

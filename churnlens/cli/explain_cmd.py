@@ -9,9 +9,11 @@ import typer
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
-from churnlens.cli.score_cmd import check_lang, parse_cutoff, serving_settings
+from churnlens.cli.score_cmd import NO_CUTOFF_HELP, scoring_settings
 from churnlens.config import load_config
 from churnlens.data.tables import Tables
+from churnlens.errors import InputError
+from churnlens.features import parse_cutoff
 
 
 def one_customer(tables: Tables, customer_id: str) -> Tables:
@@ -29,10 +31,7 @@ def explain(
     data_dir: Annotated[Path, typer.Argument(help="Directory of input tables (<table>.parquet|csv).")],
     customer: Annotated[str, typer.Option("--customer", help="Customer id to explain.")],
     cutoff: Annotated[
-        str | None,
-        typer.Option(
-            help="As of this date (YYYY-MM-DD, exclusive); default the day after the data's last event."
-        ),
+        str | None, typer.Option(help=f"As of this date (YYYY-MM-DD, exclusive); {NO_CUTOFF_HELP}.")
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="MLflow model URI (default models:/churnlens@champion).")
@@ -49,57 +48,41 @@ def explain(
     value_column: Annotated[
         str | None, typer.Option(help="Customer value column; default trailing-12-month spend.")
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [serving].")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [serving]; options given here win.")] = None,
 ) -> None:
     """Print the churn probability, risk band and top reasons of one customer; --html writes a card."""
     from churnlens.data import load_tables
     from churnlens.features import build_snapshot
     from churnlens.serving import load_model
-    from churnlens.serving.batch import check_bands, customer_values, default_cutoff, model_feature_config
+    from churnlens.serving.batch import default_cutoff
     from churnlens.serving.card import explain_customer, write_card
+    from churnlens.serving.core import customer_values, feature_config_of
     from churnlens.serving.loader import check_compatible
     from churnlens.serving.rejects import find_rejects
 
     cfg = load_config(config)
-    settings = serving_settings(cfg)
-    lang = check_lang(lang or settings.get("lang", "en"))
-    n_reasons = int(reasons if reasons is not None else settings.get("reasons", 3))
-    if n_reasons < 1:
-        raise ValueError(f"--reasons must be >= 1, got {n_reasons}")
-    bands = check_bands((float(settings.get("high_risk", 0.5)), float(settings.get("medium_risk", 0.2))))
+    settings = scoring_settings(cfg, lang=lang, reasons=reasons, value_column=value_column)
     if html is not None and html.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"--html {html} must end in .html")
-    when = parse_cutoff(cutoff)
+        raise InputError(f"--html {html} must end in .html")
+    when = None if cutoff is None else parse_cutoff(cutoff, name="--cutoff")
     tables, _ = load_tables(data_dir, columns=cfg.columns)
     when = default_cutoff(tables) if when is None else when
     if customer not in tables.customer_ids():
-        raise ValueError(f"customer {customer!r} is not in the data in {data_dir}")
+        raise InputError(f"customer {customer!r} is not in the data in {data_dir}")
     loaded = load_model(model, tracking_uri=tracking_uri)
     mine = one_customer(tables, customer)
-    snapshot = build_snapshot(mine, when, model_feature_config(loaded.model))
+    features = feature_config_of(loaded.model)
+    snapshot = build_snapshot(mine, when, features)
     if customer not in snapshot.index:
-        rejects = find_rejects(
-            mine,
-            when,
-            snapshot.index,
-            active_window_days=model_feature_config(loaded.model).active_window_days,
-        )
+        rejects = find_rejects(mine, when, snapshot.index, active_window_days=features.active_window_days)
         reason = rejects["reason"].iloc[0] if len(rejects) else "not active"
-        raise ValueError(f"customer {customer!r} is not scored at cutoff {when.date()}: {reason}")
+        raise InputError(f"customer {customer!r} is not scored at cutoff {when.date()}: {reason}")
     check_compatible(loaded, snapshot, tables=tables)
-    values, _ = customer_values(mine, snapshot, when, value_column or settings.get("value_column"))
+    values, _ = customer_values(mine, snapshot, when, settings.value_column)
     explanation = explain_customer(
-        loaded.model,
-        snapshot,
-        customer,
-        cutoff=str(when.date()),
-        lang=lang,
-        n_reasons=n_reasons,
-        bands=bands,
-        customer_value=float(values[0]),
-        model_name=loaded.name,
-        model_version=loaded.version,
-    )
+        loaded.model, snapshot, customer, cutoff=str(when.date()), settings=settings,
+        customer_value=float(values[0]), model_name=loaded.name, model_version=loaded.version,
+    )  # fmt: skip
     table = Table(
         title=f"Customer {customer} at {when.date()} — churn probability "
         f"{explanation.probability:.1%}, {explanation.risk_band} risk",

@@ -26,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts name TOML sections like [serving]: rich markup would swallow them.
+    rich_markup_mode=None,
 )
 app.command("simulate")(simulate_cmd.simulate)
 app.command("validate")(validate_cmd.validate)

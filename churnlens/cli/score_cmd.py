@@ -5,77 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
-from churnlens.config import ChurnConfig, load_config
+from churnlens.config import ChurnConfig, ScoringSettings, load_config
 from churnlens.engine.cluster import check_engine
+from churnlens.errors import InputError, SettingError
+from churnlens.features import parse_cutoff
 
-SERVING_KEYS = {
-    "high_risk",
-    "medium_risk",
-    "psi_threshold",
-    "lang",
-    "reasons",
-    "cost_per_contact",
-    "save_rate",
-    "value_per_save",
-    "value_column",
-}
+#: What "no cutoff" means, said the same way in every command's help.
+NO_CUTOFF_HELP = "default: the day after the data's last event"
 
+def scoring_settings(config: ChurnConfig, **given: Any) -> ScoringSettings:
+    """The ``[serving]`` settings of ``config`` with the command line's given options on top.
 
-def parse_cutoff(cutoff: str | None) -> pd.Timestamp | None:
-    """``--cutoff`` as a Timestamp (None stays None), or a ValueError naming the option."""
-    if cutoff is None:
-        return None
+    Options left out on the command line are None and keep the TOML value (else the default).
+    """
     try:
-        value = pd.Timestamp(cutoff)
-    except (ValueError, TypeError):
-        value = None
-    if value is None or pd.isna(value):
-        raise ValueError(f"--cutoff {cutoff!r} is not a date (expected YYYY-MM-DD)")
-    if value.tzinfo is not None:
-        value = value.tz_convert("UTC").tz_localize(None)
-    return value
-
-
-def serving_settings(cfg: ChurnConfig) -> dict[str, Any]:
-    """The ``[serving]`` section of the config, checked for unknown keys."""
-    section = dict(cfg.extra.get("serving", {}))
-    unknown = set(section) - SERVING_KEYS
-    if unknown:
-        raise ValueError(
-            f"config section [serving] has unknown keys: {sorted(unknown)}; known: {sorted(SERVING_KEYS)}"
-        )
-    return section
-
-
-def check_lang(lang: str) -> str:
-    if lang not in ("en", "fr"):
-        raise ValueError(f"--lang must be en or fr, got {lang!r}")
-    return lang
-
-
-def _rule(top: int | None, threshold: float | None, budget: float | None) -> Any:
-    from churnlens.serving.targeting import Budget, Threshold, TopN
-
-    given = [
-        name
-        for name, v in (("--top", top), ("--threshold", threshold), ("--budget", budget))
-        if v is not None
-    ]
-    if len(given) > 1:
-        raise ValueError(f"choose one targeting rule, got {' and '.join(given)}")
-    if top is not None:
-        return TopN(top)
-    if threshold is not None:
-        return Threshold(threshold)
-    if budget is not None:
-        return Budget(budget)
-    return None
+        return config.serving.override(**given)
+    except SettingError as exc:
+        if given.get(exc.setting) is not None:
+            raise exc.as_option() from None
+        raise
 
 
 def _money(x: float) -> str:
@@ -135,9 +88,7 @@ def score(
     ],
     cutoff: Annotated[
         str | None,
-        typer.Option(
-            help="Score as of this date (YYYY-MM-DD, exclusive); default the day after the data's last event."
-        ),
+        typer.Option(help=f"Score as of this date (YYYY-MM-DD, exclusive); {NO_CUTOFF_HELP}."),
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="MLflow model URI (default models:/churnlens@champion).")
@@ -146,7 +97,7 @@ def score(
         str | None,
         typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
     ] = None,
-    lang: Annotated[str | None, typer.Option(help="Language of the reasons: en or fr.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language of the reasons: en or fr (default [serving] lang, else en).")] = None,
     reasons: Annotated[int | None, typer.Option(help="Reasons per explained customer (default 3).")] = None,
     top: Annotated[int | None, typer.Option(help="Contact the N customers most likely to churn.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Contact customers with probability >= P.")] = None,
@@ -156,7 +107,7 @@ def score(
     ] = None,
     cost_per_contact: Annotated[
         float | None,
-        typer.Option(help="Cost of one contact (default: the model's training campaign setting)."),
+        typer.Option(help="Cost of one contact (default [serving] cost_per_contact, else 5)."),
     ] = None,
     save_rate: Annotated[
         float | None, typer.Option(help="Share of contacted would-be churners retained.")
@@ -172,8 +123,9 @@ def score(
         ),
     ] = None,
     explain_all: Annotated[
-        bool, typer.Option("--explain-all", help="Explain every scored customer, not only the selected ones.")
-    ] = False,
+        bool | None,
+        typer.Option("--explain-all/--explain-selected", help="Explain every scored customer, not only the selected ones."),
+    ] = None,
     high_risk: Annotated[
         float | None, typer.Option(help="Lowest probability of the high band (default 0.5).")
     ] = None,
@@ -183,7 +135,7 @@ def score(
     psi_threshold: Annotated[
         float | None, typer.Option(help="Flag drift above this PSI (default 0.25).")
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [serving].")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [serving]; options given here win.")] = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -217,28 +169,22 @@ def score(
     from churnlens.data import load_tables
     from churnlens.serving import load_model, score_base, write_outputs
     from churnlens.serving.batch import output_paths
-    from churnlens.serving.targeting import Economics
 
     cfg = load_config(config)
-    settings = serving_settings(cfg)
-    pick = lambda given, key, default: given if given is not None else settings.get(key, default)  # noqa: E731
-    lang = check_lang(pick(lang, "lang", "en"))
-    bands = (float(pick(high_risk, "high_risk", 0.5)), float(pick(medium_risk, "medium_risk", 0.2)))
+    settings = scoring_settings(
+        cfg, lang=lang, reasons=reasons, top=top, threshold=threshold, budget=budget,
+        cost_per_contact=cost_per_contact, save_rate=save_rate, value_per_save=value_per_save,
+        value_column=value_column, explain_all=explain_all, high_risk=high_risk, medium_risk=medium_risk,
+        psi_threshold=psi_threshold,
+    )  # fmt: skip
     check_engine(engine, scheduler)
     if engine == "local":
         output_paths(out)  # refuse a bad extension before any work
     elif out.suffix.lower() == ".csv":
-        raise ValueError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
-    rule = _rule(top, threshold, budget)
-    when = parse_cutoff(cutoff)
+        raise InputError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
+    when = None if cutoff is None else parse_cutoff(cutoff, name="--cutoff")
     tables = None if engine == "dask" else load_tables(data_dir, columns=cfg.columns)[0]
     loaded = load_model(model, tracking_uri=tracking_uri)
-    economics = Economics.from_metadata(
-        loaded.metadata,
-        cost_per_contact=pick(cost_per_contact, "cost_per_contact", None),
-        save_rate=pick(save_rate, "save_rate", None),
-        value_per_save=pick(value_per_save, "value_per_save", None),
-    )
     console.print(
         f"Model [bold]{loaded.name}[/]"
         + (f" v{loaded.version}" if loaded.version else "")
@@ -251,13 +197,7 @@ def score(
         with dask_session(
             data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns
         ) as (client, staged):
-            summary = score_on_dask(
-                client, staged, out, loaded, cutoff=when, lang=lang,
-                n_reasons=int(pick(reasons, "reasons", 3)), bands=bands,
-                value_column=pick(value_column, "value_column", None), selection=rule,
-                economics=economics, explain_all=explain_all,
-                psi_threshold=float(pick(psi_threshold, "psi_threshold", 0.25)),
-            )  # fmt: skip
+            summary = score_on_dask(client, staged, out, loaded, settings, cutoff=when)
         parts = ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv")
         paths = {name: out / name for name in parts}
         console.print(summary_table(summary, paths))
@@ -277,20 +217,7 @@ def score(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = score_base(
-            tables,
-            when,
-            loaded,
-            lang=lang,
-            n_reasons=int(pick(reasons, "reasons", 3)),
-            bands=bands,
-            value_column=pick(value_column, "value_column", None),
-            selection=rule,
-            economics=economics,
-            explain_all=explain_all,
-            psi_threshold=float(pick(psi_threshold, "psi_threshold", 0.25)),
-            progress=on_progress,
-        )
+        result = score_base(tables, when, loaded, settings, progress=on_progress)
     paths = write_outputs(result, out)
     if result.summary.scored == 0:
         console.print(f"[bold yellow]warning:[/] no active customer at cutoff {result.summary.cutoff}")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from churnlens.cli.common import console, handle_errors
+from churnlens.config import load_config
+from churnlens.errors import InputError
 
 
 @handle_errors
@@ -24,35 +29,54 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes; each loads the model once and scores without a lock.")
+    ] = 1,
     max_customers: Annotated[int, typer.Option(help="Customers per request.")] = 1000,
     max_events: Annotated[int, typer.Option(help="Events per customer given as raw events.")] = 10_000,
     max_body_mb: Annotated[float, typer.Option(help="Request body size limit in MiB.")] = 32.0,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config: [serving] (risk bands and scoring settings).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve churn scores over HTTP: GET /health, GET /v1/model, POST /v1/score (OpenAPI at /docs).
+    """Serve churn scores over HTTP: GET /health, GET /ready, GET /v1/model, POST /v1/score (OpenAPI at /docs).
 
     When the CHURNLENS_API_TOKEN environment variable is set, /v1 endpoints require
     ``Authorization: Bearer <token>``.
     """
     import uvicorn
 
-    from churnlens.serving.api import TOKEN_ENV, create_app
+    from churnlens.serving.api import OPTIONS_ENV, TOKEN_ENV, create_app
 
     if not 0 < port < 65536:
-        raise ValueError(f"--port must be between 1 and 65535, got {port}")
+        raise InputError(f"--port must be between 1 and 65535, got {port}")
     if max_body_mb <= 0:
-        raise ValueError(f"--max-body-mb must be > 0, got {max_body_mb}")
-    app = create_app(
-        model,
-        tracking_uri=tracking_uri,
-        max_customers=max_customers,
-        max_events_per_customer=max_events,
-        max_body_bytes=int(max_body_mb * 1024 * 1024),
-    )
+        raise InputError(f"--max-body-mb must be > 0, got {max_body_mb}")
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    settings = load_config(config).serving
+    options = {
+        "model_uri": model,
+        "tracking_uri": tracking_uri,
+        "max_customers": max_customers,
+        "max_events_per_customer": max_events,
+        "max_body_bytes": int(max_body_mb * 1024 * 1024),
+    }
+    app = create_app(**options, settings=settings)  # loads the model: a bad URI fails here, before any worker
     service = app.state.service
     secured = "token required" if os.environ.get(TOKEN_ENV) else f"no token ({TOKEN_ENV} not set)"
     console.print(
         f"Serving {service.loaded.name} version {service.loaded.version or '-'} "
-        f"({service.loaded.resolved_uri}) on http://{host}:{port} — {secured}; docs at /docs"
+        f"({service.loaded.resolved_uri}) on http://{host}:{port} with {workers} worker(s) — {secured}; docs at /docs"
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        return
+    # Workers are new processes: each builds the app (and loads the model) from these options.
+    options["model_uri"] = service.loaded.resolved_uri  # every worker serves the same version
+    os.environ[OPTIONS_ENV] = json.dumps({**options, "settings": asdict(settings)})
+    uvicorn.run(
+        "churnlens.serving.api:app_from_environment", factory=True, workers=workers,
+        host=host, port=port, log_level=log_level,
+    )  # fmt: skip

@@ -8,10 +8,12 @@ from churnlens.features.catalog import (
     render_reason,
     spec_for,
 )
+from churnlens.features.kernels import parse_cutoff
 from churnlens.features.labels import (
     build_labels,
     build_training_set,
     label_mode,
+    observed_until,
     training_cutoffs,
 )
 from churnlens.features.profile import build_profile_features
@@ -42,6 +44,8 @@ __all__ = [
     "categorical_columns",
     "feature_catalog",
     "label_mode",
+    "observed_until",
+    "parse_cutoff",
     "render_reason",
     "snapshot_columns",
     "spec_for",

@@ -18,31 +18,40 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnlens.errors import InputError
+
 US_PER_DAY = 86_400_000_000.0
 
 
-def normalize_cutoff(cutoff: str | pd.Timestamp) -> pd.Timestamp:
-    """The cutoff as a timezone-naive UTC Timestamp (microseconds).
+def parse_cutoff(cutoff: str | pd.Timestamp, *, name: str = "cutoff") -> pd.Timestamp:
+    """A cutoff as a timezone-naive UTC Timestamp (microseconds): the one parser of cutoffs.
 
     Parameters
     ----------
     cutoff : str or Timestamp or datetime
         Naive values are taken as UTC; aware ones are converted to UTC.
+    name : str
+        How the caller calls the value in messages (``--cutoff`` on the command line).
 
     Raises
     ------
-    ValueError
+    InputError
         When the cutoff is not a date.
     """
+    problem = InputError(f"{name} {cutoff!r} is not a date (expected YYYY-MM-DD, e.g. 2024-06-01)")
     try:
         ts = pd.Timestamp(cutoff)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cutoff {cutoff!r} is not a date (expected e.g. 2024-06-01)") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise problem from exc
     if ts is pd.NaT or pd.isna(ts):
-        raise ValueError(f"cutoff {cutoff!r} is not a date (expected e.g. 2024-06-01)")
+        raise problem
     if ts.tz is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts.as_unit("us")
+
+
+#: Kept for the builders' imports.
+normalize_cutoff = parse_cutoff
 
 
 def customer_index(values: object) -> pd.Index:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -39,9 +41,14 @@ def label_mode(tables: Tables, mode: str = "auto") -> str:
     return mode
 
 
-def observed_until(tables: Tables) -> pd.Timestamp:
-    """End of observed history: midnight after the day of the last event."""
-    return tables.data_end.floor("D") + pd.Timedelta(days=1)
+def observed_until(tables: Any) -> pd.Timestamp:
+    """End of observed history: midnight after the day of the last event.
+
+    This is what "no cutoff" means everywhere (scoring, explaining, the API with posted
+    events, the latest labelled cutoff): score "today" for the data as delivered.
+    ``tables`` is anything with a ``data_end`` (validated :class:`Tables`, staged buckets).
+    """
+    return pd.Timestamp(tables.data_end).floor("D") + pd.Timedelta(days=1)
 
 
 def build_labels(

@@ -1,16 +1,22 @@
 """Serving: load a model, score a base into a campaign list with reasons, explain one customer.
 
+Every scoring path (batch, Dask, the API, cards) goes through the scoring core
+(:mod:`churnlens.serving.core`) with one :class:`~churnlens.config.ScoringSettings`.
 Imports go one way: serving uses ``churnlens.model``, ``monitoring``, ``tracking``,
 ``features`` and ``data`` and never ``churnlens.training``.
 """
 
-from churnlens.serving.batch import (
-    BatchResult,
+from churnlens.config import Economics, ScoringSettings
+from churnlens.serving.batch import BatchResult, default_cutoff, score_base, write_outputs
+from churnlens.serving.core import (
+    PartitionScores,
     ScoreSummary,
-    default_cutoff,
+    explain_rows,
+    merge_counts,
+    merge_selection,
     risk_bands,
-    score_base,
-    write_outputs,
+    score_partition,
+    score_rows,
 )
 from churnlens.serving.card import CustomerExplanation, explain_customer, render_card, write_card
 from churnlens.serving.drift import drift_report
@@ -27,7 +33,6 @@ from churnlens.serving.rejects import find_rejects
 from churnlens.serving.targeting import (
     Budget,
     CampaignSummary,
-    Economics,
     HighRisk,
     Selection,
     Threshold,
@@ -49,7 +54,9 @@ __all__ = [
     "IncompatibleModelError",
     "LoadedModel",
     "ModelNotFoundError",
+    "PartitionScores",
     "ScoreSummary",
+    "ScoringSettings",
     "Selection",
     "Threshold",
     "TopN",
@@ -58,12 +65,17 @@ __all__ = [
     "default_cutoff",
     "drift_report",
     "explain_customer",
+    "explain_rows",
     "find_rejects",
     "load_model",
+    "merge_counts",
+    "merge_selection",
     "reasons_wide",
     "render_card",
     "risk_bands",
     "score_base",
+    "score_partition",
+    "score_rows",
     "select_budget",
     "select_reasons",
     "select_threshold",

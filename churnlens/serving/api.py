@@ -7,10 +7,13 @@ Endpoints
 - ``POST /v1/score`` — churn probability, risk band and reasons per customer
   (shapes in :mod:`churnlens.serving.schemas`, OpenAPI at ``/openapi.json`` and ``/docs``).
 
-Scoring goes through the functions batch scoring uses (``build_snapshot``,
-``ChurnModel.prepare``, the booster's raw margin, the calibrator, :func:`risk_bands`,
-:func:`top_reasons`), so an API answer equals the batch answer for the same customer.
-Raw events are validated by :func:`churnlens.data.validate_tables`, exactly like files.
+Scoring goes through the scoring core batch scoring uses (:func:`~churnlens.serving.core.score_rows`,
+:func:`~churnlens.serving.core.explain_rows`, with the server's
+:class:`~churnlens.config.ScoringSettings`), so an API answer equals the batch answer for the
+same customer. Raw events are validated by the same rules as files.
+
+Each uvicorn worker loads the model once, at startup, and scores requests without a lock
+(``churnlens serve --workers N`` runs N such processes).
 
 Safety: the model is loaded once at startup; nothing from a request is ever unpickled
 (JSON only); the body is bounded in bytes before it is parsed (413), customers per request
@@ -22,14 +25,12 @@ and bad input is always a 4xx.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import json
 import logging
 import math
 import os
 import re
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -42,12 +43,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from churnlens.config import ScoringSettings
 from churnlens.data.errors import DataValidationError
 from churnlens.data.schema import TABLE_SPECS
 from churnlens.data.tables import Tables
+from churnlens.errors import InputError
+from churnlens.features import observed_until
 from churnlens.model import ChurnModel
-from churnlens.serving.batch import DEFAULT_BANDS, check_bands, model_feature_config, risk_bands
-from churnlens.serving.explain import shap_contributions, top_reasons
+from churnlens.serving.core import explain_rows, feature_config_of, score_rows
 from churnlens.serving.loader import LoadedModel, check_compatible, load_model
 from churnlens.serving.rejects import NO_EVENTS, NO_PURCHASE_BEFORE, find_rejects
 from churnlens.serving.schemas import (
@@ -66,6 +69,8 @@ from churnlens.serving.schemas import (
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "CHURNLENS_API_TOKEN"
+#: JSON options of :func:`create_app` for worker processes (``churnlens serve --workers N``).
+OPTIONS_ENV = "CHURNLENS_SERVE_OPTIONS"
 DEFAULT_MAX_CUSTOMERS = 1000
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -102,50 +107,6 @@ class ApiError(Exception):
 def _error(status: int, loc: Sequence[str | int], msg: str, kind: str, **headers: str) -> JSONResponse:
     body = {"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}
     return JSONResponse(body, status_code=status, headers=headers or None)
-
-
-# --------------------------------------------------------------------------- scoring core
-
-
-def score_snapshot(
-    model: ChurnModel,
-    snapshot: pd.DataFrame,
-    *,
-    lang: str = "en",
-    n_reasons: int = 3,
-    bands: tuple[float, float] = DEFAULT_BANDS,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Probability, band and reasons for every row of a snapshot, as batch scoring computes them.
-
-    Parameters
-    ----------
-    model : ChurnModel
-    snapshot : DataFrame
-        One row per customer (index customer_id) with at least the model's features.
-    lang : {"en", "fr"}
-    n_reasons : int
-    bands : (float, float)
-        Lower bounds of the high and medium risk bands.
-
-    Returns
-    -------
-    scores : DataFrame
-        Index customer_id; columns churn_probability, risk_band.
-    reasons : DataFrame
-        Long table of :func:`top_reasons` (customer_id, rank, feature, value, value_label,
-        contribution, text).
-    """
-    X = model.prepare(snapshot)
-    margin = model.margin_of_prepared(X)
-    proba = model.calibrator.transform(margin)
-    scores = pd.DataFrame(
-        {"churn_probability": proba, "risk_band": risk_bands(proba, bands)}, index=snapshot.index
-    )
-    contributions = shap_contributions(model, snapshot, prepared=X)
-    reasons = top_reasons(
-        model, snapshot, n=n_reasons, lang=lang, contributions=contributions, prepared=X
-    )
-    return scores, reasons
 
 
 # --------------------------------------------------------------------------- raw events -> tables
@@ -225,7 +186,7 @@ def events_to_tables(customers: Sequence[tuple[int, EventsCustomer]], *, model: 
     from churnlens.data import validate_tables
 
     frames, origin = _event_frames(customers)
-    trained_with = set(model.metadata.get("tables", []))
+    trained_with = set(model.metadata.tables)
     if "customers" in trained_with or any(c.attributes for _, c in customers):
         frames["customers"] = _customers_frame(customers, model)
     if "purchases" not in frames:
@@ -258,7 +219,7 @@ def features_to_snapshot(
         422 naming the customer and feature: a model feature missing, a number where a
         category is expected or the reverse, a non-finite number.
     """
-    levels = model.metadata.get("categorical_levels", {})
+    levels = model.metadata.categorical_levels
     features = model.features
     names: dict[str, None] = dict.fromkeys(features)
     for position, customer in customers:
@@ -302,9 +263,8 @@ class Service:
     loaded: LoadedModel
     max_customers: int
     max_events_per_customer: int
-    bands: tuple[float, float]
+    settings: ScoringSettings
     token: str | None
-    lock: threading.Lock
 
     @property
     def ref(self) -> ModelRef:
@@ -339,39 +299,36 @@ class Service:
                 )
 
     def score(self, request: ScoreRequest) -> ScoreResponse:
-        """Score every customer of ``request``; the inactive ones come back ``not_scored``.
-
-        One request is scored at a time (CPU-bound work; LightGBM prediction is not shared
-        across threads).
-        """
+        """Score every customer of ``request``; the inactive ones come back ``not_scored``."""
         self.check_limits(request)
-        with self.lock:
-            return self._score(request)
-
-    def _score(self, request: ScoreRequest) -> ScoreResponse:
         model = self.loaded.model
-        cutoff = pd.Timestamp(request.cutoff or (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)))
+        settings = self.settings.override(lang=request.lang, reasons=request.reasons)
         by_events = [(i, c) for i, c in enumerate(request.customers) if isinstance(c, EventsCustomer)]
         by_features = [(i, c) for i, c in enumerate(request.customers) if isinstance(c, FeaturesCustomer)]
         snapshots: list[pd.DataFrame] = []
         not_scored: dict[str, str] = {}
+        cutoff: pd.Timestamp | None = None
         if by_events:
             tables = events_to_tables(by_events, model=model)
+            if request.cutoff is not None:
+                cutoff = pd.Timestamp(request.cutoff)
+            elif tables is not None:  # "no cutoff": the day after the data's end, here the request's events
+                cutoff = observed_until(tables)
             snapshot = self._snapshot(tables, cutoff, model) if tables is not None else None
             if snapshot is not None:
                 snapshots.append(snapshot)
             not_scored = self._not_scored(by_events, tables, cutoff, snapshot, model)
         if by_features:
             snapshots.append(features_to_snapshot(by_features, model=model))
-        results = self._results(request, snapshots, not_scored)
-        return ScoreResponse(model=self.ref, cutoff=cutoff.date() if by_events else None, results=results)
+        results = self._results(request, settings, snapshots, not_scored)
+        return ScoreResponse(model=self.ref, cutoff=cutoff.date() if cutoff is not None else None, results=results)
 
     @staticmethod
     def _snapshot(tables: Tables, cutoff: pd.Timestamp, model: ChurnModel) -> pd.DataFrame:
         from churnlens.features import build_snapshot
 
         try:
-            snapshot = build_snapshot(tables, cutoff, model_feature_config(model))
+            snapshot = build_snapshot(tables, cutoff, feature_config_of(model))
             check_compatible(model, snapshot, tables=tables)
         except DataValidationError as exc:
             raise ApiError(422, ["body", "customers", exc.table], str(exc), "data_validation") from None
@@ -383,7 +340,7 @@ class Service:
     def _not_scored(
         customers: Sequence[tuple[int, EventsCustomer]],
         tables: Tables | None,
-        cutoff: pd.Timestamp,
+        cutoff: pd.Timestamp | None,
         snapshot: pd.DataFrame | None,
         model: ChurnModel,
     ) -> dict[str, str]:
@@ -391,8 +348,8 @@ class Service:
         reasons: dict[str, str] = {}
         if all(c.customer_id in scored for _, c in customers):
             return {}
-        if tables is not None:
-            window = model_feature_config(model).active_window_days
+        if tables is not None and cutoff is not None:
+            window = feature_config_of(model).active_window_days
             rejects = find_rejects(
                 tables, cutoff, pd.Index(sorted(scored), dtype="string"), active_window_days=window
             )
@@ -406,7 +363,11 @@ class Service:
         return out
 
     def _results(
-        self, request: ScoreRequest, snapshots: list[pd.DataFrame], not_scored: dict[str, str]
+        self,
+        request: ScoreRequest,
+        settings: ScoringSettings,
+        snapshots: list[pd.DataFrame],
+        not_scored: dict[str, str],
     ) -> list[Result]:
         model = self.loaded.model
         by_id: dict[str, Result] = {
@@ -416,9 +377,8 @@ class Service:
             if snapshot.empty:
                 continue
             try:
-                scores, reasons = score_snapshot(
-                    model, snapshot, lang=request.lang, n_reasons=request.reasons, bands=self.bands
-                )
+                scores = score_rows(model, snapshot, settings)
+                reasons = explain_rows(model, snapshot, settings)
             except ValueError as exc:
                 raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
             grouped: dict[str, list[Reason]] = {}
@@ -547,7 +507,7 @@ def create_app(
     max_customers: int = DEFAULT_MAX_CUSTOMERS,
     max_events_per_customer: int = DEFAULT_MAX_EVENTS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    bands: tuple[float, float] = DEFAULT_BANDS,
+    settings: ScoringSettings | None = None,
     token: str | None = None,
     loaded: LoadedModel | None = None,
 ) -> FastAPI:
@@ -565,8 +525,9 @@ def create_app(
         Events (all tables) per customer given as raw events.
     max_body_bytes : int
         Request body size, checked before parsing.
-    bands : (float, float)
-        Lower probability bounds of the high and medium risk bands.
+    settings : ScoringSettings, optional
+        Risk bands and the other scoring settings (``[serving]``); each request sets its
+        own language and number of reasons.
     token : str, optional
         Bearer token required on ``/v1``; default the ``CHURNLENS_API_TOKEN`` environment
         variable (no token when unset or empty).
@@ -583,13 +544,12 @@ def create_app(
         ("max_body_bytes", max_body_bytes),
     ):
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    bands = check_bands(bands)
+            raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+    settings = settings or ScoringSettings()
+    bands = settings.bands
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     loaded = loaded or load_model(model_uri, tracking_uri=tracking_uri)
-    service = Service(
-        loaded, int(max_customers), int(max_events_per_customer), bands, token, threading.Lock()
-    )
+    service = Service(loaded, int(max_customers), int(max_events_per_customer), settings, token)
 
     app = FastAPI(
         title="churnlens",
@@ -636,8 +596,13 @@ def create_app(
 
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:
-        """Liveness: the server is up and its model is loaded."""
+        """Liveness: the server is up (no work beyond answering)."""
         return Health(status="ok", model=service.ref)
+
+    @app.get("/ready", response_model=Health, tags=["service"])
+    def ready() -> Health:
+        """Readiness: answers once this worker's model is loaded (the app exists only after loading it)."""
+        return Health(status="ready", model=service.ref)
 
     @app.get("/v1/model", response_model=ModelInfo, tags=["model"], dependencies=[Depends(authorize)])
     def model_info() -> ModelInfo:
@@ -662,3 +627,14 @@ def create_app(
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process: :func:`create_app` with the options in ``$CHURNLENS_SERVE_OPTIONS``.
+
+    ``churnlens serve --workers N`` sets them and uvicorn calls this factory in each worker, so
+    every worker loads the model once, at startup.
+    """
+    raw = json.loads(os.environ[OPTIONS_ENV])
+    settings = ScoringSettings(**raw.pop("settings", {}))
+    return create_app(**raw, settings=settings)

@@ -11,13 +11,15 @@ import html
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from churnlens.config import ScoringSettings
 from churnlens.model import ChurnModel
-from churnlens.serving.batch import DEFAULT_BANDS, risk_bands
-from churnlens.serving.explain import reference_medians, shap_contributions, top_reasons
+from churnlens.serving.core import explain_rows, score_rows
+from churnlens.serving.explain import shap_contributions
 from churnlens.serving.output import atomic_write
 
 #: Features drawn individually in the waterfall; the rest are summed into one bar.
@@ -140,14 +142,26 @@ def explain_customer(
     customer_id: str,
     *,
     cutoff: str,
-    lang: str = "en",
-    n_reasons: int = 3,
-    bands: tuple[float, float] = DEFAULT_BANDS,
+    settings: ScoringSettings | None = None,
     customer_value: float | None = None,
     model_name: str = "churnlens",
     model_version: str | None = None,
+    **options: Any,
 ) -> CustomerExplanation:
-    """Score and explain one customer of a snapshot.
+    """Score and explain one customer of a snapshot, through the scoring core.
+
+    Parameters
+    ----------
+    model : ChurnModel
+    snapshot : DataFrame
+        A snapshot holding the customer (index customer_id).
+    customer_id : str
+    cutoff : str
+        The snapshot's cutoff, as shown on the card.
+    settings : ScoringSettings, optional
+        Language, reasons and bands; ``**options`` set fields on top (``lang="fr"``).
+    customer_value : float, optional
+    model_name, model_version : str
 
     Raises
     ------
@@ -155,32 +169,30 @@ def explain_customer(
         When ``customer_id`` is not in ``snapshot`` (callers say why: see
         :func:`churnlens.serving.rejects.find_rejects`).
     """
+    settings = (settings or ScoringSettings()).override(**options)
     if customer_id not in snapshot.index:
         raise KeyError(f"customer {customer_id!r} is not in the scored snapshot")
     row = snapshot.loc[[customer_id]]
+    scored = score_rows(model, row, settings)
     contributions = shap_contributions(model, row)
     margin = float(contributions.to_numpy().sum())
     base = float(contributions["base_value"].iloc[0])
-    probability = float(model.calibrator.transform(np.array([margin]))[0])
-    reasons = top_reasons(
-        model, row, n=n_reasons, lang=lang, contributions=contributions, reference=reference_medians(model)
-    )
     return CustomerExplanation(
         customer_id=str(customer_id),
         cutoff=str(cutoff),
-        lang=lang,
-        probability=probability,
+        lang=settings.lang,
+        probability=float(scored["churn_probability"].iloc[0]),
         typical_probability=float(model.calibrator.transform(np.array([base]))[0]),
-        risk_band=str(risk_bands(np.array([probability]), bands)[0]),
+        risk_band=str(scored["risk_band"].iloc[0]),
         customer_value=None if customer_value is None else float(customer_value),
         base_value=base,
         margin=margin,
         contributions=contributions.drop(columns="base_value").iloc[0],
-        labels=_labels(model, row, lang),
-        reasons=reasons,
+        labels=_labels(model, row, settings.lang),
+        reasons=explain_rows(model, row, settings),
         model_name=model_name,
         model_version=model_version,
-        horizon_days=model.metadata.get("horizon_days"),
+        horizon_days=model.metadata.horizon_days,
     )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from churnlens.errors import InputError
 from churnlens.model import ChurnModel
-from churnlens.monitoring import PSI_ALERT, population_stability
+from churnlens.monitoring import PSI_ALERT
+from churnlens.serving.core import DRIFT_COLUMNS, SCORE_COLUMN, PartitionCounts, drift_counts, drift_table
 
-SCORE_COLUMN = "churn_probability"
-DRIFT_COLUMNS = ["feature", "psi", "status", "flagged"]
+__all__ = ["DRIFT_COLUMNS", "SCORE_COLUMN", "drift_report"]
 
 
 def drift_report(
@@ -23,7 +24,7 @@ def drift_report(
     Parameters
     ----------
     model : ChurnModel
-        Its ``metadata["reference"]`` holds the training statistics (including
+        Its metadata's ``reference`` holds the training statistics (including
         ``churn_probability``).
     snapshot : DataFrame
         The scored snapshot.
@@ -38,12 +39,7 @@ def drift_report(
         Columns feature, psi, status (stable / moderate / major), flagged.
     """
     if threshold < 0:
-        raise ValueError(f"PSI threshold must be non-negative, got {threshold}")
-    reference = model.metadata.get("reference", {})
-    wanted = [f for f in model.features if f in reference and f in snapshot.columns]
-    frame = snapshot[wanted].reset_index(drop=True)
-    if scores is not None and SCORE_COLUMN in reference:
-        frame = frame.assign(**{SCORE_COLUMN: pd.Series(scores).to_numpy()})
-    table = population_stability({k: reference[k] for k in frame.columns}, frame)
-    table["flagged"] = table["psi"] > threshold
-    return table[DRIFT_COLUMNS]
+        raise InputError(f"PSI threshold must be non-negative, got {threshold}")
+    probability = None if scores is None else pd.Series(scores).to_numpy(dtype="float64")
+    counts = PartitionCounts(scored=len(snapshot), drift=drift_counts(model, snapshot, probability))
+    return drift_table(model, counts, threshold)

@@ -139,7 +139,7 @@ def select_reasons(contributions: pd.DataFrame, *, n: int = 3, only_risk_up: boo
 
 def reference_medians(model: ChurnModel) -> dict[str, float]:
     """Training medians of the model's numeric features (the ``ref`` of reason sentences)."""
-    reference = model.metadata.get("reference", {})
+    reference = model.metadata.reference
     return {
         name: float(stats["median"])
         for name, stats in reference.items()

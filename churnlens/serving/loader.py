@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from churnlens.model import ChurnModel, FeatureMismatchError
+from churnlens.model import ChurnModel, FeatureMismatchError, ModelMetadata
 from churnlens.tracking import DEFAULT_MODEL_NAME, configure_mlflow
 
 DEFAULT_MODEL_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
@@ -64,7 +64,7 @@ class LoadedModel:
     run_id: str | None = None
 
     @property
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> ModelMetadata:
         """The model's metadata (features, reference statistics, test metrics ...)."""
         return self.model.metadata
 
@@ -76,13 +76,14 @@ class LoadedModel:
             "version": self.version,
             "uri": self.uri,
             "run_id": self.run_id,
-            "trained_at": meta.get("trained_at"),
-            "horizon_days": meta.get("horizon_days"),
-            "label_mode": meta.get("label_mode"),
-            "catalog_version": meta.get("catalog_version"),
-            "test_cutoff": meta.get("test_cutoff"),
-            "features": list(meta.get("features", [])),
-            "test_metrics": dict(meta.get("test_metrics", {})),
+            "trained_at": meta.trained_at,
+            "trained_through": meta.trained_through,
+            "horizon_days": meta.horizon_days,
+            "label_mode": meta.label_mode,
+            "catalog_version": meta.catalog_version,
+            "test_cutoff": meta.test_cutoff,
+            "features": list(meta.features),
+            "test_metrics": dict(meta.test_metrics),
         }
 
 
@@ -225,7 +226,7 @@ def load_model(model_uri: str | None = None, *, tracking_uri: str | None = None)
         raise ValueError(f"{uri} is not a churnlens model (its python_model is {type(model).__name__})")
     return LoadedModel(
         model=model,
-        name=name or str(model.metadata.get("model_name", "churnlens")),
+        name=name or model.metadata.model_name,
         version=version,
         uri=uri,
         resolved_uri=resolved,
@@ -257,7 +258,7 @@ def check_compatible(
     meta = churn_model.metadata
     from churnlens.features import CATALOG_VERSION
 
-    trained_catalog = meta.get("catalog_version")
+    trained_catalog = meta.catalog_version
     if trained_catalog is not None and trained_catalog != CATALOG_VERSION:
         raise IncompatibleModelError(
             f"the model was trained with feature catalog {trained_catalog} but this churnlens builds "
@@ -269,7 +270,7 @@ def check_compatible(
         return
     message = f"the model needs {len(missing)} feature(s) the data does not have: {_shown(missing)}"
     if tables is not None:
-        trained_with = list(meta.get("tables", []))
+        trained_with = list(meta.tables)
         present = set(tables.present())
         absent = [t for t in trained_with if t not in present]
         if absent:

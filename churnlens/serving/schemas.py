@@ -125,7 +125,8 @@ class ScoreRequest(_Strict):
     cutoff: dt.date | None = Field(
         None,
         description="Exclusive cutoff for raw events (history = events strictly before it); "
-        "default: the day after today (UTC), so every event so far counts.",
+        "default, as everywhere in churnlens: the day after the data's end, here the day after the "
+        "latest event posted in this request (every posted event counts). Ignored for ready feature rows.",
     )
     lang: Literal["en", "fr"] = "en"
     reasons: int = Field(3, ge=1, le=MAX_REASONS, description="Reasons per customer.")
@@ -200,6 +201,7 @@ class ModelInfo(BaseModel):
     uri: str
     run_id: str | None = None
     trained_at: str | None = None
+    trained_through: str | None = Field(None, description="Latest label day of the rows the model was fitted on.")
     horizon_days: int | None = None
     label_mode: str | None = None
     catalog_version: str | None = None
@@ -210,9 +212,9 @@ class ModelInfo(BaseModel):
 
 
 class Health(BaseModel):
-    """Answer of ``GET /health``."""
+    """Answer of ``GET /health`` (``ok``: the server is up) and ``GET /ready`` (``ready``: its model is loaded)."""
 
-    status: Literal["ok"]
+    status: Literal["ok", "ready"]
     model: ModelRef
 
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from churnlens.config import Economics, ScoringSettings
+from churnlens.errors import InputError
+
 
 @dataclass(frozen=True)
 class CampaignSummary:
@@ -69,9 +72,9 @@ def _scores(scores: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.Index]:
         p = np.asarray(scores, dtype="float64")
         index = pd.RangeIndex(len(p))
     if p.ndim != 1:
-        raise ValueError(f"scores must be one-dimensional, got shape {p.shape}")
+        raise InputError(f"scores must be one-dimensional, got shape {p.shape}")
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise ValueError("scores must be probabilities in [0, 1] without missing values")
+        raise InputError("scores must be probabilities in [0, 1] without missing values")
     return p, index
 
 
@@ -82,15 +85,15 @@ def _values(value: float | pd.Series | np.ndarray, n: int) -> np.ndarray:
         else np.asarray(value, dtype="float64")
     )
     if v.shape != (n,):
-        raise ValueError(f"value must be a number or one value per customer ({n}), got shape {v.shape}")
+        raise InputError(f"value must be a number or one value per customer ({n}), got shape {v.shape}")
     return np.nan_to_num(v, nan=0.0)
 
 
 def _check_economics(cost_per_contact: float, save_rate: float) -> None:
     if not 0 <= save_rate <= 1:
-        raise ValueError(f"save rate must lie in [0, 1], got {save_rate}")
+        raise InputError(f"save rate must lie in [0, 1], got {save_rate}")
     if cost_per_contact < 0:
-        raise ValueError(f"cost per contact must be non-negative, got {cost_per_contact}")
+        raise InputError(f"cost per contact must be non-negative, got {cost_per_contact}")
 
 
 def expected_net(
@@ -120,13 +123,74 @@ def summarize(
     return CampaignSummary(contacted, cost, saved, saved - cost)
 
 
-def _order(key: np.ndarray) -> np.ndarray:
-    """Positions by ``key`` descending, ties kept in input order."""
-    return np.argsort(-key, kind="stable")
+def _order(key: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Positions by ``key`` descending; ties by ``tiebreak`` ascending, else in input order."""
+    if tiebreak is None:
+        return np.argsort(-key, kind="stable")
+    return np.lexsort((np.asarray(tiebreak), -key))
 
 
 def _selection(p: np.ndarray, index: pd.Index, mask: np.ndarray, rule: str, econ: dict) -> Selection:
     return Selection(mask=mask, summary=summarize(p, mask, **econ), rule=rule, ids=index[mask])
+
+
+def _cap(n: int, count: float) -> int:
+    return min(n, int(count))
+
+
+def select_mask(
+    rule: Rule,
+    p: np.ndarray,
+    customer_value: np.ndarray | float,
+    economics: Economics,
+    *,
+    tiebreak: np.ndarray | None = None,
+) -> np.ndarray:
+    """Which customers ``rule`` contacts: the one selection routine of every scoring path.
+
+    Selecting is *mergeable*: the selection of a union of partitions equals the selection
+    of the union of each partition's selection (top N of the tops N, best nets within the
+    cap of the best nets, everyone above a threshold). So a partitioned run selects per
+    partition, pools the selected rows and selects again, with the same result as one pass.
+
+    Parameters
+    ----------
+    rule : TopN, Threshold, Budget or HighRisk
+    p : array of float
+        Churn probabilities.
+    customer_value : array or float
+        Each customer's value (used when ``economics.value_per_save`` is None).
+    economics : Economics
+    tiebreak : array, optional
+        Ties in the ranking key go to the smaller ``tiebreak`` (customer ids when pooling
+        partitions); default input order.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    p = np.asarray(p, dtype="float64")
+    mask = np.zeros(len(p), dtype=bool)
+    if isinstance(rule, TopN):
+        if int(rule.n) != rule.n or rule.n < 0:
+            raise InputError(f"top N must be a non-negative whole number, got {rule.n}")
+        mask[_order(p, tiebreak)[: int(rule.n)]] = True
+    elif isinstance(rule, Threshold | HighRisk):
+        bound = rule.probability if isinstance(rule, Threshold) else rule.bound
+        if not 0 <= bound <= 1:
+            raise InputError(f"probability threshold must lie in [0, 1], got {bound}")
+        mask = p >= bound
+    elif isinstance(rule, Budget):
+        if rule.amount < 0:
+            raise InputError(f"budget must be non-negative, got {rule.amount}")
+        net = expected_net(p, cost_per_contact=economics.cost_per_contact, save_rate=economics.save_rate,
+                           value=economics.values(customer_value))
+        cost = economics.cost_per_contact
+        cap = len(p) if cost == 0 else int(np.floor(rule.amount / cost + 1e-9))
+        mask[_order(net, tiebreak)[: _cap(cap, (net > 0).sum())]] = True
+    else:
+        raise TypeError(f"unknown targeting rule {rule!r}")
+    return mask
 
 
 def select_top_n(
@@ -153,12 +217,9 @@ def select_top_n(
     Selection
     """
     p, index = _scores(scores)
-    if int(n) != n or n < 0:
-        raise ValueError(f"top N must be a non-negative whole number, got {n}")
-    mask = np.zeros(len(p), dtype=bool)
-    mask[_order(p)[: int(n)]] = True
     econ = {"cost_per_contact": cost_per_contact, "save_rate": save_rate, "value": value}
-    return _selection(p, index, mask, f"top {int(n)} by churn probability", econ)
+    mask = select_mask(TopN(n), p, 0.0, Economics(cost_per_contact, save_rate, 0.0))
+    return _selection(p, index, mask, describe(TopN(n)), econ)
 
 
 def select_threshold(
@@ -185,10 +246,9 @@ def select_threshold(
     Selection
     """
     p, index = _scores(scores)
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"probability threshold must lie in [0, 1], got {threshold}")
     econ = {"cost_per_contact": cost_per_contact, "save_rate": save_rate, "value": value}
-    return _selection(p, index, p >= threshold, f"churn probability >= {threshold:g}", econ)
+    mask = select_mask(Threshold(threshold), p, 0.0, Economics(cost_per_contact, save_rate, 0.0))
+    return _selection(p, index, mask, describe(Threshold(threshold)), econ)
 
 
 def select_budget(
@@ -229,62 +289,13 @@ def select_budget(
     ([False, True], 40.0)
     """
     p, index = _scores(scores)
-    if budget < 0:
-        raise ValueError(f"budget must be non-negative, got {budget}")
-    net = expected_net(p, cost_per_contact=cost_per_contact, save_rate=save_rate, value=value)
-    cap = len(p) if cost_per_contact == 0 else int(np.floor(budget / cost_per_contact + 1e-9))
-    order = _order(net)
-    chosen = order[: min(cap, int((net > 0).sum()))]
-    mask = np.zeros(len(p), dtype=bool)
-    mask[chosen] = True
+    _check_economics(cost_per_contact, save_rate)
     econ = {"cost_per_contact": cost_per_contact, "save_rate": save_rate, "value": value}
-    rule = f"budget {budget:,.2f} at {cost_per_contact:,.2f} per contact, max expected net value"
-    return _selection(p, index, mask, rule, econ)
+    mask = select_mask(Budget(budget), p, _values(value, len(p)), Economics(cost_per_contact, save_rate, None))
+    return _selection(p, index, mask, describe(Budget(budget), Economics(cost_per_contact, save_rate)), econ)
 
 
 # --------------------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True)
-class Economics:
-    """Campaign economics for summaries and budget targeting.
-
-    Parameters
-    ----------
-    cost_per_contact : float
-    save_rate : float
-        In [0, 1].
-    value_per_save : float or None
-        Constant value of retaining one customer; None uses each customer's value
-        (the batch's ``customer_value``: trailing-12-month spend or ``--value-column``).
-    """
-
-    cost_per_contact: float = 5.0
-    save_rate: float = 0.2
-    value_per_save: float | None = None
-
-    def __post_init__(self) -> None:
-        _check_economics(self.cost_per_contact, self.save_rate)
-        if self.value_per_save is not None and self.value_per_save < 0:
-            raise ValueError(f"value per saved customer must be non-negative, got {self.value_per_save}")
-
-    @classmethod
-    def from_metadata(cls, metadata: dict, **overrides: float | None) -> Economics:
-        """Defaults from the model's training ``campaign`` settings, then ``overrides`` (None = keep)."""
-        campaign = metadata.get("campaign", {}) or {}
-        values = {
-            "cost_per_contact": float(campaign.get("cost_per_contact", cls.cost_per_contact)),
-            "save_rate": float(campaign.get("save_rate", cls.save_rate)),
-            "value_per_save": None,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    def values(self, customer_value: np.ndarray) -> float | np.ndarray:
-        """Value of a save per customer: the constant, or the customers' own values (>= 0)."""
-        if self.value_per_save is not None:
-            return float(self.value_per_save)
-        return np.clip(np.nan_to_num(np.asarray(customer_value, dtype="float64"), nan=0.0), 0.0, None)
 
 
 @dataclass(frozen=True)
@@ -318,6 +329,31 @@ class HighRisk:
 Rule = TopN | Threshold | Budget | HighRisk
 
 
+def rule_of(settings: ScoringSettings) -> Rule:
+    """The targeting rule of the settings: ``top``, ``threshold`` or ``budget``, else the high band."""
+    if settings.top is not None:
+        return TopN(int(settings.top))
+    if settings.threshold is not None:
+        return Threshold(float(settings.threshold))
+    if settings.budget is not None:
+        return Budget(float(settings.budget))
+    return HighRisk(settings.high_risk)
+
+
+def describe(rule: Rule, economics: Economics | None = None) -> str:
+    """The rule in words, for summaries."""
+    if isinstance(rule, TopN):
+        return f"top {int(rule.n)} by churn probability"
+    if isinstance(rule, Threshold):
+        return f"churn probability >= {rule.probability:g}"
+    if isinstance(rule, HighRisk):
+        return f"high risk band (probability >= {rule.bound:g})"
+    if isinstance(rule, Budget):
+        cost = (economics or Economics()).cost_per_contact
+        return f"budget {rule.amount:,.2f} at {cost:,.2f} per contact, max expected net value"
+    raise TypeError(f"unknown targeting rule {rule!r}")
+
+
 def apply_rule(
     rule: Rule, scores: pd.Series | np.ndarray, customer_value: np.ndarray, economics: Economics
 ) -> Selection:
@@ -336,23 +372,8 @@ def apply_rule(
     -------
     Selection
     """
-    econ = {
-        "cost_per_contact": economics.cost_per_contact,
-        "save_rate": economics.save_rate,
-        "value": economics.values(customer_value),
-    }
-    if isinstance(rule, TopN):
-        return select_top_n(scores, rule.n, **econ)
-    if isinstance(rule, Threshold):
-        return select_threshold(scores, rule.probability, **econ)
-    if isinstance(rule, Budget):
-        return select_budget(scores, rule.amount, **econ)
-    if isinstance(rule, HighRisk):
-        selection = select_threshold(scores, rule.bound, **econ)
-        return Selection(
-            selection.mask,
-            selection.summary,
-            f"high risk band (probability >= {rule.bound:g})",
-            selection.ids,
-        )
-    raise TypeError(f"unknown targeting rule {rule!r}")
+    p, index = _scores(scores)
+    value = economics.values(customer_value)
+    mask = select_mask(rule, p, customer_value, economics)
+    econ = {"cost_per_contact": economics.cost_per_contact, "save_rate": economics.save_rate, "value": value}
+    return _selection(p, index, mask, describe(rule, economics), econ)

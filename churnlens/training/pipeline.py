@@ -178,10 +178,8 @@ def train_model(
         metrics.loc["model", "oracle_ratio"] = metrics.loc["model", "roc_auc"] / oracle_auc
         metrics.loc["oracle", "n"] = float(known.sum())
 
-    model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, {}, linear=clf.linear_)
-    model.metadata = _metadata(
-        clf, X_train, train_config, config, mode, split, metrics, model_name, source.table_names()
-    )
+    metadata = _metadata(clf, X_train, train_config, config, mode, split, metrics, model_name, source.table_names())
+    model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, metadata, linear=clf.linear_)
 
     rows = {"train": len(X_train), "validation": len(X_val), "test": len(X_test)}
     if distributed is not None:

@@ -1,0 +1,421 @@
+"""The scoring core: one per-partition step every scoring path calls.
+
+Batch scoring (:func:`churnlens.serving.score_base`), the Dask engine, the HTTP API, the
+explanation cards and the web app all score through the functions here, with one
+:class:`~churnlens.config.ScoringSettings`:
+
+- :func:`score_rows` — calibrated probability and risk band of each row of a snapshot
+  (:class:`~churnlens.model.ChurnModel` is the only thing that predicts);
+- :func:`explain_rows` — the top reasons of rows, in chunks of bounded memory;
+- :func:`score_partition` — a partition of the base (any subset of whole customers): its
+  snapshot, scores and values, its selection candidates, drift counts, band counts and
+  rejects, all *mergeable*;
+- :func:`merge_selection`, :func:`merge_counts` — the whole base from its partitions;
+- :func:`campaign_rows`, :func:`build_summary` — the campaign list's rows and the summary.
+
+A single process is the one-partition case; the Dask engine runs :func:`score_partition` per
+customer bucket and merges, so both give the same answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnlens.config import FeatureConfig, ScoringSettings
+from churnlens.data.tables import Tables
+from churnlens.errors import InputError
+from churnlens.model import ChurnModel
+from churnlens.monitoring import Counts, add_counts, bin_counts, stability_from_counts
+from churnlens.serving.explain import DEFAULT_CHUNK, REASON_COLUMNS, reasons_wide, top_reasons
+from churnlens.serving.rejects import find_rejects
+from churnlens.serving.targeting import CampaignSummary, describe, rule_of, select_mask, summarize
+
+SCORE_COLUMN = "churn_probability"
+DRIFT_COLUMNS = ["feature", "psi", "status", "flagged"]
+BANDS = ("high", "medium", "low")
+CAMPAIGN_COLUMNS = [
+    "customer_id",
+    "churn_probability",
+    "risk_band",
+    "rank",
+    "customer_value",
+    "value_at_risk",
+    "selected",
+]
+#: Rows per explanation chunk (memory: rows x features x 8 bytes, twice).
+EXPLAIN_CHUNK = 20_000
+#: Columns of a partition's scored rows (before rank, selection and reasons).
+SCORED_COLUMNS = ["customer_id", "churn_probability", "risk_band", "customer_value", "value_at_risk"]
+
+RowsProgress = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- model facts
+
+
+def feature_config_of(model: ChurnModel) -> FeatureConfig:
+    """The feature configuration the model was trained with (defaults if not recorded)."""
+    raw = dict(model.metadata.feature_config or {})
+    known = set(FeatureConfig.__dataclass_fields__)
+    return FeatureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
+
+
+def risk_bands(probability: np.ndarray, bands: tuple[float, float] = ScoringSettings().bands) -> np.ndarray:
+    """``high`` when p >= high bound, ``medium`` when p >= medium bound, else ``low``."""
+    high, medium = bands
+    p = np.asarray(probability, dtype="float64")
+    return np.where(p >= high, "high", np.where(p >= medium, "medium", "low")).astype(object)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def score_rows(model: ChurnModel, snapshot: pd.DataFrame, settings: ScoringSettings) -> pd.DataFrame:
+    """Calibrated churn probability and risk band of every row of ``snapshot`` (same index)."""
+    proba = model.predict_proba(snapshot)
+    return pd.DataFrame(
+        {SCORE_COLUMN: proba, "risk_band": risk_bands(proba, settings.bands)}, index=snapshot.index
+    )
+
+
+def explain_rows(
+    model: ChurnModel,
+    snapshot: pd.DataFrame,
+    settings: ScoringSettings,
+    *,
+    chunk_size: int = EXPLAIN_CHUNK,
+    progress: RowsProgress | None = None,
+) -> pd.DataFrame:
+    """The top ``settings.reasons`` reasons of every row of ``snapshot``, chunk by chunk.
+
+    Returns
+    -------
+    DataFrame
+        Long table (:data:`~churnlens.serving.explain.REASON_COLUMNS`), rows in snapshot
+        order then reason rank.
+    """
+    step = max(int(chunk_size), 1)
+    parts = []
+    for start in range(0, len(snapshot), step):
+        chunk = snapshot.iloc[start : start + step]
+        parts.append(
+            top_reasons(model, chunk, n=settings.reasons, lang=settings.lang, chunk_size=min(step, DEFAULT_CHUNK))
+        )
+        if progress is not None:
+            progress(min(start + step, len(snapshot)), len(snapshot))
+    if not parts:
+        return top_reasons(model, snapshot, n=settings.reasons, lang=settings.lang)
+    return pd.concat(parts, ignore_index=True)[REASON_COLUMNS]
+
+
+# --------------------------------------------------------------------------- values
+
+
+def trailing_spend(tables: Tables, cutoff: pd.Timestamp, ids: pd.Index, days: int = 365) -> np.ndarray:
+    """Net purchase amount in ``[cutoff - days, cutoff)`` per customer of ``ids`` (0 if none)."""
+    p = tables.purchases
+    mask = ((p["timestamp"] >= cutoff - pd.Timedelta(days=days)) & (p["timestamp"] < cutoff)).to_numpy()
+    sums = p.loc[mask].groupby("customer_id", sort=False, observed=True)["amount"].sum()
+    sums.index = sums.index.astype("string")
+    return sums.reindex(pd.Index(ids, dtype="string")).fillna(0.0).to_numpy(dtype="float64")
+
+
+def customer_values(
+    tables: Tables, snapshot: pd.DataFrame, cutoff: pd.Timestamp, value_column: str | None
+) -> tuple[np.ndarray, str]:
+    """Value of each customer of ``snapshot`` and where it came from.
+
+    Default: trailing-12-month spend (snapshot column ``spend_365d``, else computed from
+    purchases). ``value_column`` names a snapshot column or a numeric column of the
+    ``customers`` table.
+    """
+    if value_column is None:
+        if "spend_365d" in snapshot.columns:
+            return pd.to_numeric(snapshot["spend_365d"], errors="coerce").to_numpy(dtype="float64"), "spend_365d"
+        return trailing_spend(tables, cutoff, snapshot.index), "spend in the 365 days before the cutoff"
+    if value_column in snapshot.columns and pd.api.types.is_numeric_dtype(snapshot[value_column].dtype):
+        return snapshot[value_column].to_numpy(dtype="float64", na_value=np.nan), value_column
+    customers = tables.customers
+    if customers is None or value_column not in customers.columns:
+        numeric = [] if customers is None else [
+            c for c in customers.columns if c != "customer_id" and pd.api.types.is_numeric_dtype(customers[c].dtype)
+        ]
+        raise InputError(
+            f"value column '{value_column}' is neither a numeric snapshot column nor a column of "
+            f"the customers table (numeric customers columns: {numeric})"
+        )
+    column = customers[value_column]
+    if not pd.api.types.is_numeric_dtype(column.dtype):
+        raise InputError(f"value column '{value_column}' of the customers table is not numeric (dtype {column.dtype})")
+    by_id = pd.Series(column.to_numpy(dtype="float64", na_value=np.nan), index=customers["customer_id"].astype("string"))
+    by_id = by_id[~by_id.index.duplicated()]
+    values = by_id.reindex(pd.Index(snapshot.index, dtype="string")).to_numpy(dtype="float64")
+    return values, f"customers.{value_column}"
+
+
+def value_at_risk(probability: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Churn probability x the customer's value (missing or negative values count as 0)."""
+    return probability * np.clip(np.nan_to_num(values, nan=0.0), 0.0, None)
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+@dataclass
+class PartitionCounts:
+    """What the summary needs of a partition; counts of several partitions add up."""
+
+    scored: int = 0
+    bands: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BANDS, 0))
+    rejects: dict[str, int] = field(default_factory=dict)
+    drift: dict[str, Counts] = field(default_factory=dict)
+    value_source: str | None = None
+
+
+@dataclass
+class PartitionScores:
+    """One partition scored.
+
+    Attributes
+    ----------
+    snapshot : DataFrame
+        The partition's snapshot, sorted by customer id (what reasons are computed from).
+    scores : DataFrame
+        :data:`SCORED_COLUMNS`, one row per snapshot row, same order.
+    candidates : DataFrame
+        Rows of ``scores`` the targeting rule selects within this partition; pooled over
+        partitions and selected again by :func:`merge_selection`.
+    rejects : DataFrame
+        Customers of the partition's tables that were not scored, with the reason.
+    counts : PartitionCounts
+    """
+
+    snapshot: pd.DataFrame
+    scores: pd.DataFrame
+    candidates: pd.DataFrame
+    rejects: pd.DataFrame
+    counts: PartitionCounts
+
+
+def drift_counts(
+    model: ChurnModel, snapshot: pd.DataFrame, probability: np.ndarray | None
+) -> dict[str, Counts]:
+    """:func:`~churnlens.monitoring.bin_counts` of the model's features and of the score (if given)."""
+    reference = model.metadata.reference
+    frame = snapshot[[f for f in model.features if f in reference and f in snapshot.columns]]
+    if probability is not None and SCORE_COLUMN in reference:
+        frame = frame.assign(**{SCORE_COLUMN: np.asarray(probability)})
+    return bin_counts({k: reference[k] for k in frame.columns}, frame)
+
+
+def score_partition(
+    model: ChurnModel,
+    tables: Tables,
+    cutoff: pd.Timestamp,
+    settings: ScoringSettings,
+    *,
+    snapshot: pd.DataFrame | None = None,
+) -> PartitionScores:
+    """Score the active customers of one partition of the base at ``cutoff``.
+
+    Parameters
+    ----------
+    model : ChurnModel
+    tables : Tables
+        Validated tables of whole customers (the whole base, or a customer bucket).
+    cutoff : Timestamp
+        Exclusive cutoff.
+    settings : ScoringSettings
+    snapshot : DataFrame, optional
+        The snapshot of ``tables`` at ``cutoff`` (built with the model's feature config) if
+        already built.
+
+    Returns
+    -------
+    PartitionScores
+    """
+    from churnlens.features import build_snapshot
+    from churnlens.serving.loader import check_compatible
+
+    config = feature_config_of(model)
+    if snapshot is None:
+        snapshot = build_snapshot(tables, cutoff, config)
+    if not snapshot.index.is_monotonic_increasing:
+        snapshot = snapshot.sort_index()
+    check_compatible(model, snapshot, tables=tables)
+    rows = score_rows(model, snapshot, settings)
+    proba = rows[SCORE_COLUMN].to_numpy()
+    values, value_source = customer_values(tables, snapshot, cutoff, settings.value_column)
+    ids = pd.array(snapshot.index, dtype="string")
+    scores = pd.DataFrame(
+        {
+            "customer_id": ids,
+            SCORE_COLUMN: proba,
+            "risk_band": pd.array(rows["risk_band"].to_numpy(), dtype="string"),
+            "customer_value": values,
+            "value_at_risk": value_at_risk(proba, values),
+        }
+    )
+    economics = settings.economics
+    chosen = select_mask(rule_of(settings), proba, values, economics)  # ids sorted: ties by id
+    rejects = find_rejects(tables, cutoff, pd.Index(ids), active_window_days=config.active_window_days)
+    band = rows["risk_band"].to_numpy()
+    counts = PartitionCounts(
+        scored=len(scores),
+        bands={b: int((band == b).sum()) for b in BANDS},
+        rejects={str(k): int(v) for k, v in rejects["reason"].value_counts().items()},
+        drift=drift_counts(model, snapshot, proba),
+        value_source=value_source if len(scores) else None,
+    )
+    return PartitionScores(snapshot, scores, scores[chosen], rejects, counts)
+
+
+def merge_selection(settings: ScoringSettings, candidates: list[pd.DataFrame]) -> pd.DataFrame:
+    """The selected rows of the whole base, from every partition's candidates.
+
+    The rule is applied again to the pooled candidates, ties broken by customer id (as a
+    single partition sorted by id breaks them), so the result equals one pass over the base.
+    Returns the selected rows sorted by customer id.
+    """
+    pool = [c for c in candidates if len(c)]
+    if not pool:
+        return candidates[0].iloc[:0] if candidates else pd.DataFrame(columns=SCORED_COLUMNS)
+    frame = pd.concat(pool, ignore_index=True)
+    frame["customer_id"] = frame["customer_id"].astype("string")
+    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    keep = select_mask(
+        rule_of(settings), frame[SCORE_COLUMN].to_numpy(dtype="float64"),
+        frame["customer_value"].to_numpy(dtype="float64"), settings.economics,
+    )  # fmt: skip
+    return frame[keep].reset_index(drop=True)
+
+
+def merge_counts(parts: list[PartitionCounts]) -> PartitionCounts:
+    """The counts of the whole base from its partitions' counts."""
+    total = PartitionCounts()
+    for part in parts:
+        total.scored += part.scored
+        for band, n in part.bands.items():
+            total.bands[band] = total.bands.get(band, 0) + n
+        for reason, n in part.rejects.items():
+            total.rejects[reason] = total.rejects.get(reason, 0) + n
+        total.value_source = total.value_source or part.value_source
+    total.drift = add_counts([p.drift for p in parts])
+    total.rejects = dict(sorted(total.rejects.items(), key=lambda kv: -kv[1]))
+    return total
+
+
+def drift_table(model: ChurnModel, counts: PartitionCounts, threshold: float) -> pd.DataFrame:
+    """PSI of each feature and of the score against training, highest first, flagged above ``threshold``."""
+    table = stability_from_counts(model.metadata.reference, counts.drift, counts.scored)
+    table["flagged"] = table["psi"] > threshold
+    return table[DRIFT_COLUMNS]
+
+
+# --------------------------------------------------------------------------- campaign list
+
+
+def rank_order(scores: pd.DataFrame) -> np.ndarray:
+    """Positions by churn probability, highest first; ties by customer id."""
+    ids = scores["customer_id"].astype("string").to_numpy(dtype=object)
+    return np.lexsort((ids, -scores[SCORE_COLUMN].to_numpy(dtype="float64")))
+
+
+def campaign_rows(
+    scores: pd.DataFrame,
+    selected: np.ndarray,
+    reasons: pd.DataFrame,
+    n_reasons: int,
+    *,
+    rank: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Campaign-list rows of scored customers: :data:`CAMPAIGN_COLUMNS` then ``reason_1..n``.
+
+    ``rank`` defaults to zeros (a partitioned run numbers rows after a global sort).
+    """
+    ids = pd.Index(scores["customer_id"].astype("string"), name="customer_id")
+    out = scores.reset_index(drop=True).assign(
+        rank=np.zeros(len(scores), dtype="int64") if rank is None else np.asarray(rank, dtype="int64"),
+        selected=np.asarray(selected, dtype=bool),
+    )[CAMPAIGN_COLUMNS]
+    wide = reasons_wide(reasons, n_reasons).reindex(ids)
+    for column in wide.columns:
+        out[column] = wide[column].to_numpy()
+    return out
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What a scoring run did, for the CLI summary and ``<stem>.summary.json``."""
+
+    cutoff: str
+    model_name: str
+    model_version: str | None
+    scored: int
+    rejected: int
+    selected: int
+    rule: str
+    campaign: CampaignSummary
+    bands: dict[str, int]
+    band_bounds: tuple[float, float]
+    explained: int
+    lang: str
+    n_reasons: int
+    value_source: str
+    psi_threshold: float
+    drift_flagged: list[str]
+    rejects_by_reason: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["campaign"] = self.campaign.to_dict()
+        out["band_bounds"] = list(self.band_bounds)
+        return out
+
+
+def build_summary(
+    *,
+    cutoff: pd.Timestamp,
+    model_name: str,
+    model_version: str | None,
+    settings: ScoringSettings,
+    counts: PartitionCounts,
+    selected: pd.DataFrame,
+    drift: pd.DataFrame,
+    seconds: dict[str, float] | None = None,
+) -> ScoreSummary:
+    """The run's summary from the merged counts and the selected rows."""
+    economics = settings.economics
+    campaign = summarize(
+        selected[SCORE_COLUMN].to_numpy(dtype="float64"), np.ones(len(selected), dtype=bool),
+        cost_per_contact=economics.cost_per_contact, save_rate=economics.save_rate,
+        value=economics.values(selected["customer_value"].to_numpy(dtype="float64")),
+    )  # fmt: skip
+    value_source = counts.value_source or ("spend_365d" if settings.value_column is None else settings.value_column)
+    return ScoreSummary(
+        cutoff=str(cutoff.date()),
+        model_name=model_name,
+        model_version=model_version,
+        scored=counts.scored,
+        rejected=int(sum(counts.rejects.values())),
+        selected=len(selected),
+        rule=describe(rule_of(settings), economics),
+        campaign=campaign,
+        bands={b: int(counts.bands.get(b, 0)) for b in BANDS},
+        band_bounds=settings.bands,
+        explained=counts.scored if settings.explain_all else len(selected),
+        lang=settings.lang,
+        n_reasons=settings.reasons,
+        value_source=value_source if economics.value_per_save is None else f"{economics.value_per_save:g} per save",
+        psi_threshold=float(settings.psi_threshold),
+        drift_flagged=drift.loc[drift["flagged"], "feature"].tolist(),
+        rejects_by_reason=dict(counts.rejects),
+        seconds=dict(seconds or {}),
+    )
