@@ -26,11 +26,11 @@ import pandas as pd
 import pytest
 from conftest import free_port, wait_for_http
 
+from churnlens.config import ScoringSettings
 from churnlens.data.io import load_tables, write_tables
 from churnlens.features import CATALOG_VERSION, build_labels, build_snapshot
 from churnlens.model import MODEL_CODE, Calibrator, ChurnModel
 from churnlens.monitoring import reference_statistics
-from churnlens.config import ScoringSettings
 from churnlens.serving import load_model, score_base
 
 pytestmark = pytest.mark.filterwarnings(

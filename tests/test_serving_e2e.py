@@ -17,7 +17,6 @@ from churnlens.features import build_snapshot
 from churnlens.serving import (
     IncompatibleModelError,
     ModelNotFoundError,
-    TopN,
     load_model,
     score_base,
     shap_contributions,

@@ -201,7 +201,8 @@ def read_table_file(
     return frame[keep].rename(columns=rename), ignored
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as pandas the way every reader converts it (booleans nullable, timestamps kept)."""
     return table.to_pandas(date_as_object=False, types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
 
 
@@ -219,7 +220,7 @@ def _read_parquet(
         raise DataValidationError(
             table, None, f"{path.name} is not a readable Parquet file ({exc})"
         ) from None
-    return _to_pandas(data), names
+    return arrow_to_pandas(data), names
 
 
 def _read_csv(path: Path, table: str, mapping: Mapping[str, str] | None) -> tuple[pd.DataFrame, list[str]]:
@@ -246,7 +247,7 @@ def _read_csv(path: Path, table: str, mapping: Mapping[str, str] | None) -> tupl
             data = _read_csv_arrow(path, keep, {name: pa.string() for name in keep})
     except (pa.ArrowException, OSError) as exc:
         raise DataValidationError(table, None, f"{path.name} is not a readable CSV file ({exc})") from None
-    return _to_pandas(data), names
+    return arrow_to_pandas(data), names
 
 
 def _read_csv_arrow(path: Path, keep: list[str], types: dict[str, pa.DataType]) -> pa.Table:

@@ -339,7 +339,7 @@ def _coerce_column(
     if kind == "category":
         out = _to_category(raw)
     elif kind in ("id", "text"):
-        out = _to_string(raw)
+        out = text_column(raw)
     elif kind == "time":
         if _is_numeric(raw):
             _raise_rows(table, col, raw.notna(), f"holds numbers, not timestamps ({_ISO_HINT})", raw)
@@ -410,7 +410,7 @@ def _infer_kind(raw: pd.Series) -> ColumnKind:
     return "text"
 
 
-def _to_string(raw: pd.Series) -> pd.Series:
+def text_column(raw: pd.Series) -> pd.Series:
     """Any column -> string dtype; integral floats lose their ``.0``; empty strings -> NA."""
     if pd.api.types.is_float_dtype(raw.dtype):
         values = raw.to_numpy(dtype="float64", na_value=np.nan)
@@ -465,20 +465,20 @@ def string_categories(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _to_category(raw: pd.Series) -> pd.Series:
-    """Any column -> ``category``: values normalised as :func:`_to_string` does, then the distinct
+    """Any column -> ``category``: values normalised as :func:`text_column` does, then the distinct
     values present as sorted ``string`` categories (missing = NaN code)."""
     if isinstance(raw.dtype, pd.CategoricalDtype):
         # normalise the categories in use, never the (many) values
         codes = raw.cat.codes.to_numpy()
         used = np.zeros(len(raw.cat.categories), dtype=bool)
         used[codes[codes >= 0]] = True
-        text = _to_string(pd.Series(raw.cat.categories[used]))
+        text = text_column(pd.Series(raw.cat.categories[used]))
         level_codes, levels = pd.factorize(text, sort=True)
         lookup = np.full(len(used) + 1, -1, dtype=np.int64)  # last entry: code -1 stays missing
         lookup[np.flatnonzero(used)] = level_codes
         new_codes = lookup[codes]
     else:
-        new_codes, levels = pd.factorize(_to_string(raw), sort=True)
+        new_codes, levels = pd.factorize(text_column(raw), sort=True)
     dtype = pd.CategoricalDtype(pd.Index(levels, dtype=STRING_DTYPE))
     return pd.Series(pd.Categorical.from_codes(new_codes, dtype=dtype), index=raw.index)
 

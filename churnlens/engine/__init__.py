@@ -19,7 +19,7 @@ from churnlens.engine.cluster import ENGINES, check_engine, dask_client, local_c
 _LAZY = {
     "read_snapshot": "churnlens.engine.dask_features",
     "snapshot_to_parquet": "churnlens.engine.dask_features",
-    "training_set_on_dask": "churnlens.engine.dask_features",
+    "training_set_on_dask": "churnlens.engine.dask_training",
     "DaskSource": "churnlens.engine.dask_training",
     "DaskTrainingSet": "churnlens.engine.dask_training",
     "build_training_parts": "churnlens.engine.dask_training",

@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from churnlens.config import ChurnConfig, FeatureConfig
+from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
 from churnlens.data.validate import string_categories
 from churnlens.engine.dask_tables import (
@@ -28,9 +27,8 @@ from churnlens.engine.dask_tables import (
     load_bucket,
     write_parquet_atomic,
 )
-from churnlens.features import build_labels, build_snapshot
-from churnlens.features.kernels import normalize_cutoff
-from churnlens.features.labels import LABEL
+from churnlens.features import build_snapshot
+from churnlens.features import parse_cutoff as normalize_cutoff
 
 SUCCESS_FILE = "_SUCCESS"
 #: Categorical columns and their global levels, beside the parts (Parquet cannot keep the
@@ -208,58 +206,3 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
     frame = frame.set_index(pd.Index(frame.pop("customer_id").astype("string"), name="customer_id"))
     levels = json.loads((root / LEVELS_FILE).read_text())
     return apply_levels(frame, levels).sort_index()
-
-
-# --------------------------------------------------------------------------- training sets
-
-
-def _training_part(
-    bucket: int,
-    staged: StagedData,
-    cutoffs: Sequence[pd.Timestamp],
-    horizon: int,
-    mode: str,
-    config: FeatureConfig,
-) -> pd.DataFrame:
-    """One bucket's rows of the training set: the local snapshot and labels at every cutoff."""
-    tables = load_bucket(staged, bucket) if bucket_has_data(staged, bucket) else load_bucket_schema(staged)
-    frames = []
-    for c in cutoffs:
-        snap = build_snapshot(tables, c, config)
-        snap[LABEL] = build_labels(tables, c, snap.index, horizon_days=horizon, mode=mode).to_numpy()
-        snap.index = pd.MultiIndex.from_arrays(
-            [pd.DatetimeIndex(np.full(len(snap), c.to_datetime64()), name="cutoff"), snap.index],
-            names=["cutoff", "customer_id"],
-        )
-        frames.append(snap)
-    levels = merge_levels([categorical_levels(f) for f in frames])
-    return pd.concat([apply_levels(f, levels, string_levels=False) for f in frames], axis=0)
-
-
-def training_set_on_dask(
-    client: Any,
-    staged: StagedData,
-    *,
-    cutoffs: Sequence[str | pd.Timestamp],
-    horizon_days: int,
-    config: ChurnConfig = ChurnConfig(),
-    progress: Callable[[int, int], None] | None = None,
-) -> pd.DataFrame:
-    """The training set of :func:`churnlens.features.build_training_set`, built per bucket and
-    collected here (see :func:`churnlens.engine.dask_training.build_training_parts`).
-
-    Returns
-    -------
-    DataFrame
-        Equal to the local training set: MultiIndex (cutoff, customer_id) sorted, snapshot
-        columns then ``churned``; categoricals with the sorted union of levels.
-    """
-    from churnlens.engine.dask_training import build_training_parts
-
-    parts = build_training_parts(
-        client, staged, cutoffs=cutoffs, horizon_days=horizon_days, config=config, progress=progress
-    )
-    try:
-        return parts.collect(cutoffs)
-    finally:
-        parts.remove()

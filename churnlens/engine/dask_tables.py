@@ -34,14 +34,14 @@ import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 
 from churnlens.data.errors import DataValidationError
-from churnlens.data.io import _to_pandas, find_table_files, read_table_file
+from churnlens.data.io import arrow_to_pandas, find_table_files, read_table_file
 from churnlens.data.report import REPAIR_KINDS, Repair, TableSummary, ValidationReport
 from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables
 from churnlens.data.validate import (
-    _to_string,
     check_column_mapping,
     resolve_columns,
     string_categories,
+    text_column,
     validate_frames,
 )
 
@@ -61,7 +61,7 @@ def bucket_of(customer_id: pd.Series, n_buckets: int) -> np.ndarray:
     once (event tables repeat ids many times). Missing ids go to bucket 0.
     """
     codes, uniques = pd.factorize(customer_id.reset_index(drop=True), use_na_sentinel=True)
-    text = _to_string(pd.Series(uniques)).fillna("")
+    text = text_column(pd.Series(uniques)).fillna("")
     hashes = pd.util.hash_pandas_object(text.astype(object), index=False).to_numpy()
     per_id = (hashes % np.uint64(n_buckets)).astype(np.int32)
     return np.where(codes >= 0, per_id[np.maximum(codes, 0)] if len(per_id) else 0, 0).astype(np.int32)
@@ -138,7 +138,7 @@ def _read_chunk(chunk: Chunk, mapping: Mapping[str, str] | None) -> pd.DataFrame
         raise DataValidationError(
             chunk.table, None, f"{Path(chunk.path).name} is not a readable Parquet file ({exc})"
         ) from None
-    return _to_pandas(data)[keep].rename(columns=rename)
+    return arrow_to_pandas(data)[keep].rename(columns=rename)
 
 
 def _split_chunk(chunk: Chunk, raw_root: str, n_buckets: int, mapping: Mapping[str, str] | None) -> int:
@@ -191,7 +191,7 @@ class StagedData:
     rows: dict[str, int] = field(default_factory=dict, compare=False)
 
 
-def _bucket_file(root: str | Path, table: str, bucket: int) -> Path:
+def bucket_file(root: str | Path, table: str, bucket: int) -> Path:
     return Path(root) / "valid" / table / f"b={bucket:05d}.parquet"
 
 
@@ -209,7 +209,7 @@ def _validate_bucket(
         folder = Path(raw_root) / name / f"b={bucket:05d}"
         files = sorted(folder.glob("c=*.parquet")) if folder.is_dir() else []
         if files:
-            frames[name] = _to_pandas(pa_ds.dataset([str(f) for f in files], format="parquet").to_table())
+            frames[name] = arrow_to_pandas(pa_ds.dataset([str(f) for f in files], format="parquet").to_table())
     if "purchases" not in frames:
         if not frames:
             return {"bucket": bucket, "empty": True}
@@ -224,7 +224,7 @@ def _validate_bucket(
         drop_missing_customer=drop_missing_customer,
     )
     for name, frame in validated.present().items():
-        write_parquet_atomic(frame, _bucket_file(valid_root, name, bucket))
+        write_parquet_atomic(frame, bucket_file(valid_root, name, bucket))
     return {"bucket": bucket, "empty": False, "report": report}
 
 
@@ -348,9 +348,9 @@ def stage_tables(
     for name in present:
         first = next(
             (
-                _bucket_file(valid_root, name, r["bucket"])
+                bucket_file(valid_root, name, r["bucket"])
                 for r in results
-                if not r["empty"] and _bucket_file(valid_root, name, r["bucket"]).is_file()
+                if not r["empty"] and bucket_file(valid_root, name, r["bucket"]).is_file()
             ),
             None,
         )
@@ -375,7 +375,7 @@ def load_bucket(staged: StagedData, bucket: int) -> Tables:
     """The validated tables of one bucket (a present table with no rows here is empty, typed)."""
     frames: dict[str, pd.DataFrame] = {}
     for name in staged.tables:
-        path = _bucket_file(staged.root, name, bucket)
+        path = bucket_file(staged.root, name, bucket)
         if not path.is_file():
             path = Path(staged.root) / "valid" / name / "_empty.parquet"
         frames[name] = string_categories(pd.read_parquet(path))
@@ -384,4 +384,4 @@ def load_bucket(staged: StagedData, bucket: int) -> Tables:
 
 def bucket_has_data(staged: StagedData, bucket: int) -> bool:
     """Whether the bucket holds any purchase (an empty bucket gives empty results)."""
-    return _bucket_file(staged.root, "purchases", bucket).is_file()
+    return bucket_file(staged.root, "purchases", bucket).is_file()

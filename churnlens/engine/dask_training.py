@@ -24,17 +24,23 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnlens.config import ChurnConfig
+from churnlens.config import ChurnConfig, FeatureConfig
 from churnlens.engine.dask_features import (
-    _training_part,
     apply_levels,
     categorical_levels,
     load_bucket_schema,
     merge_levels,
 )
-from churnlens.engine.dask_tables import RETRIES, StagedData, _bucket_file, load_bucket, write_parquet_atomic
-from churnlens.features import label_mode
-from churnlens.features.kernels import normalize_cutoff
+from churnlens.engine.dask_tables import (
+    RETRIES,
+    StagedData,
+    bucket_file,
+    bucket_has_data,
+    load_bucket,
+    write_parquet_atomic,
+)
+from churnlens.features import build_labels, build_snapshot, label_mode
+from churnlens.features import parse_cutoff as normalize_cutoff
 from churnlens.features.labels import LABEL, cutoffs_between
 from churnlens.model import LinearBase, prepare_features
 from churnlens.training.fingerprint import tables_digest
@@ -64,7 +70,7 @@ def _write_training_part(
     out_dir: str,
 ) -> dict[str, Any]:
     """Build one bucket's training rows with the local code, write them, return levels and counts."""
-    part = _training_part(bucket, staged, cutoffs, horizon, mode, config)
+    part = training_part(bucket, staged, cutoffs, horizon, mode, config)
     path = Path(out_dir) / f"part-{bucket:05d}.parquet"
     write_parquet_atomic(part.reset_index(), path)
     counts = part.index.get_level_values("cutoff").value_counts()
@@ -305,7 +311,7 @@ class DaskSource:
         digests = self.client.gather(
             self.client.map(
                 _bucket_digest,
-                [b for b in range(self.staged.n_buckets) if _bucket_file(self.staged.root, "purchases", b).is_file()],
+                [b for b in range(self.staged.n_buckets) if bucket_file(self.staged.root, "purchases", b).is_file()],
                 staged=self.staged, pure=False, retries=RETRIES,
             )  # fmt: skip
         )
@@ -382,3 +388,56 @@ def build_training_parts(
         rows_by_part={r["bucket"]: r["rows"] for r in found},
         levels=merge_levels([r["levels"] for r in found]),
     )
+
+
+# --------------------------------------------------------------------------- training sets
+
+
+def training_part(
+    bucket: int,
+    staged: StagedData,
+    cutoffs: Sequence[pd.Timestamp],
+    horizon: int,
+    mode: str,
+    config: FeatureConfig,
+) -> pd.DataFrame:
+    """One bucket's rows of the training set: the local snapshot and labels at every cutoff."""
+    tables = load_bucket(staged, bucket) if bucket_has_data(staged, bucket) else load_bucket_schema(staged)
+    frames = []
+    for c in cutoffs:
+        snap = build_snapshot(tables, c, config)
+        snap[LABEL] = build_labels(tables, c, snap.index, horizon_days=horizon, mode=mode).to_numpy()
+        snap.index = pd.MultiIndex.from_arrays(
+            [pd.DatetimeIndex(np.full(len(snap), c.to_datetime64()), name="cutoff"), snap.index],
+            names=["cutoff", "customer_id"],
+        )
+        frames.append(snap)
+    levels = merge_levels([categorical_levels(f) for f in frames])
+    return pd.concat([apply_levels(f, levels, string_levels=False) for f in frames], axis=0)
+
+
+def training_set_on_dask(
+    client: Any,
+    staged: StagedData,
+    *,
+    cutoffs: Sequence[str | pd.Timestamp],
+    horizon_days: int,
+    config: ChurnConfig = ChurnConfig(),
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """The training set of :func:`churnlens.features.build_training_set`, built per bucket and
+    collected here (see :func:`build_training_parts`).
+
+    Returns
+    -------
+    DataFrame
+        Equal to the local training set: MultiIndex (cutoff, customer_id) sorted, snapshot
+        columns then ``churned``; categoricals with the sorted union of levels.
+    """
+    parts = build_training_parts(
+        client, staged, cutoffs=cutoffs, horizon_days=horizon_days, config=config, progress=progress
+    )
+    try:
+        return parts.collect(cutoffs)
+    finally:
+        parts.remove()

@@ -9,7 +9,6 @@ Labels are built apart from features, from the same cutoffs, and joined only her
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-
 from typing import Any
 
 import numpy as np

@@ -8,6 +8,7 @@ Imports go one way: serving uses ``churnlens.model``, ``monitoring``, ``tracking
 
 from churnlens.config import Economics, ScoringSettings
 from churnlens.serving.batch import BatchResult, default_cutoff, score_base, write_outputs
+from churnlens.serving.card import CustomerExplanation, explain_customer, render_card, write_card
 from churnlens.serving.core import (
     PartitionScores,
     ScoreSummary,
@@ -18,7 +19,6 @@ from churnlens.serving.core import (
     score_partition,
     score_rows,
 )
-from churnlens.serving.card import CustomerExplanation, explain_customer, render_card, write_card
 from churnlens.serving.drift import drift_report
 from churnlens.serving.explain import reasons_wide, select_reasons, shap_contributions, top_reasons
 from churnlens.serving.loader import (

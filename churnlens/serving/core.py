@@ -152,7 +152,8 @@ def customer_values(
     column = customers[value_column]
     if not pd.api.types.is_numeric_dtype(column.dtype):
         raise InputError(f"value column '{value_column}' of the customers table is not numeric (dtype {column.dtype})")
-    by_id = pd.Series(column.to_numpy(dtype="float64", na_value=np.nan), index=customers["customer_id"].astype("string"))
+    ids = customers["customer_id"].astype("string")
+    by_id = pd.Series(column.to_numpy(dtype="float64", na_value=np.nan), index=ids)
     by_id = by_id[~by_id.index.duplicated()]
     values = by_id.reindex(pd.Index(snapshot.index, dtype="string")).to_numpy(dtype="float64")
     return values, f"customers.{value_column}"
