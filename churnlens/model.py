@@ -114,7 +114,10 @@ class LinearBase:
 
     def standardised(self, frame: pd.DataFrame) -> np.ndarray:
         """``z`` for each row (rows x features)."""
-        x = frame[self.features].astype("float64").to_numpy(copy=True)
+        return self.standardised_values(frame[self.features].astype("float64").to_numpy(copy=True))
+
+    def standardised_values(self, x: np.ndarray) -> np.ndarray:
+        """``z`` of raw values ``x`` (rows x :attr:`features`, float64; modified in place)."""
         missing = np.isnan(x)
         if missing.any():
             x[missing] = np.take(np.asarray(self.medians), np.nonzero(missing)[1])
@@ -254,19 +257,83 @@ def category_coders(levels: dict[str, list[str]]) -> Coders:
     }
 
 
-def prepare_features(
-    frame: pd.DataFrame, metadata: dict[str, Any], *, coders: Coders | None = None
-) -> pd.DataFrame:
-    """Select and type the model's features from a snapshot, in training order.
+def _missing_features(frame: pd.DataFrame, features: list[str]) -> FeatureMismatchError:
+    missing = [f for f in features if f not in frame.columns]
+    return FeatureMismatchError(
+        f"the data lacks {len(missing)} of the model's {len(features)} features: {missing[:10]}"
+        + (" ..." if len(missing) > 10 else "")
+        + " (was the model trained on tables this data does not have?)"
+    )
 
-    Categorical columns get exactly the levels seen in training (unseen values become
-    missing), numeric columns become float64 — so pandas string dtypes never reach LightGBM.
+
+def feature_matrix(
+    frame: pd.DataFrame, metadata: Mapping[str, Any], *, coders: Coders | None = None
+) -> np.ndarray:
+    """The float64 matrix the model predicts from: its features in training order, numbers as
+    float64, categories as the codes of their training levels (unseen or missing: NaN).
+
+    This is exactly the matrix LightGBM builds from a prepared frame itself
+    (``_data_from_pandas``), made in a handful of whole-block operations: a served model
+    scores one-customer frames, where per-column pandas overhead would be most of the cost.
 
     Parameters
     ----------
     frame : DataFrame
         A snapshot (one row per customer) carrying at least the model's features.
-    metadata : dict
+    metadata : mapping
+        The model's metadata (``features``, ``categorical_levels``).
+    coders : dict, optional
+        ``category_coders(metadata["categorical_levels"])``, when the caller keeps them.
+
+    Raises
+    ------
+    FeatureMismatchError
+        When features are missing.
+    """
+    features: list[str] = list(metadata["features"])
+    positions = frame.columns.get_indexer(features)
+    if (positions < 0).any():
+        raise _missing_features(frame, features)
+    if coders is None:
+        coders = category_coders(metadata.get("categorical_levels") or {})
+    numeric = [j for j, name in enumerate(features) if name not in coders]
+    out = np.empty((len(frame), len(features)), dtype=np.float64)
+    numbers = frame.iloc[:, positions[numeric]]
+    if (numbers.dtypes == np.float64).all():  # already typed (snapshots)
+        out[:, numeric] = numbers.to_numpy(dtype=np.float64)
+    else:
+        for k, j in enumerate(numeric):
+            column = pd.to_numeric(numbers.iloc[:, k], errors="coerce")
+            out[:, j] = column.to_numpy(dtype="float64", na_value=np.nan)
+    for j, name in enumerate(features):
+        if name not in coders:
+            continue
+        index, _ = coders[name]
+        column = frame.iloc[:, positions[j]]
+        if isinstance(column.dtype, pd.CategoricalDtype):  # code the few categories, not every row
+            levels = index.get_indexer(column.cat.categories.astype("string").to_numpy(dtype=object))
+            codes = column.cat.codes.to_numpy()
+            mapped = np.where(codes < 0, -1, levels[codes] if len(levels) else -1)
+        else:
+            mapped = index.get_indexer(column.astype("string").to_numpy(dtype=object, na_value=None))
+        out[:, j] = np.where(mapped < 0, np.nan, mapped)
+    return out
+
+
+def prepare_features(
+    frame: pd.DataFrame, metadata: Mapping[str, Any], *, coders: Coders | None = None
+) -> pd.DataFrame:
+    """Select and type the model's features from a snapshot, in training order (for LightGBM datasets).
+
+    Categorical columns get exactly the levels seen in training (unseen values become
+    missing), numeric columns become float64 — so pandas string dtypes never reach LightGBM.
+    The values are those of :func:`feature_matrix`.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        A snapshot (one row per customer) carrying at least the model's features.
+    metadata : mapping
         The model's metadata (``features``, ``categorical_levels``).
     coders : dict, optional
         ``category_coders(metadata["categorical_levels"])``, when the caller keeps them.
@@ -281,34 +348,15 @@ def prepare_features(
     FeatureMismatchError
         When features are missing.
     """
-    features: list[str] = metadata["features"]
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise FeatureMismatchError(
-            f"the data lacks {len(missing)} of the model's {len(features)} features: {missing[:10]}"
-            + (" ..." if len(missing) > 10 else "")
-            + " (was the model trained on tables this data does not have?)"
-        )
     if coders is None:
-        coders = category_coders(metadata.get("categorical_levels", {}))
-    # Whole-block operations, not one pandas call per column: a served model prepares
-    # one-customer frames, where per-column overhead is most of the cost.
-    sub = frame[features]
-    categorical = [j for j, name in enumerate(features) if name in coders]
-    numeric = [j for j, name in enumerate(features) if name not in coders]
-    values = np.full(sub.shape, np.nan, dtype=np.float64)
-    numbers = sub.iloc[:, numeric]
-    if (numbers.dtypes == np.float64).all():  # already typed (snapshots)
-        values[:, numeric] = numbers.to_numpy(dtype=np.float64)
-    else:
-        for j in numeric:
-            col = sub.iloc[:, j]
-            values[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        coders = category_coders(metadata.get("categorical_levels") or {})
+    values = feature_matrix(frame, metadata, coders=coders)
+    features: list[str] = list(metadata["features"])
     out = pd.DataFrame(values, index=frame.index, columns=features, copy=False)
-    for j in categorical:
-        index, dtype = coders[features[j]]
-        text = sub.iloc[:, j].astype("string").to_numpy(dtype=object, na_value=None)
-        out.isetitem(j, pd.Categorical.from_codes(index.get_indexer(text), dtype=dtype))
+    for j, name in enumerate(features):
+        if name in coders:
+            codes = np.nan_to_num(values[:, j], nan=-1).astype(np.int64)
+            out.isetitem(j, pd.Categorical.from_codes(codes, dtype=coders[name][1]))
     return out
 
 
@@ -423,9 +471,8 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
             cached = self.__dict__["_coders_cache"] = category_coders(self.metadata.categorical_levels)
         return cached
 
-    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
-        """:func:`model_matrix` of prepared rows, once checked against the booster's own levels
-        (LightGBM reads the category codes as they are)."""
+    def _check_levels(self) -> None:
+        """The model's categorical levels must be its booster's (LightGBM reads codes as they are)."""
         if self.__dict__.get("_levels_checked") is not self.booster:
             levels = self.metadata.categorical_levels
             ours = [list(levels[f]) for f in self.features if f in levels]
@@ -435,33 +482,61 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
                     f"the model's categorical levels {ours} differ from its booster's {theirs}"
                 )
             self.__dict__["_levels_checked"] = self.booster
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """:func:`feature_matrix` of a snapshot: what the model predicts and explains from."""
+        self._check_levels()
+        return feature_matrix(frame, self.metadata, coders=self._coders())
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """:func:`model_matrix` of prepared rows, once checked against the booster's own levels."""
+        self._check_levels()
         return model_matrix(X)
+
+    def _linear_positions(self) -> list[int]:
+        cached = self.__dict__.get("_linear_positions_cache")
+        if cached is None or cached[0] is not self.linear:
+            positions = [self.features.index(f) for f in self.linear.features] if self.linear else []
+            cached = self.__dict__["_linear_positions_cache"] = (self.linear, positions)
+        return cached[1]
 
     def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated log-odds of churn for a snapshot."""
-        return self.margin_of_prepared(self.prepare(frame))
+        return self.margin_of_matrix(self.matrix(frame))
 
-    def margin_of_prepared(self, X: pd.DataFrame) -> np.ndarray:
-        """Raw margin of rows already through :meth:`prepare`: trees plus the linear base."""
-        if len(X) == 0:  # LightGBM refuses empty frames
+    def margin_of_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Raw margin (trees plus the linear base) of rows of :meth:`matrix`."""
+        if len(matrix) == 0:  # LightGBM refuses empty input
             return np.zeros(0)
-        margin = self.booster.predict(self._matrix(X), raw_score=True, **_threads(len(X)))
-        return margin + self.linear.margin(X) if self.linear is not None else margin
+        margin = self.booster.predict(matrix, raw_score=True, **_threads(len(matrix)))
+        if self.linear is None:
+            return margin
+        z = self.linear.standardised_values(matrix[:, self._linear_positions()].copy())
+        return margin + z @ np.asarray(self.linear.coef) + self.linear.intercept
 
-    def contributions_of_prepared(self, X: pd.DataFrame) -> np.ndarray:
-        """Exact SHAP values (rows x (features + 1), last column the base value) of prepared rows.
+    def contributions_of_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Exact SHAP values (rows x (features + 1), last column the base value) of rows of :meth:`matrix`.
 
         TreeSHAP of the trees (LightGBM ``pred_contrib``) plus the linear base's exact
-        contributions; each row sums to :meth:`margin_of_prepared`.
+        contributions; each row sums to :meth:`margin_of_matrix`.
         """
-        if len(X) == 0:
+        if len(matrix) == 0:
             return np.zeros((0, len(self.features) + 1))
-        contrib = self.booster.predict(self._matrix(X), pred_contrib=True, **_threads(len(X)))
+        contrib = self.booster.predict(matrix, pred_contrib=True, **_threads(len(matrix)))
         if self.linear is not None:
-            positions = [self.features.index(f) for f in self.linear.features]
-            contrib[:, positions] += self.linear.contributions(X)
+            positions = self._linear_positions()
+            z = self.linear.standardised_values(matrix[:, positions].copy())
+            contrib[:, positions] += z * np.asarray(self.linear.coef)
             contrib[:, -1] += self.linear.intercept
         return contrib
+
+    def margin_of_prepared(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw margin of rows already through :meth:`prepare`."""
+        return self.margin_of_matrix(self._matrix(X))
+
+    def contributions_of_prepared(self, X: pd.DataFrame) -> np.ndarray:
+        """:meth:`contributions_of_matrix` of rows already through :meth:`prepare`."""
+        return self.contributions_of_matrix(self._matrix(X))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probabilities for a snapshot."""
@@ -472,7 +547,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
         Rows sum to the raw margin (``raw_margin``).
         """
-        contrib = self.contributions_of_prepared(self.prepare(frame))
+        contrib = self.contributions_of_matrix(self.matrix(frame))
         cols = self.features + ["base_value"]
         return pd.DataFrame(contrib, index=frame.index, columns=cols)
 

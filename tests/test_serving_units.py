@@ -536,6 +536,7 @@ def test_empty_inputs_give_empty_outputs(model_and_data):
         "value",
         "value_label",
         "contribution",
+        "effect",
         "text",
     ]
     assert list(reasons_wide(empty, 2).columns) == ["reason_1", "reason_2"]

@@ -377,8 +377,9 @@ class Service:
             if snapshot.empty:
                 continue
             try:
-                scores = score_rows(model, snapshot, settings)
-                reasons = explain_rows(model, snapshot, settings)
+                matrix = model.matrix(snapshot)
+                scores = score_rows(model, snapshot, settings, matrix=matrix)
+                reasons = explain_rows(model, snapshot, settings, matrix=matrix)
             except ValueError as exc:
                 raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
             grouped: dict[str, list[Reason]] = {}
@@ -394,6 +395,7 @@ class Service:
                         feature=str(row.feature),
                         value=value,
                         contribution=float(row.contribution),
+                        effect=float(row.effect),
                         text=str(row.text),
                     )
                 )

@@ -75,9 +75,15 @@ def risk_bands(probability: np.ndarray, bands: tuple[float, float] = ScoringSett
 # --------------------------------------------------------------------------- rows
 
 
-def score_rows(model: ChurnModel, snapshot: pd.DataFrame, settings: ScoringSettings) -> pd.DataFrame:
-    """Calibrated churn probability and risk band of every row of ``snapshot`` (same index)."""
-    proba = model.predict_proba(snapshot)
+def score_rows(
+    model: ChurnModel, snapshot: pd.DataFrame, settings: ScoringSettings, *, matrix: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Calibrated churn probability and risk band of every row of ``snapshot`` (same index).
+
+    ``matrix`` is ``model.matrix(snapshot)`` when the caller has it (it explains the same rows).
+    """
+    margin = model.margin_of_matrix(model.matrix(snapshot) if matrix is None else matrix)
+    proba = model.calibrator.transform(margin)
     return pd.DataFrame(
         {SCORE_COLUMN: proba, "risk_band": risk_bands(proba, settings.bands)}, index=snapshot.index
     )
@@ -90,8 +96,11 @@ def explain_rows(
     *,
     chunk_size: int = EXPLAIN_CHUNK,
     progress: RowsProgress | None = None,
+    matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The top ``settings.reasons`` reasons of every row of ``snapshot``, chunk by chunk.
+
+    ``matrix`` is ``model.matrix(snapshot)`` when the caller has it.
 
     Returns
     -------
@@ -103,8 +112,10 @@ def explain_rows(
     parts = []
     for start in range(0, len(snapshot), step):
         chunk = snapshot.iloc[start : start + step]
+        rows = None if matrix is None else matrix[start : start + step]
         parts.append(
-            top_reasons(model, chunk, n=settings.reasons, lang=settings.lang, chunk_size=min(step, DEFAULT_CHUNK))
+            top_reasons(model, chunk, n=settings.reasons, lang=settings.lang, chunk_size=min(step, DEFAULT_CHUNK),
+                        matrix=rows)
         )
         if progress is not None:
             progress(min(start + step, len(snapshot)), len(snapshot))

@@ -28,7 +28,7 @@ Renderer = Callable[[str, Mapping[str, Any], str, Mapping[str, float] | None], s
 DEFAULT_CHUNK = 20_000
 #: Up to this many reasons, rows are worded one by one (cheaper than grouping a few rows).
 SMALL_INPUT = 64
-REASON_COLUMNS = ["customer_id", "rank", "feature", "value", "value_label", "contribution", "text"]
+REASON_COLUMNS = ["customer_id", "rank", "feature", "value", "value_label", "contribution", "effect", "text"]
 _FIELD = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
 
@@ -44,7 +44,7 @@ def shap_contributions(
     *,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
-    prepared: pd.DataFrame | None = None,
+    matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Exact SHAP contributions in log-odds (TreeSHAP + any linear base), computed in chunks.
 
@@ -57,26 +57,65 @@ def shap_contributions(
         Rows per LightGBM call.
     progress : callable(done, total), optional
         Called after each chunk with rows done so far.
-    prepared : DataFrame, optional
-        ``model.prepare(snapshot)`` if already computed.
+    matrix : ndarray, optional
+        ``model.matrix(snapshot)`` if already computed.
 
     Returns
     -------
     DataFrame
         One column per model feature plus ``base_value``; rows sum to the raw margin.
     """
-    X = model.prepare(snapshot) if prepared is None else prepared
-    n = len(X)
+    M = model.matrix(snapshot) if matrix is None else matrix
+    n = len(M)
     out = np.empty((n, len(model.features) + 1), dtype="float64")
     step = max(int(chunk_size), 1)
-    for start in range(0, n, step):  # LightGBM refuses empty frames: no call when n == 0
+    for start in range(0, n, step):  # LightGBM refuses empty input: no call when n == 0
         stop = min(start + step, n)
-        out[start:stop] = model.contributions_of_prepared(X.iloc[start:stop])
+        out[start:stop] = model.contributions_of_matrix(M[start:stop])
         if progress is not None:
             progress(stop, n)
     if n == 0 and progress is not None:
         progress(0, 0)
-    return pd.DataFrame(out, index=snapshot.index, columns=model.features + ["base_value"])
+    return pd.DataFrame(out, index=snapshot.index, columns=model.features + ["base_value"], copy=False)
+
+
+def probability_effects(parts: np.ndarray, base: np.ndarray, link: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Log-odds contributions turned into changes of the calibrated churn probability.
+
+    The waterfall of a customer starts at the model's base value (the average customer's
+    log-odds), adds the parts one at a time, largest absolute contribution first, and maps
+    every running total through the calibrated link. A part's effect is the step it makes in
+    probability. The effects of a row add up exactly to ``link(base + sum(parts)) - link(base)``:
+    the customer's probability minus the average customer's. The order is a convention (the
+    one the card's chart draws); with a non-linear link another order would share the total
+    differently, never change it.
+
+    Parameters
+    ----------
+    parts : ndarray (rows x parts)
+        Exact SHAP contributions in log-odds (per feature, or summed per concept).
+    base : ndarray (rows,)
+        Base value of each row (log-odds).
+    link : callable
+        Calibrated probability of a margin (``ChurnModel.calibrator.transform``), elementwise.
+
+    Returns
+    -------
+    ndarray (rows x parts)
+        Probability change of each part, in the columns of ``parts`` (a probability, not
+        percentage points: 0.06 is "+6 pts").
+    """
+    parts = np.asarray(parts, dtype="float64")
+    rows, width = parts.shape
+    if rows == 0 or width == 0:
+        return np.zeros_like(parts)
+    order = np.argsort(-np.abs(parts), axis=1, kind="stable")
+    steps = np.take_along_axis(parts, order, axis=1)
+    running = np.asarray(base, dtype="float64")[:, None] + np.cumsum(steps, axis=1)
+    levels = link(np.concatenate([np.asarray(base, dtype="float64")[:, None], running], axis=1))
+    effects = np.empty_like(parts)
+    np.put_along_axis(effects, order, np.diff(levels, axis=1), axis=1)
+    return effects
 
 
 def select_reasons(contributions: pd.DataFrame, *, n: int = 3, only_risk_up: bool = True) -> pd.DataFrame:
@@ -264,28 +303,28 @@ def render_texts(
 
 
 def _values(
-    reasons: pd.DataFrame, snapshot: pd.DataFrame, prepared: pd.DataFrame, lang: str
+    reasons: pd.DataFrame, snapshot: pd.DataFrame, model: ChurnModel, matrix: np.ndarray, lang: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Numeric value (NaN for categories) and the value as a sentence shows it, per reason."""
     numeric = np.full(len(reasons), np.nan)
     labels = np.empty(len(reasons), dtype=object)
     positions = reasons["_row"].to_numpy()
+    categorical = set(model.metadata.categorical_levels)
+    column = {name: j for j, name in enumerate(model.features)}
     if len(reasons) <= SMALL_INPUT:
         rows = _row_dicts(snapshot, positions)
-        categorical = {n for n, dtype in prepared.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)}
-        numbers = prepared.iloc[np.unique(positions)]
         for i, (feature, pos) in enumerate(zip(reasons["feature"].tolist(), positions.tolist(), strict=True)):
             name = str(feature)
             if name not in categorical:
-                numeric[i] = float(numbers.at[prepared.index[pos], name])
+                numeric[i] = matrix[pos, column[name]]
             labels[i] = _display_one(rows[pos][name], _field_unit(name), lang)
         return numeric, labels
     groups = pd.Series(np.arange(len(reasons))).groupby(reasons["feature"].to_numpy(), sort=False)
     for feature, group in groups:
         at = group.to_numpy()
         name = str(feature)
-        if not isinstance(prepared[name].dtype, pd.CategoricalDtype):
-            numeric[at] = prepared[name].to_numpy(dtype="float64")[positions[at]]
+        if name not in categorical:
+            numeric[at] = matrix[positions[at], column[name]]
         labels[at] = _display_keys(snapshot[name].iloc[positions[at]], _field_unit(name), lang)
     return numeric, labels
 
@@ -302,7 +341,7 @@ def top_reasons(
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
     renderer: Renderer | None = None,
-    prepared: pd.DataFrame | None = None,
+    matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The top ``n`` reasons per customer with their sentences, as a long frame.
 
@@ -325,30 +364,37 @@ def top_reasons(
         See :func:`shap_contributions`.
     renderer : callable, optional
         ``render(feature, row, lang, reference) -> str``; default the catalog's.
-    prepared : DataFrame, optional
-        ``model.prepare(snapshot)`` if already computed.
+    matrix : ndarray, optional
+        ``model.matrix(snapshot)`` if already computed.
 
     Returns
     -------
     DataFrame
         Columns customer_id, rank, feature, value (float, NaN for categories),
-        value_label (as shown), contribution (log-odds), text.
+        value_label (as shown), contribution (log-odds), effect (change of the churn
+        probability, see :func:`probability_effects`), text.
     """
     if lang not in ("en", "fr"):
         raise ValueError(f"language must be en or fr, got {lang!r}")
-    if prepared is None:
-        prepared = model.prepare(snapshot)
+    if matrix is None:
+        matrix = model.matrix(snapshot)
     if contributions is None:
-        contributions = shap_contributions(
-            model, snapshot, chunk_size=chunk_size, progress=progress, prepared=prepared
-        )
+        contributions = shap_contributions(model, snapshot, chunk_size=chunk_size, progress=progress, matrix=matrix)
     reasons = select_reasons(contributions, n=n, only_risk_up=only_risk_up)
     if reference is None:
         reference = reference_medians(model)
-    numeric, labels = _values(reasons, snapshot, prepared, lang)
+    numeric, labels = _values(reasons, snapshot, model, matrix, lang)
+    features = [c for c in contributions.columns if c != "base_value"]
+    effects = probability_effects(
+        contributions[features].to_numpy(dtype="float64"), contributions["base_value"].to_numpy(dtype="float64"),
+        model.calibrator.transform,
+    )
+    column = {name: j for j, name in enumerate(features)}
+    effect = effects[reasons["_row"].to_numpy(), [column[f] for f in reasons["feature"].tolist()]]
     texts = render_texts(reasons, snapshot, lang=lang, reference=reference, renderer=renderer)
     out = reasons.drop(columns="_row").assign(
-        value=numeric, value_label=pd.array(labels, dtype="string"), text=pd.array(texts, dtype="string")
+        value=numeric, value_label=pd.array(labels, dtype="string"), effect=effect,
+        text=pd.array(texts, dtype="string"),
     )
     return out[REASON_COLUMNS].reset_index(drop=True)
 

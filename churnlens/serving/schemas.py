@@ -159,11 +159,15 @@ class ScoreRequest(_Strict):
 
 
 class Reason(BaseModel):
-    """One reason: a feature pushing churn risk up, its value and SHAP contribution (log-odds)."""
+    """One reason: a feature pushing churn risk up, its value, its effect and its sentence."""
 
     feature: str
     value: float | str | None = Field(description="The customer's value (number, or the category).")
-    contribution: float
+    contribution: float = Field(description="Exact SHAP contribution in log-odds.")
+    effect: float = Field(
+        description="Change of the churn probability this reason explains (0.06 = +6 percentage points); "
+        "the effects of all factors add up to the customer's probability minus the average customer's."
+    )
     text: str
 
 
