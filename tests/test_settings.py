@@ -1,0 +1,111 @@
+"""One settings tree: every setting lives in one typed section; the command line overrides the TOML
+only for the options actually given (TOML alone, CLI alone, both)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+
+import pytest
+from typer.testing import CliRunner
+
+from churnlens.cli.main import app
+from churnlens.cli.score_cmd import scoring_settings
+from churnlens.config import ScoringSettings, config_from_dict, load_config
+from churnlens.errors import InputError
+
+#: Every [serving] setting that `churnlens score` also takes as an option: (field, TOML value,
+#: CLI value). The two values differ from each other and from the default.
+SCORE_SETTINGS = [
+    ("lang", "fr", "en"),
+    ("reasons", 2, 4),
+    ("top", 10, 20),
+    ("threshold", 0.3, 0.4),
+    ("budget", 100.0, 200.0),
+    ("cost_per_contact", 2.0, 3.0),
+    ("save_rate", 0.3, 0.4),
+    ("value_per_save", 50.0, 80.0),
+    ("value_column", "spend_90d", "spend_30d"),
+    ("explain_all", True, False),
+    ("high_risk", 0.6, 0.7),
+    ("medium_risk", 0.1, 0.15),
+    ("psi_threshold", 0.2, 0.3),
+]
+
+
+#: [serving] settings that are TOML only (no `score` option).
+TOML_ONLY = {"currency"}
+
+
+def test_every_serving_setting_is_covered():
+    assert {f.name for f in fields(ScoringSettings)} - {s for s, _, _ in SCORE_SETTINGS} <= TOML_ONLY
+
+
+@pytest.mark.parametrize(("name", "in_toml", "on_cli"), SCORE_SETTINGS, ids=[s for s, _, _ in SCORE_SETTINGS])
+def test_toml_alone_cli_alone_and_both(name, in_toml, on_cli):
+    default = getattr(ScoringSettings(), name)
+    toml = config_from_dict({"serving": {name: in_toml}})
+    cli = {name: on_cli}
+    assert getattr(scoring_settings(config_from_dict({})), name) == default
+    assert getattr(scoring_settings(toml), name) == in_toml  # TOML alone: the CLI's "not given" keeps it
+    assert getattr(scoring_settings(config_from_dict({}), **cli), name) == on_cli  # CLI alone
+    assert getattr(scoring_settings(toml, **cli), name) == on_cli  # both: the CLI wins
+
+
+def test_a_rule_given_on_the_command_line_replaces_the_configured_one():
+    toml = config_from_dict({"serving": {"budget": 100.0}})
+    settings = scoring_settings(toml, top=5)
+    assert settings.top == 5 and settings.budget is None
+    with pytest.raises(InputError, match="choose one targeting rule, got --top and --threshold"):
+        scoring_settings(toml, top=5, threshold=0.5)
+
+
+def test_bad_values_name_the_option_or_the_section(tmp_path):
+    with pytest.raises(InputError, match="^--lang must be en or fr, got 'de'$"):
+        scoring_settings(config_from_dict({}), lang="de")
+    path = tmp_path / "c.toml"
+    path.write_text('[serving]\nlang = "de"\n')
+    with pytest.raises(InputError, match=r"config section \[serving\]: lang must be en or fr, got 'de'"):
+        load_config(path)
+    path.write_text("[serving]\nlangue = 'fr'\n")
+    with pytest.raises(InputError, match=r"config section \[serving\] has unknown keys: \['langue'\]"):
+        load_config(path)
+
+
+@pytest.fixture(scope="module")
+def scored_store(tmp_path_factory):
+    """A small simulation and a model registered in a sqlite store."""
+    from churnlens.data.io import load_tables, write_tables
+    from churnlens.simulate import simulate
+    from churnlens.training import TrainConfig, train_model
+    from churnlens.training.config import LightGBMParams
+
+    root = tmp_path_factory.mktemp("settings")
+    write_tables(simulate(n_customers=1500, months=16, seed=3).tables, root / "data", fmt="parquet")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    tables, _ = load_tables(root / "data")
+    train_model(tables, tracking_uri=uri, train_config=TrainConfig(lgbm=LightGBMParams(max_rounds=40)))
+    return root, uri
+
+
+def _summary(root, uri, out, *args):
+    result = CliRunner().invoke(
+        app, ["score", str(root / "data"), "--out", str(out), "--tracking-uri", uri, *args]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(out.with_name(out.stem + ".summary.json").read_text())
+
+
+def test_cli_score_reads_the_toml_and_given_options_win(scored_store, tmp_path):
+    root, uri = scored_store
+    config = tmp_path / "churnlens.toml"
+    config.write_text('[serving]\nlang = "fr"\nreasons = 2\ntop = 7\nhigh_risk = 0.6\npsi_threshold = 0.2\n')
+    toml_only = _summary(root, uri, tmp_path / "a.csv", "--config", str(config))
+    assert (toml_only["lang"], toml_only["n_reasons"], toml_only["selected"]) == ("fr", 2, 7)
+    assert toml_only["band_bounds"] == [0.6, 0.2] and toml_only["psi_threshold"] == 0.2
+    cli_only = _summary(root, uri, tmp_path / "b.csv", "--lang", "fr", "--reasons", "2", "--top", "7")
+    assert (cli_only["lang"], cli_only["n_reasons"], cli_only["selected"]) == ("fr", 2, 7)
+    assert cli_only["band_bounds"] == [0.5, 0.2]
+    both = _summary(root, uri, tmp_path / "c.csv", "--config", str(config), "--lang", "en", "--top", "3")
+    assert (both["lang"], both["n_reasons"], both["selected"]) == ("en", 2, 3)
+    assert both["band_bounds"] == [0.6, 0.2]
