@@ -430,9 +430,9 @@ def test_rejects_name_the_reason_for_every_unscored_customer():
             for name, frame in tables.present().items()
         }
     )
-    from churnlens.serving.rejects import _sorted_runs
+    from churnlens.serving.rejects import _Blocks
 
-    assert _sorted_runs(ordered.purchases) is not None and _sorted_runs(tables.purchases) is None
+    assert _Blocks(ordered.purchases).starts is not None and _Blocks(tables.purchases).starts is None
     pd.testing.assert_frame_equal(find_rejects(ordered, "2024-06-01", pd.Index(["ok"])), rejects)
 
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from churnlens.data.tables import EVENT_TABLES, Tables
+from churnlens.features.kernels import sorted_blocks
 
 REJECT_COLUMNS = ["customer_id", "reason", "last_purchase_at", "first_event_at"]
 CANCELLED = "cancelled before the cutoff"
@@ -32,52 +31,53 @@ INACTIVE = "no purchase in the {days} days before the cutoff"
 OTHER = "not in the active population at the cutoff"
 
 
-def _sorted_runs(frame: pd.DataFrame) -> tuple[pd.Index, np.ndarray] | None:
-    """Distinct ids and the start row of each id's run, when ``frame`` is sorted by
-    (customer_id, timestamp) as validated tables are; None otherwise."""
-    ids = pa.array(frame["customer_id"].array)
-    if len(ids) == 0 or ids.null_count:
-        return None
-    if not pc.all(pc.less_equal(ids[:-1], ids[1:])).as_py():
-        return None
-    change = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
-    starts = np.flatnonzero(np.r_[True, change])
-    ts = frame["timestamp"].to_numpy(dtype="datetime64[us]").view("int64")
-    step = np.diff(ts)
-    step[starts[1:] - 1] = 0  # run boundaries may go backwards in time
-    if (step < 0).any():
-        return None
-    return pd.Index(ids.take(pa.array(starts)).to_pandas(), dtype="string"), starts
+class _Blocks:
+    """Each customer's block of rows of a table sorted by (customer_id, timestamp), found once.
 
-
-def _by_customer(frame: pd.DataFrame, ids: pd.Index, how: str, mask: np.ndarray | None = None) -> pd.Series:
-    """Per-customer first ("min") or last ("max") timestamp of ``frame`` rows in ``mask``, for ``ids``.
-
-    Sorted tables take a fast path (run boundaries, no hashing of every row); others group.
+    Tables that are not so sorted (never the case for validated tables) are grouped instead.
     """
-    rows = frame if mask is None else frame.loc[mask, ["customer_id", "timestamp"]]
-    runs = _sorted_runs(rows)
-    if runs is not None:
-        distinct, starts = runs
-        ts = rows["timestamp"].to_numpy(dtype="datetime64[us]")
-        pick = starts if how == "min" else np.r_[starts[1:], len(rows)] - 1
-        stat = pd.Series(ts[pick], index=distinct)
-    else:
-        keep = rows["customer_id"].isin(ids).to_numpy()
-        grouped = rows.loc[keep].groupby("customer_id", sort=False, observed=True)["timestamp"]
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.ts = frame["timestamp"].to_numpy(dtype="datetime64[us]")
+        ids = frame["customer_id"]
+        found = None if ids.isna().any() or len(frame) == 0 else sorted_blocks(ids, self.ts.view("int64"))
+        if found is not None:
+            self.starts: np.ndarray | None = found[0]
+            self.ids = pd.Index(pd.array(found[1], dtype="string"), name="customer_id")
+        else:
+            self.starts = None
+            self.ids = pd.Index(ids.dropna().unique(), dtype="string").sort_values()
+
+    def first(self, ids: pd.Index) -> pd.Series:
+        """Each customer's first timestamp, for ``ids`` (NaT when none)."""
+        if self.starts is not None:
+            return pd.Series(self.ts[self.starts], index=self.ids).reindex(ids)
+        return self._grouped(np.ones(len(self.ts), dtype=bool), ids, "min")
+
+    def last_where(self, mask: np.ndarray, ids: pd.Index) -> pd.Series:
+        """Each customer's last timestamp among the rows in ``mask``, for ``ids`` (NaT when none)."""
+        if self.starts is not None:
+            if len(self.starts) == 0:
+                return pd.Series(pd.NaT, index=ids, dtype="datetime64[us]")
+            at = np.maximum.reduceat(np.where(mask, np.arange(len(mask)), -1), self.starts)
+            values = np.where(at >= 0, self.ts[np.maximum(at, 0)], np.datetime64("NaT", "us"))
+            return pd.Series(values, index=self.ids).reindex(ids)
+        return self._grouped(mask, ids, "max")
+
+    def _grouped(self, mask: np.ndarray, ids: pd.Index, how: str) -> pd.Series:
+        rows = self.frame.loc[mask, ["customer_id", "timestamp"]]
+        grouped = rows.groupby("customer_id", sort=False, observed=True)["timestamp"]
         stat = grouped.min() if how == "min" else grouped.max()
         stat.index = stat.index.astype("string")
-    return stat.reindex(ids)
+        return stat.reindex(ids).astype("datetime64[us]")
 
 
-def _all_ids(tables: Tables) -> pd.Index:
-    """Every customer id of every table (per-table distinct ids from sorted runs when possible)."""
-    parts = []
-    for frame in tables.present().values():
-        runs = _sorted_runs(frame) if "timestamp" in frame.columns else None
-        parts.append(
-            runs[0] if runs is not None else pd.Index(frame["customer_id"].dropna().unique(), dtype="string")
-        )
+def _all_ids(tables: Tables, blocks: dict[str, _Blocks]) -> pd.Index:
+    """Every customer id of every table."""
+    parts = [b.ids for b in blocks.values()]
+    if tables.customers is not None:
+        parts.append(pd.Index(tables.customers["customer_id"].dropna().unique(), dtype="string"))
     out = parts[0]
     for part in parts[1:]:
         out = out.union(part)
@@ -107,7 +107,9 @@ def find_rejects(
         first_event_at (first event in any table, if any); sorted by customer_id.
     """
     cutoff = pd.Timestamp(cutoff)
-    all_ids = _all_ids(tables)
+    present = tables.present()
+    blocks = {name: _Blocks(present[name]) for name in EVENT_TABLES if name in present}
+    all_ids = _all_ids(tables, blocks)
     ids = all_ids.difference(pd.Index(scored_ids, dtype="string")).sort_values()
     if len(ids) == 0:
         return pd.DataFrame(
@@ -118,20 +120,16 @@ def find_rejects(
                 "first_event_at": pd.Series([], dtype="datetime64[us]"),
             }
         )
-    present = tables.present()
     purchases = present["purchases"]
     bought = ((purchases["timestamp"] < cutoff) & (purchases["amount"] >= 0)).to_numpy(
         dtype=bool, na_value=False
     )
-    last_purchase = _by_customer(purchases, ids, "max", bought)
-    firsts = [
-        _by_customer(present[n], ids, "min").astype("datetime64[us]") for n in EVENT_TABLES if n in present
-    ]
-    first_event = pd.concat(firsts, axis=1).min(axis=1).astype("datetime64[us]")
+    last_purchase = blocks["purchases"].last_where(bought, ids)
+    first_event = pd.concat([b.first(ids) for b in blocks.values()], axis=1).min(axis=1).astype("datetime64[us]")
     cancelled = pd.Series(False, index=ids)
-    if "cancellations" in present:
+    if "cancellations" in blocks:
         c = present["cancellations"]
-        cancelled = _by_customer(c, ids, "min", (c["timestamp"] < cutoff).to_numpy()).notna()
+        cancelled = blocks["cancellations"].last_where((c["timestamp"] < cutoff).to_numpy(), ids).notna()
     window_start = cutoff - pd.Timedelta(days=active_window_days)
     reasons = np.select(
         [
