@@ -1,0 +1,205 @@
+"""Words, numbers, money, dates and durations as an English or a French reader writes them.
+
+- **Messages** are Project Fluent resources (``churnlens/locales/<lang>/*.ftl``): a message
+  selects its form by the value (CLDR plural categories, exact values such as 0 or 1), so
+  "1 day", "2 days", « aujourd'hui », « hier » come from the message, not from branches in code.
+- **Numbers, money, percentages and dates** are formatted by Babel from CLDR data (French:
+  decimal comma, narrow no-break space for thousands).
+- **French typography** is applied once, by :func:`typography`: a no-break space (U+00A0)
+  before ``:``, a narrow no-break space (U+202F) before ``; ? ! %`` and inside « ».
+
+Everything the user reads goes through a :class:`Words` object for one language.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal, get_currency_precision
+from fluent.runtime import FluentBundle, FluentResource
+
+from churnlens.errors import InputError
+
+LANGS: tuple[str, ...] = ("en", "fr")
+NBSP = "\u00a0"
+NNBSP = "\u202f"
+#: Days from which a duration is said in months, then in years.
+MONTHS_FROM_DAYS = 60
+YEARS_FROM_DAYS = 730
+_DAYS_PER_MONTH = 365.25 / 12
+
+
+def check_lang(lang: str) -> str:
+    """``lang`` if it is a supported language, else an InputError."""
+    if lang not in LANGS:
+        raise InputError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
+    return lang
+
+
+# --------------------------------------------------------------------------- typography
+
+_BEFORE_COLON = re.compile(r"[ \u00a0\u202f]*:(?=\s|$)")
+_BEFORE_TIGHT = re.compile(r"(?<=\S)[ \u00a0\u202f]*([;?!%])")
+_OPEN_QUOTE = re.compile(r"«[ \u00a0\u202f]*")
+_CLOSE_QUOTE = re.compile(r"[ \u00a0\u202f]*»")
+
+
+def typography(text: str, lang: str) -> str:
+    """French spacing rules applied to ``text`` (English text is returned as is).
+
+    A no-break space before a colon; a narrow no-break space before ``; ? ! %`` and inside
+    « »; numbers' thousands separators are Babel's (already narrow no-break spaces).
+    """
+    if lang != "fr":
+        return text
+    text = _BEFORE_COLON.sub(NBSP + ":", text)
+    text = _BEFORE_TIGHT.sub(lambda m: NNBSP + m.group(1), text)
+    text = _OPEN_QUOTE.sub("«" + NNBSP, text)
+    return _CLOSE_QUOTE.sub(NNBSP + "»", text)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@cache
+def _bundle(lang: str) -> FluentBundle:
+    bundle = FluentBundle([lang], use_isolating=False)
+    folder = resources.files("churnlens") / "locales" / lang
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".ftl"):
+            bundle.add_resource(FluentResource(item.read_text(encoding="utf-8")))
+    return bundle
+
+
+def has_message(lang: str, message_id: str) -> bool:
+    """Whether the ``lang`` resources define ``message_id``."""
+    return _bundle(check_lang(lang)).has_message(message_id)
+
+
+def _plain(value: Any) -> Any:
+    """Fluent takes str, int, float and dates; numpy scalars become Python numbers."""
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Words:
+    """Messages and formats of one language.
+
+    Parameters
+    ----------
+    lang : {"en", "fr"}
+    currency : str
+        ISO 4217 code of amounts (``[serving] currency``).
+    money_decimals : int, optional
+        Decimals of amounts; default the currency's own (2 for EUR).
+    """
+
+    lang: str = "en"
+    currency: str = "EUR"
+    money_decimals: int | None = None
+    _cache: dict[Any, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_lang(self.lang)
+
+    # ---------------------------------------------------------------- messages
+
+    def __call__(self, message_id: str, attribute: str | None = None, **args: Any) -> str:
+        """The message ``message_id`` (or one of its attributes) with ``args``, French typography applied."""
+        bundle = _bundle(self.lang)
+        if not bundle.has_message(message_id):
+            raise KeyError(f"no message {message_id!r} in the {self.lang} resources")
+        message = bundle.get_message(message_id)
+        pattern = message.attributes[attribute] if attribute else message.value
+        text, errors = bundle.format_pattern(pattern, {k: _plain(v) for k, v in args.items()})
+        if errors:
+            raise ValueError(f"message {message_id!r} ({self.lang}): {errors[0]}")
+        return typography(text, self.lang)
+
+    # ---------------------------------------------------------------- numbers
+
+    def number(self, value: float, decimals: int = 0) -> str:
+        """A number with at most ``decimals`` places (trailing zeros dropped), CLDR separators."""
+        value = float(value)
+        if not math.isfinite(value):
+            return "—"
+        pattern = "#,##0" + ("." + "#" * decimals if decimals > 0 else "")
+        text = format_decimal(round(value, decimals) + 0.0, format=pattern, locale=self.lang)
+        return "0" if text in ("-0", "−0") else text
+
+    def money(self, value: float) -> str:
+        """An amount in the configured currency (« 34,30 € », "€34.30")."""
+        value = float(value)
+        if not math.isfinite(value):
+            return "—"
+        decimals = get_currency_precision(self.currency) if self.money_decimals is None else self.money_decimals
+        pattern = None if self.money_decimals is None else ("¤#,##0" + ("." + "0" * decimals if decimals else ""))
+        if self.lang == "fr" and pattern is not None:
+            pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + "\u00a0¤"
+        text = format_currency(value, self.currency, format=pattern, locale=self.lang, currency_digits=pattern is None)
+        return text.replace("\u202f¤", NBSP).replace(" ", NBSP) if self.lang == "fr" else text
+
+    def percent(self, share: float, decimals: int = 0) -> str:
+        """A share as a percentage: "38%" / « 38 % » (narrow no-break space)."""
+        text = self.number(100.0 * float(share), decimals)
+        return f"{text}{NNBSP}%" if self.lang == "fr" else f"{text}%"
+
+    def points(self, delta: float, decimals: int = 0) -> str:
+        """A change of probability in percentage points, signed: "+6 pts"."""
+        pts = 100.0 * float(delta)
+        shown = self.number(abs(pts), decimals)
+        sign = "+" if pts > 0 and shown != "0" else ("−" if pts < 0 and shown != "0" else "")
+        return self("points", value=f"{sign}{shown}")
+
+    # ---------------------------------------------------------------- time
+
+    def duration(self, days: float) -> str:
+        """A duration: days below 60 days, then months, then years (« 3 jours », "4 months", « 2 ans »)."""
+        days = float(days)
+        if not math.isfinite(days):
+            return "—"
+        if abs(days) < MONTHS_FROM_DAYS:
+            return self("duration-days", count=int(round(days)))
+        if abs(days) < YEARS_FROM_DAYS:
+            return self("duration-months", count=int(round(days / _DAYS_PER_MONTH)))
+        years = round(days / 365.25 * 2) / 2  # half years
+        return self("duration-years", count=years, shown=self.number(years, 1))
+
+    def ago(self, days: float) -> str:
+        """How long ago: « aujourd'hui », « hier », « il y a 3 jours », "4 months ago"."""
+        days = float(days)
+        if not math.isfinite(days):
+            return "—"
+        whole = int(round(days))
+        if whole <= 1:
+            return self("ago", days=max(whole, 0), duration="")
+        return self("ago", days=whole, duration=self.duration(days))
+
+    def date(self, value: Any, style: str = "long") -> str:
+        """A date: long « 31 août 2024 » / "31 Aug 2024", short « 1 janv. 2025 » / "1 Jan 2025"."""
+        if value is None:
+            return "—"
+        day = value.date() if isinstance(value, dt.datetime) else value
+        if not isinstance(day, dt.date):
+            import pandas as pd
+
+            stamp = pd.Timestamp(value)
+            if stamp is pd.NaT:
+                return "—"
+            day = stamp.date()
+        if style == "long":
+            pattern = "d MMMM y" if self.lang == "fr" else "d MMM y"
+        else:
+            pattern = "d MMM y"
+        return format_date(day, format=pattern, locale=self.lang)
