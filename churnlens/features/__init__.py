@@ -8,6 +8,7 @@ from churnlens.features.catalog import (
     render_reason,
     spec_for,
 )
+from churnlens.features.contacts import build_contacts_features
 from churnlens.features.labels import (
     build_labels,
     build_training_set,
@@ -30,6 +31,7 @@ __all__ = [
     "CATALOG_VERSION",
     "FeatureSpec",
     "active_customers",
+    "build_contacts_features",
     "build_labels",
     "build_profile_features",
     "build_program_features",
