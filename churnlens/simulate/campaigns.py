@@ -159,7 +159,8 @@ def eligibility(
         & (state.points[customers] >= cs.reminder_min_points)
         & ((day - state.last_act[customers]) > p.lapse_days)
     )
-    win_back = seen.overdue_ratio(day, customers) >= 1.0
+    since = day - seen.last_buy[customers]
+    win_back = (seen.overdue_ratio(day, customers) >= 1.0) | (since > cs.win_back_min_days)
     return np.column_stack([service, reminder, win_back])
 
 
@@ -187,8 +188,8 @@ def select_campaign(
     """
     cs = settings.campaigns
     active = np.flatnonzero((seen.last_buy >= day - ACTIVE_WINDOW_DAYS) & ~state.cancelled)
-    overdue = seen.overdue_ratio(day, active)
-    order = np.lexsort((active, -overdue))  # riskiest first, ties by customer number
+    # riskiest first: longest since the last purchase, then the most overdue, then by customer number
+    order = np.lexsort((active, -seen.overdue_ratio(day, active), seen.last_buy[active]))
     chosen = np.sort(active[order[: int(cs.size)]])
     eligible = eligibility(day, chosen, seen, state, pop, settings)
     has = eligible.any(axis=1)

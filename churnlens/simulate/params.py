@@ -118,9 +118,10 @@ class CampaignSettings:
     """Past retention campaigns: who is selected, which action, the control group and true effects.
 
     A campaign on send day ``S`` ranks the customers active at ``S`` by a model-free risk
-    score computed from what the company has recorded (the overdue ratio: days since the
-    last purchase over the usual gap between purchases, the active window for one-purchase
-    customers), keeps the ``size`` riskiest, gives each the first action whose rule holds
+    score computed from what the company has recorded (days since the last purchase, ties
+    broken by the overdue ratio: days since the last purchase over the usual gap between
+    purchases, the active window for one-purchase customers), keeps the ``size`` riskiest,
+    gives each the first action whose rule holds
     (:data:`ACTIONS` order), and holds out a random ``holdout`` share of each action's
     customers as the control group. Treated customers' hidden state changes on ``S``:
 
@@ -133,7 +134,8 @@ class CampaignSettings:
     - ``points_reminder`` (rule: member with at least ``reminder_min_points`` points and no
       program activity for more than ``lapse_days``): engagement gains ``reminder_boost`` ×
       min(points / redeem_unit, 1) — members with unused points respond, others do not;
-    - ``win_back`` (rule: overdue ratio at least 1): engagement gains ``win_back_boost`` ×
+    - ``win_back`` (rule: a purchase lapse — the overdue ratio is at least 1, or no purchase
+      for more than ``win_back_min_days``): engagement gains ``win_back_boost`` ×
       sigmoid(-win_back_slope × (e - win_back_mid_engagement)) — lapsing customers (low
       engagement ``e``) respond, loyal ones barely change.
 
@@ -164,6 +166,7 @@ class CampaignSettings:
     support_window_days: int = 90
     complaint_window_days: int = 30
     reminder_min_points: float = 250.0
+    win_back_min_days: int = 60
     # cost of one contact, by action
     cost_service_recovery: float = 8.0
     cost_points_reminder: float = 0.5
@@ -175,7 +178,7 @@ class CampaignSettings:
     reminder_boost: float = 0.6
     win_back_boost: float = 0.8
     win_back_mid_engagement: float = -0.3
-    win_back_slope: float = 2.0
+    win_back_slope: float = 3.0
 
     def __post_init__(self) -> None:
         if int(self.n_campaigns) < 0:
