@@ -12,7 +12,13 @@ from typer.testing import CliRunner
 from churnlens.cli.main import app
 from churnlens.data import validate_tables
 from churnlens.errors import InputError
-from churnlens.simulate import ACTIONS, CampaignSettings, simulate, simulate_uplift_table
+from churnlens.simulate import (
+    ACTIONS,
+    CampaignSettings,
+    simulate,
+    simulate_driver_table,
+    simulate_uplift_table,
+)
 from churnlens.simulate.campaigns import campaign_days
 from churnlens.simulate.params import SimulationSettings
 from churnlens.simulate.truth import states_at, uplift_columns
@@ -166,6 +172,20 @@ def test_campaign_errors(kwargs, match):
     options = {"n_campaigns": 2} | kwargs.pop("campaigns", {})
     with pytest.raises(InputError, match=match):
         campaign_days(SimulationSettings(**kwargs, campaigns=CampaignSettings(**options)))
+
+
+def test_drivers_on_a_send_date_include_the_actions_sent_that_day(sim):
+    campaign = sim.campaigns[2]
+    send = sim.settings.start_ts + pd.Timedelta(days=campaign.day)
+    drivers = simulate_driver_table(sim, [send]).set_index("customer_id")
+    ids = sim.customer_id_array(campaign.customers)
+    rows = pd.DataFrame(
+        {"action": np.asarray(ACTIONS)[campaign.action], "treated": campaign.treated}, index=ids
+    )
+    rows = rows.join(drivers[["churned", "open_issue"]], how="inner")
+    recovered = rows[(rows["action"] == "service_recovery") & ~rows["churned"]]
+    assert (recovered.loc[recovered["treated"], "open_issue"] == 0).all()
+    assert (recovered.loc[~recovered["treated"], "open_issue"] > 0).any()
 
 
 # --- true uplift ------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from churnlens.simulate import (
 from churnlens.simulate import simulate as run_simulation
 from churnlens.simulate.campaigns import campaign_days
 from churnlens.simulate.params import SimulationSettings
+from churnlens.simulate.simulation import Simulation
 
 TRUTH_FILE = "truth.parquet"
 DRIVERS_FILE = "truth_drivers.parquet"
@@ -187,7 +188,7 @@ def simulate(
         console.print(note, highlight=False)
 
 
-def _uplift_truth(sim, draws: int) -> pd.DataFrame:  # noqa: ANN001 - a Simulation
+def _uplift_truth(sim: Simulation, draws: int) -> pd.DataFrame:
     with Progress(
         TextColumn("[bold]true uplift[/] {task.description}"),
         BarColumn(),
@@ -201,7 +202,7 @@ def _uplift_truth(sim, draws: int) -> pd.DataFrame:  # noqa: ANN001 - a Simulati
         return simulate_uplift_table(sim, draws=draws, progress=lambda k: progress.advance(task, k))
 
 
-def _campaign_summary(sim, uplift: pd.DataFrame) -> Table:  # noqa: ANN001 - a Simulation
+def _campaign_summary(sim: Simulation, uplift: pd.DataFrame) -> Table:
     """Per campaign: send date, selected and contacted customers, treated/control per action, true uplift."""
     table = Table(title="Simulated campaigns (true uplift = mean p_churn_if_untreated - p_churn_if_treated)")
     for col in ("campaign", "send date", "selected", "contacted", *ACTIONS, "true uplift"):

@@ -34,13 +34,14 @@ centred part (missing when none is positive).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from churnlens.simulate.campaigns import Treatments, apply_actions
 from churnlens.simulate.params import ProcessParams
 from churnlens.simulate.process import HazardInputs, State, StepResult, decay_state
 from churnlens.simulate.truth import active_customers, cutoff_day, states_at
@@ -90,7 +91,7 @@ class ChurnLog:
         self.inputs = {name: np.zeros(n, dtype=np.float32) for name in ("x", "d", "down", "newness")}
         self.flags = {name: np.zeros(n, dtype=bool) for name in ("lapse", "open_issue")}
 
-    def recorder(self, offset: int):  # noqa: ANN201 - an on_day callback
+    def recorder(self, offset: int) -> Callable[[int, StepResult, State], None]:
         """An ``on_day`` callback for the block whose first customer is ``offset``."""
 
         def on_day(t: int, r: StepResult, st: State) -> None:
@@ -118,9 +119,10 @@ def driver_table(sim: Simulation, cutoffs: Sequence[str | pd.Timestamp]) -> pd.D
 
     Customers alive at the cutoff are decomposed on the cutoff day: the log-hazard of day
     ``C`` given the exact hidden state at the start of ``C`` (the day's engagement
-    innovation at its mean, 0). Customers active but already silently churned (they bought
-    in the active window, then left without a cancellation) are decomposed on the day they
-    churned, from the state that made them churn: their ``hazard_day`` says which.
+    innovation at its mean, 0; a campaign action sent on ``C`` included). Customers active
+    but already silently churned (they bought in the active window, then left without a
+    cancellation) are decomposed on the day they churned, from the state that made them
+    churn: their ``hazard_day`` says which.
 
     Parameters
     ----------
@@ -154,6 +156,7 @@ def driver_table(sim: Simulation, cutoffs: Sequence[str | pd.Timestamp]) -> pd.D
     log = ChurnLog(pop.n)
     states = states_at(sim, [d for _, d in parsed], on_day=log.recorder)
     baseline = float(np.log(p.hazard_base))
+    treatments = Treatments(sim.campaigns)
     frames = []
     for ts, day in parsed:
         index = active_customers(sim, ts)
@@ -162,8 +165,10 @@ def driver_table(sim: Simulation, cutoffs: Sequence[str | pd.Timestamp]) -> pd.D
         parts = {name: np.empty(index.size) for name in DRIVERS}
         live = index[alive]
         st = state.take(live)
-        decay_state(st, p)  # the deterministic part of day `day`'s update
         live_pop = pop.take(live)
+        sent, action = treatments.at(day, live)  # a campaign sent on the cutoff day acts that day
+        apply_actions(st, live_pop, sent, action, settings)
+        decay_state(st, p)  # the deterministic part of day `day`'s update
         for name, values in hazard_parts(live_pop.mu, HazardInputs.of(live_pop, st, day, p), p).items():
             parts[name][alive] = values
         gone = index[~alive]

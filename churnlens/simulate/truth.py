@@ -1,9 +1,13 @@
 """Ground truth: churn probabilities given the exact hidden state at a cutoff.
 
 The process is re-run deterministically to the cutoff ``C`` (same streams as the recorded
-history, no events), then for every customer active at ``C`` (DESIGN §3) the future
-``[C, C + H)`` is simulated ``draws`` times from that state with :func:`process.step`, all
-draws × customers in one vectorised array (chunked to bound memory).
+history, no events, the executed campaigns' treatments replayed), then for every customer
+active at ``C`` (DESIGN §3) the future ``[C, C + H)`` is simulated ``draws`` times from that
+state with :func:`process.step`, all draws × customers in one vectorised array (chunked to
+bound memory). Campaign treatments sent in ``[C, C + H)`` reach the customers they reached
+in the recorded history, in every future (the company's plan is known). The true uplift of
+each campaign (:func:`uplift_table`) branches its contacted customers with and without each
+action.
 """
 
 from __future__ import annotations
