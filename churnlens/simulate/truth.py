@@ -292,6 +292,12 @@ def uplift_table(
     Churn is no purchase in ``[S, S + horizon_days)`` (``settings.campaigns.horizon_days``);
     customers already silently churned at ``S`` have every probability 1.
 
+    Common random numbers make the difference between two branches far less noisy than
+    either probability, but not exact per customer: a customer an action leaves unchanged
+    (a non-member and a points reminder) can still differ slightly between branches, because
+    other customers' changes shift the random streams they share. That is Monte Carlo noise
+    of order ``1 / sqrt(draws)``, not an effect: average over customers, or raise ``draws``.
+
     Parameters
     ----------
     sim : Simulation
