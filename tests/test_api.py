@@ -347,6 +347,21 @@ def test_minimal_customer_scores_with_missing_optional_tables_filled_empty(clien
     }
 
 
+def test_contacts_are_accepted_and_checked_like_files(client):
+    contact = {"timestamp": "2024-01-05", "campaign_id": "c-01", "action": "win_back", "group": "treatment"}
+    base = {"customer_id": "kept", "purchases": [{"timestamp": "2024-01-10", "amount": 20.0}]}
+    body = {"cutoff": CUTOFF, "customers": [{**base, "contacts": [contact]}]}
+    plain = client.post("/v1/score", json={"cutoff": CUTOFF, "customers": [base]}).json()["results"][0]
+    with_contacts = client.post("/v1/score", json=body).json()["results"][0]
+    assert with_contacts["status"] == "scored"
+    # the served model has no contacts features: a past contact changes nothing for it
+    assert with_contacts["churn_probability"] == plain["churn_probability"]
+    bad = {"cutoff": CUTOFF, "customers": [{**base, "contacts": [{**contact, "group": "maybe"}]}]}
+    response = client.post("/v1/score", json=bad)
+    assert response.status_code == 422
+    assert _detail(response)["loc"][:5] == ["body", "customers", 0, "contacts", 0]
+
+
 # --------------------------------------------------------------------------- bad input: always 4xx JSON
 
 

@@ -178,3 +178,50 @@ def test_purchases_exactly_at_cutoff_are_future(past, future):
     a = build_snapshot(Tables(purchases=_sorted(frames["purchases"])), C)
     b = build_snapshot(Tables(purchases=_sorted(with_edge["purchases"])), C)
     pd.testing.assert_frame_equal(a, b)
+
+
+def contact_rows(minutes):
+    return st.lists(
+        st.tuples(
+            st.sampled_from(IDS),
+            minutes,
+            st.sampled_from(["k1", "k2"]),
+            st.sampled_from(["win_back", "points_reminder", "service_recovery"]),
+            st.sampled_from(["treatment", "control"]),
+            st.sampled_from([0.0, 0.5, 8.0]),
+        ),
+        max_size=15,
+    )
+
+
+def _contacts(rows) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([r[0] for r in rows], dtype="string"),
+            "timestamp": pd.Series([C + r[1] * MINUTE for r in rows], dtype="datetime64[us]"),
+            "campaign_id": pd.array([r[2] for r in rows], dtype="string"),
+            "action": pd.array([r[3] for r in rows], dtype="string"),
+            "group": pd.array([r[4] for r in rows], dtype="string"),
+            "cost": pd.Series([r[5] for r in rows], dtype="float64"),
+        }
+    )
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    purchases=purchase_rows(past_minutes),
+    past=contact_rows(past_minutes),
+    future=contact_rows(future_minutes),
+    more_future=contact_rows(future_minutes),
+    seed=st.integers(0, 2**16),
+)
+def test_contacts_at_or_after_cutoff_never_change_the_snapshot(purchases, past, future, more_future, seed):
+    bought = _sorted(_frames(purchases, [], [], [])["purchases"])
+    expected = build_snapshot(Tables(purchases=bought, contacts=_sorted(_contacts(past + future))), C)
+    rng = np.random.default_rng(seed)
+    changed = _contacts(past + more_future)
+    changed = changed.iloc[rng.permutation(len(changed))].reset_index(drop=True)
+    got = build_snapshot(Tables(purchases=bought, contacts=changed), C)
+    pd.testing.assert_frame_equal(got, expected)
+    if len(expected):
+        assert "campaign_contacts_30d" in expected.columns

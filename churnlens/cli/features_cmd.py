@@ -67,7 +67,7 @@ def features(
     data_dir: Path | None = typer.Argument(
         None,
         help="Directory holding purchases.csv|parquet and optionally customers, program_events, "
-        "support_interactions and cancellations.",
+        "support_interactions, cancellations and contacts.",
         show_default=False,
     ),
     cutoff: str | None = typer.Option(

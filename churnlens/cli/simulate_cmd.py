@@ -13,10 +13,22 @@ from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
 from churnlens.data.io import write_tables
+from churnlens.simulate import (
+    ACTIONS,
+    CampaignSettings,
+    simulate_driver_table,
+    simulate_truth_table,
+    simulate_uplift_table,
+    simulation_steps,
+)
 from churnlens.simulate import simulate as run_simulation
-from churnlens.simulate import simulate_truth_table, simulation_steps
+from churnlens.simulate.campaigns import campaign_days
+from churnlens.simulate.params import SimulationSettings
+from churnlens.simulate.simulation import Simulation
 
 TRUTH_FILE = "truth.parquet"
+DRIVERS_FILE = "truth_drivers.parquet"
+UPLIFT_FILE = "truth_uplift.parquet"
 
 
 class FileFormat(StrEnum):
@@ -67,12 +79,32 @@ def simulate(
     ),
     start: str = typer.Option("2023-01-01", "--start", help="First day of history (YYYY-MM-DD)."),
     draws: int = typer.Option(256, "--draws", help="Monte Carlo futures per customer for the ground truth."),
+    truth_drivers: bool = typer.Option(
+        False,
+        "--truth-drivers",
+        help="Also write truth_drivers.parquet: each active customer's true churn-hazard decomposition by "
+        "driver at the truth cutoffs.",
+    ),
+    campaigns: int = typer.Option(
+        0,
+        "--campaigns",
+        help="Past retention campaigns to simulate, spread over the history (each leaves --horizon days of "
+        "outcome): writes contacts and truth_uplift.parquet. 0 simulates none.",
+    ),
+    campaign_size: int = typer.Option(
+        5_000, "--campaign-size", help="Customers selected by risk per campaign (all active ones when fewer)."
+    ),
+    holdout: float = typer.Option(
+        0.2, "--holdout", help="Control share of each campaign's customers, drawn at random per action."
+    ),
 ) -> None:
     """Simulate a loyalty program and write its five tables plus truth.parquet to OUT.
 
     Hidden customer engagement drives purchases, program activity (points, logins, offers, tiers) and support contacts (with CSAT, NPS and CES); bad support experiences, lapses in program activity and tier downgrades raise the churn hazard. Churned customers stop buying; about half leave a cancellation row.
 
-    truth.parquet holds, for every customer active at each truth cutoff, the exact probabilities of no purchase (p_no_purchase) and of a cancellation (p_cancel) within the horizon given the hidden state, and the realised outcomes: the best any model can do.
+    truth.parquet holds, for every customer active at each truth cutoff, the exact probabilities of no purchase (p_no_purchase) and of a cancellation (p_cancel) within the horizon given the hidden state, and the realised outcomes: the best any model can do. With --truth-drivers, truth_drivers.parquet splits each of these customers' daily churn log-hazard by driver (engagement, dissatisfaction, program_lapse, downgrade, open_issue, newness).
+
+    With --campaigns N, N past retention campaigns select the riskiest active customers, give each the first action whose default rule holds (service_recovery, points_reminder, win_back) and hold out a random control group; treated customers' futures change. The contacts table records treatment and control rows; truth_uplift.parquet holds each contacted customer's true probability of no purchase within --horizon days of the send date without the action and with each action.
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
     if customers < 1:
         raise ValueError(f"--customers must be at least 1, got {customers}")
@@ -84,6 +116,13 @@ def simulate(
         raise ValueError(f"--truth-cutoffs must be 0 or more, got {truth_cutoffs}")
     if draws < 1:
         raise ValueError(f"--draws must be at least 1, got {draws}")
+    campaign_settings = CampaignSettings(
+        n_campaigns=campaigns, size=campaign_size, holdout=holdout, horizon_days=horizon
+    )
+    # refuse a span too short for the campaigns before simulating anything
+    campaign_days(
+        SimulationSettings(n_customers=customers, months=months, start=start, campaigns=campaign_settings)
+    )
     fmt = FileFormat(format).value
     total = simulation_steps(customers, months, start)
     t0 = time.perf_counter()
@@ -96,7 +135,14 @@ def simulate(
         transient=True,
     ) as progress:
         task = progress.add_task(f"{customers:,} customers × {months} months (block-days)", total=total)
-        sim = run_simulation(customers, months, seed, start, progress=lambda k: progress.advance(task, k))
+        sim = run_simulation(
+            customers,
+            months,
+            seed,
+            start,
+            progress=lambda k: progress.advance(task, k),
+            campaigns=campaign_settings,
+        )
     elapsed = time.perf_counter() - t0
     written = write_tables(sim.tables, out, fmt=fmt)
 
@@ -107,6 +153,7 @@ def simulate(
     for name, path in written.items():
         summary.add_row(name, f"{len(getattr(sim.tables, name)):,}", str(path))
 
+    notes: list[str] = []
     if truth_cutoffs:
         cutoffs = truth_cutoff_grid(sim.tables.data_end, horizon, truth_cutoffs)
         t1 = time.perf_counter()
@@ -114,15 +161,66 @@ def simulate(
             truth = simulate_truth_table(sim, cutoffs, horizon, draws=draws)
         truth.to_parquet(out / TRUTH_FILE, index=False)
         summary.add_row("truth", f"{len(truth):,}", str(out / TRUTH_FILE))
-        console.print(summary)
         latest = truth[truth["cutoff"] == truth["cutoff"].max()]
-        console.print(
+        notes.append(
             f"truth computed in {time.perf_counter() - t1:.1f} s; cutoffs "
             + ", ".join(str(c.date()) for c in cutoffs)
             + f"; at {latest['cutoff'].iloc[0].date()}: {len(latest):,} active customers, "
             f"mean p_no_purchase {latest['p_no_purchase'].mean():.3f}, "
-            f"mean p_cancel {latest['p_cancel'].mean():.3f}",
-            highlight=False,
+            f"mean p_cancel {latest['p_cancel'].mean():.3f}"
         )
-    else:
-        console.print(summary)
+        if truth_drivers:
+            drivers = simulate_driver_table(sim, cutoffs)
+            drivers.to_parquet(out / DRIVERS_FILE, index=False)
+            summary.add_row("truth_drivers", f"{len(drivers):,}", str(out / DRIVERS_FILE))
+    elif truth_drivers:
+        notes.append(
+            "--truth-drivers needs truth cutoffs (--truth-cutoffs 0 was given): no truth_drivers.parquet"
+        )
+    if sim.campaigns:
+        uplift = _uplift_truth(sim, draws)
+        uplift.to_parquet(out / UPLIFT_FILE, index=False)
+        summary.add_row("truth_uplift", f"{len(uplift):,}", str(out / UPLIFT_FILE))
+    console.print(summary)
+    if sim.campaigns:
+        console.print(_campaign_summary(sim, uplift))
+    for note in notes:
+        console.print(note, highlight=False)
+
+
+def _uplift_truth(sim: Simulation, draws: int) -> pd.DataFrame:
+    with Progress(
+        TextColumn("[bold]true uplift[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        total = len(sim.campaigns) * (1 + len(ACTIONS))
+        task = progress.add_task(f"{len(sim.campaigns)} campaigns × {1 + len(ACTIONS)} futures", total=total)
+        return simulate_uplift_table(sim, draws=draws, progress=lambda k: progress.advance(task, k))
+
+
+def _campaign_summary(sim: Simulation, uplift: pd.DataFrame) -> Table:
+    """Per campaign: send date, selected and contacted customers, treated/control per action, true uplift."""
+    table = Table(title="Simulated campaigns (true uplift = mean p_churn_if_untreated - p_churn_if_treated)")
+    for col in ("campaign", "send date", "selected", "contacted", *ACTIONS, "true uplift"):
+        table.add_column(col, justify="left" if col in ("campaign", "send date") else "right")
+    uplift = uplift.assign(uplift=uplift["p_churn_if_untreated"] - uplift["p_churn_if_treated"])
+    for campaign in sim.campaigns:
+        rows = uplift[uplift["campaign_id"] == campaign.campaign_id]
+        cells = []
+        for name in ACTIONS:
+            mine = rows[rows["action"] == name]
+            cells.append(f"{(mine['group'] == 'treatment').sum():,} / {(mine['group'] == 'control').sum():,}")
+        table.add_row(
+            campaign.campaign_id,
+            str((sim.settings.start_ts + pd.Timedelta(days=campaign.day)).date()),
+            f"{campaign.selected:,}",
+            f"{campaign.customers.size:,}",
+            *cells,
+            f"{rows['uplift'].mean():.3f}" if len(rows) else "",
+        )
+    table.caption = "per action: treated / control customers"
+    return table

@@ -18,7 +18,7 @@ def validate(
     data_dir: Path = typer.Argument(
         ...,
         help="Directory holding purchases.csv|parquet and optionally customers, program_events, "
-        "support_interactions and cancellations (.csv, .parquet or a directory of Parquet files).",
+        "support_interactions, cancellations and contacts (.csv, .parquet or a directory of Parquet files).",
         show_default=False,
     ),
     config: Path | None = typer.Option(

@@ -40,8 +40,9 @@ _DATA_LIKE = {
 }  # fmt: skip
 _KNOWN = ", ".join(TABLE_NAMES)
 #: Files that may sit in a data directory without being a table: ``churnlens simulate`` writes
-#: the true churn labels beside the tables, and ``churnlens train`` reads them from there.
-AUXILIARY_FILES: tuple[str, ...] = ("truth.parquet",)
+#: the true churn labels (and true drivers, true campaign uplift) beside the tables, and
+#: ``churnlens train`` reads them from there.
+AUXILIARY_FILES: tuple[str, ...] = ("truth.parquet", "truth_drivers.parquet", "truth_uplift.parquet")
 
 
 def load_tables(

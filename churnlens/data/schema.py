@@ -29,6 +29,8 @@ class ColumnSpec:
     required: bool = False
     min_value: float | None = None
     max_value: float | None = None
+    #: the only values allowed (``category`` columns; compared ignoring case and surrounding spaces)
+    allowed: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ KNOWN_EVENT_TYPES: tuple[str, ...] = (
 
 #: Tier names in ascending order; the simulator uses them and features rank them.
 TIER_ORDER: tuple[str, ...] = ("basic", "silver", "gold", "platinum")
+
+#: Values of ``contacts.group``: contacted, or held out at random (the campaign's control group).
+CONTACT_GROUPS: tuple[str, ...] = ("treatment", "control")
 
 TABLE_SPECS: dict[str, TableSpec] = {
     "purchases": TableSpec(
@@ -120,6 +125,19 @@ TABLE_SPECS: dict[str, TableSpec] = {
         columns=(
             ColumnSpec("customer_id", "id", required=True),
             ColumnSpec("timestamp", "time", required=True),
+        ),
+    ),
+    "contacts": TableSpec(
+        "contacts",
+        required=False,
+        columns=(
+            ColumnSpec("customer_id", "id", required=True),
+            ColumnSpec("timestamp", "time", required=True),
+            ColumnSpec("campaign_id", "category", required=True),
+            ColumnSpec("action", "category", required=True),
+            ColumnSpec("group", "category", required=True, allowed=CONTACT_GROUPS),
+            ColumnSpec("channel", "category"),
+            ColumnSpec("cost", "number", min_value=0),
         ),
     ),
 }

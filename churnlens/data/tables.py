@@ -6,7 +6,8 @@ After :func:`churnlens.data.load_tables` every table has these dtypes:
 - ``timestamp`` (and ``signup_at``): ``datetime64[us]``, timezone-naive, in UTC;
 - numbers: ``float64``; flags: pandas nullable ``boolean``; text: string dtype;
 - low-cardinality text (``purchases.channel``/``category``, ``program_events.event_type``/
-  ``tier``, ``support_interactions.channel``/``topic``): pandas ``category``, categories the
+  ``tier``, ``support_interactions.channel``/``topic``, ``contacts.campaign_id``/``action``/
+  ``group``/``channel``): pandas ``category``, categories the
   values present, sorted, of string dtype (``order_id`` and customers' attributes stay text).
 
 Tables are sorted by (customer_id, timestamp) and have a fresh RangeIndex.
@@ -25,12 +26,14 @@ TABLE_NAMES: tuple[str, ...] = (
     "program_events",
     "support_interactions",
     "cancellations",
+    "contacts",
 )
 EVENT_TABLES: tuple[str, ...] = (
     "purchases",
     "program_events",
     "support_interactions",
     "cancellations",
+    "contacts",
 )
 
 
@@ -43,6 +46,7 @@ class Tables:
     program_events: pd.DataFrame | None = None
     support_interactions: pd.DataFrame | None = None
     cancellations: pd.DataFrame | None = None
+    contacts: pd.DataFrame | None = None
 
     def present(self) -> dict[str, pd.DataFrame]:
         """Return the tables that exist, by name, in contract order."""

@@ -241,6 +241,8 @@ def validate_frames(
                 )
             )
         typed = _coerce_table(df, spec, allow_missing_id=drop_missing_customer and name in EVENT_TABLES)
+        if name == "contacts":
+            _check_contact_groups(typed)
         if name == "customers":
             out[name] = _repair_customers(typed, report.repairs)
         else:
@@ -338,6 +340,8 @@ def _coerce_column(
         raw = raw.astype(raw.dtype.categories.dtype)
     if kind == "category":
         out = _to_category(raw)
+        if cspec is not None and cspec.allowed is not None:
+            out = _only_allowed(table, col, out, cspec.allowed, raw)
     elif kind in ("id", "text"):
         out = text_column(raw)
     elif kind == "time":
@@ -707,4 +711,40 @@ def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair])
                 f"{_count(n, 'customer')} with no event in any table kept (never active, so never scored)",
                 tuple(f"customer_id={c!r}" for c in idle[:_MAX_SHOWN]),
             )
+        )
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def _only_allowed(table: str, col: str, out: pd.Series, allowed: Sequence[str], raw: pd.Series) -> pd.Series:
+    """A category column whose values must be in ``allowed`` (any case, surrounding spaces
+    ignored); the values come out spelled as in ``allowed``."""
+    categories = out.cat.categories
+    spelled = {a.lower(): a for a in allowed}
+    normal = [str(c).strip().lower() for c in categories]
+    bad = [c for c, v in zip(categories, normal, strict=True) if v not in spelled]
+    if bad:
+        _raise_rows(table, col, out.isin(bad).to_numpy(), f"must be one of {', '.join(allowed)}", raw)
+    target = [spelled[v] for v in normal]
+    if target == list(categories):
+        return out
+    dtype = category_dtype(set(target))
+    lookup = np.r_[dtype.categories.get_indexer(pd.Index(target, dtype=STRING_DTYPE)), -1]
+    codes = lookup[out.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=out.index)
+
+
+def _check_contact_groups(df: pd.DataFrame) -> None:
+    """Refuse a customer in both the treatment and the control group of one campaign."""
+    keys = ["customer_id", "campaign_id"]
+    groups = df.groupby(keys, observed=True, sort=False)["group"].transform("nunique")
+    both = (groups > 1).to_numpy(dtype=bool)
+    if both.any():
+        n = int(both.sum())
+        raise DataValidationError(
+            "contacts",
+            "group",
+            f"puts a customer in both the treatment and the control group of one campaign ({_count(n, 'row')})",
+            _render_rows(df.loc[both, [*keys, "group"]]),
         )

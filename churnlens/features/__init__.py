@@ -8,6 +8,7 @@ from churnlens.features.catalog import (
     render_reason,
     spec_for,
 )
+from churnlens.features.contacts import build_contacts_features
 from churnlens.features.kernels import parse_cutoff
 from churnlens.features.labels import (
     build_labels,
@@ -32,6 +33,7 @@ __all__ = [
     "CATALOG_VERSION",
     "FeatureSpec",
     "active_customers",
+    "build_contacts_features",
     "build_labels",
     "build_profile_features",
     "build_program_features",

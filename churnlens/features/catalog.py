@@ -36,9 +36,9 @@ import pandas as pd
 from churnlens.config import FeatureConfig
 
 #: Bump when feature names or definitions change; models record it and serving checks it.
-CATALOG_VERSION = "features-v1"
+CATALOG_VERSION = "features-v2"
 
-FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "profile")
+FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "contacts", "profile")
 UNITS: tuple[str, ...] = (
     "days",
     "count",
@@ -67,7 +67,7 @@ class FeatureSpec:
     ----------
     name : str
         Column name in snapshots (``purchase_count_90d``).
-    family : {"purchases", "program", "support", "profile"}
+    family : {"purchases", "program", "support", "contacts", "profile"}
     unit : str
         One of :data:`UNITS`; fixes how values are formatted in sentences.
     description_en, description_fr : str
@@ -621,6 +621,86 @@ TEMPLATES: tuple[_Template, ...] = (
         "Jours depuis le dernier contact du client avec le service client",
         "Last contacted support {value} ago || No support contact recorded",
         "Dernier contact avec le service client il y a {value} || Aucun contact avec le service client",
+    ),
+    # ---------------------------------------------------------------- contacts (retention campaigns)
+    _T(
+        "campaign_contacts_{w}d",
+        "contacts",
+        "count",
+        "higher",
+        "Retention campaign contacts the customer received in the last {w} days (control rows excluded)",
+        "Contacts de campagnes de fidélisation reçus par le client sur les {w} derniers jours "
+        "(hors groupe témoin)",
+        "Retention contacts in the last {w} days: {value} || Contacted by retention campaigns in the last {w} days",
+        "Contacts de fidélisation sur les {w} derniers jours : {value}"
+        " || Contacté par des campagnes de fidélisation sur les {w} derniers jours",
+        params="w",
+        fill=0.0,
+    ),
+    _T(
+        "campaign_holdouts_{w}d",
+        "contacts",
+        "count",
+        "higher",
+        "Times the customer was selected by a retention campaign but held out at random (control group) "
+        "in the last {w} days",
+        "Nombre de fois où le client a été sélectionné par une campagne de fidélisation mais tiré au sort "
+        "dans le groupe témoin sur les {w} derniers jours",
+        "Held out of retention campaigns in the last {w} days: {value}"
+        " || Held out of retention campaigns in the last {w} days",
+        "Placé dans le groupe témoin de campagnes sur les {w} derniers jours : {value}"
+        " || Placé dans le groupe témoin de campagnes sur les {w} derniers jours",
+        params="wl",
+        fill=0.0,
+    ),
+    _T(
+        "campaign_cost_{w}d",
+        "contacts",
+        "amount",
+        "higher",
+        "Cost of the retention contacts the customer received in the last {w} days",
+        "Coût des contacts de fidélisation reçus par le client sur les {w} derniers jours",
+        "Retention contacts in the last {w} days cost {value} || Retention contacts cost in the last {w} days",
+        "Coût des contacts de fidélisation sur les {w} derniers jours : {value}"
+        " || Coût des contacts de fidélisation sur les {w} derniers jours",
+        params="wl",
+        fill=0.0,
+    ),
+    _T(
+        "days_since_last_campaign_contact",
+        "contacts",
+        "days",
+        "lower",
+        "Days since the customer last received a retention campaign contact",
+        "Jours depuis le dernier contact de campagne de fidélisation reçu par le client",
+        "Last retention contact {value} ago || No retention contact recorded",
+        "Dernier contact de fidélisation il y a {value} || Aucun contact de fidélisation enregistré",
+    ),
+    _T(
+        "last_campaign_action",
+        "contacts",
+        "category",
+        "category",
+        "Action of the latest retention campaign contact the customer received",
+        "Action du dernier contact de campagne de fidélisation reçu par le client",
+        "Last retention action: {value} || No retention action recorded",
+        "Dernière action de fidélisation : {value} || Aucune action de fidélisation enregistrée",
+    ),
+    _T(
+        "last_campaign_holdout",
+        "contacts",
+        "flag",
+        "higher",
+        "1 when the latest retention campaign that selected the customer held them out (control group), else 0",
+        "1 si la dernière campagne de fidélisation qui a sélectionné le client l'a placé dans le groupe témoin, "
+        "sinon 0",
+        "Held out of the last retention campaign that selected this customer"
+        " || Received the last retention campaign that selected this customer"
+        " || Retention campaign history unknown",
+        "Placé dans le groupe témoin de la dernière campagne de fidélisation qui l'a sélectionné"
+        " || A reçu la dernière campagne de fidélisation qui l'a sélectionné"
+        " || Historique des campagnes de fidélisation inconnu",
+        fill=0.0,
     ),
     # ---------------------------------------------------------------- profile
     _T(

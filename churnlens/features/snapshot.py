@@ -14,6 +14,7 @@ import pandas as pd
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
 from churnlens.features.catalog import FeatureSpec, feature_catalog
+from churnlens.features.contacts import build_contacts_features, contacts_feature_names
 from churnlens.features.kernels import (
     US_PER_DAY,
     FloatColumns,
@@ -36,6 +37,7 @@ FAMILY_BUILDERS: tuple[tuple[str, Builder, Names], ...] = (
     ("purchases", build_purchases_features, purchases_feature_names),
     ("program", build_program_features, program_feature_names),
     ("support", build_support_features, support_feature_names),
+    ("contacts", build_contacts_features, contacts_feature_names),
     ("profile", build_profile_features, profile_feature_names),
 )
 
@@ -157,7 +159,7 @@ def build_snapshot(
     -------
     DataFrame
         One row per active customer (index ``customer_id``, string dtype, sorted); columns
-        :func:`snapshot_columns` (purchases, program, support, profile, catalog order);
+        :func:`snapshot_columns` (purchases, program, support, contacts, profile, catalog order);
         numbers float64 (counts 0 when a customer has no events in a family, NaN where
         undefined), categoricals with sorted levels.
 

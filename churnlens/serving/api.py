@@ -75,7 +75,7 @@ DEFAULT_MAX_CUSTOMERS = 1000
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 #: Fields of a customer given as raw events, by table.
-EVENT_FIELDS = ("purchases", "program_events", "support_interactions", "cancellations")
+EVENT_FIELDS = ("purchases", "program_events", "support_interactions", "cancellations", "contacts")
 _DTYPES = {
     "id": "string",
     "text": "string",
@@ -621,7 +621,7 @@ def create_app(
         """Churn probability, risk band and top reasons per customer, in request order.
 
         Each customer is either raw events (`purchases`, `program_events`,
-        `support_interactions`, `cancellations`, `attributes`) or ready features
+        `support_interactions`, `cancellations`, `contacts`, `attributes`) or ready features
         (`features`). Customers not in the active population at the cutoff come back with
         `status: "not_scored"` and the `reason`.
         """

@@ -3,7 +3,7 @@
 ``POST /v1/score`` takes a list of customers, each given one of two ways:
 
 - **raw events** (DESIGN §6): ``customer_id`` plus any of ``purchases``, ``program_events``,
-  ``support_interactions``, ``cancellations`` (lists of events in the table contract, without
+  ``support_interactions``, ``cancellations``, ``contacts`` (lists of events in the table contract, without
   the customer_id) and ``attributes`` (the customer's row of the ``customers`` table). The
   events go through the same validation and feature builders as files do.
 - **ready features**: ``customer_id`` plus ``features``, a mapping feature name -> value
@@ -70,6 +70,17 @@ class Cancellation(_Strict):
     timestamp: str
 
 
+class Contact(_Strict):
+    """One row of the ``contacts`` table (a retention campaign's contact, or a held-out control)."""
+
+    timestamp: str
+    campaign_id: str
+    action: str
+    group: Literal["treatment", "control"]
+    channel: str | None = None
+    cost: float | None = None
+
+
 class EventsCustomer(_Strict):
     """A customer given as raw events."""
 
@@ -79,6 +90,7 @@ class EventsCustomer(_Strict):
     program_events: list[ProgramEvent] = Field(default_factory=list)
     support_interactions: list[SupportInteraction] = Field(default_factory=list)
     cancellations: list[Cancellation] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list)
     attributes: dict[str, Scalar] = Field(
         default_factory=dict,
         description="The customer's static attributes (row of the customers table, e.g. signup_at, country).",
@@ -91,6 +103,7 @@ class EventsCustomer(_Strict):
             + len(self.program_events)
             + len(self.support_interactions)
             + len(self.cancellations)
+            + len(self.contacts)
         )
 
 

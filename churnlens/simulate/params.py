@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from churnlens.errors import InputError
+
 #: Static attribute levels and their effect on base engagement ``mu``.
 COUNTRIES: tuple[str, ...] = ("FR", "DE", "ES", "IT", "BE", "NL")
 COUNTRY_WEIGHTS: tuple[float, ...] = (0.35, 0.2, 0.15, 0.12, 0.1, 0.08)
@@ -105,6 +107,99 @@ class ProcessParams:
     refund_prob_dissatisfied: float = 0.08
 
 
+#: Retention actions of simulated campaigns, in the priority order of the default rules.
+ACTIONS: tuple[str, ...] = ("service_recovery", "points_reminder", "win_back")
+#: Contact channel of each action (same order).
+ACTION_CHANNELS: tuple[str, ...] = ("phone", "email", "email")
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Past retention campaigns: who is selected, which action, the control group and true effects.
+
+    A campaign on send day ``S`` ranks the customers active at ``S`` by a model-free risk
+    score computed from what the company has recorded (days since the last purchase, ties
+    broken by the overdue ratio: days since the last purchase over the usual gap between
+    purchases, the active window for one-purchase customers), keeps the ``size`` riskiest,
+    gives each the first action whose rule holds
+    (:data:`ACTIONS` order), and holds out a random ``holdout`` share of each action's
+    customers as the control group. Treated customers' hidden state changes on ``S``:
+
+    - ``service_recovery`` (rule: the last support contact in ``support_window_days`` was
+      unresolved, or a complaint in ``complaint_window_days``): the open issue is resolved,
+      the dissatisfaction stock keeps ``recovery_dissatisfaction_kept`` of itself, and
+      engagement gains ``recovery_restore`` per unit of dissatisfaction removed (part of what
+      bad experiences took) plus ``recovery_goodwill`` — it helps mainly customers with an
+      open issue;
+    - ``points_reminder`` (rule: member with at least ``reminder_min_points`` points and no
+      program activity for more than ``lapse_days``): engagement gains ``reminder_boost`` ×
+      min(points / redeem_unit, 1) — members with unused points respond, others do not;
+    - ``win_back`` (rule: a purchase lapse — the overdue ratio is at least 1, or no purchase
+      for more than ``win_back_min_days``): engagement gains ``win_back_boost`` ×
+      sigmoid(-win_back_slope × (e - win_back_mid_engagement)) — lapsing customers (low
+      engagement ``e``) respond, loyal ones barely change.
+
+    The engagement gain fades like any engagement deviation (AR(1), ``ar_phi`` per day).
+
+    Parameters
+    ----------
+    n_campaigns : int
+        0 (default) simulates no campaign.
+    size : int
+        Customers selected per campaign (all active ones when fewer); those no rule fits
+        are not contacted.
+    holdout : float
+        Control share of each action's customers, in [0, 1).
+    horizon_days : int
+        Outcome window ``[S, S + horizon_days)`` of the true uplift; the last campaign is sent
+        at least this long before the end of the span.
+    first_day : int
+        Earliest send day (days after the start of the span).
+    """
+
+    n_campaigns: int = 0
+    size: int = 5_000
+    holdout: float = 0.2
+    horizon_days: int = 90
+    first_day: int = 180
+    # default rules (observable at the send date)
+    support_window_days: int = 90
+    complaint_window_days: int = 30
+    reminder_min_points: float = 250.0
+    win_back_min_days: int = 60
+    # cost of one contact, by action
+    cost_service_recovery: float = 8.0
+    cost_points_reminder: float = 0.5
+    cost_win_back: float = 5.0
+    # true effects
+    recovery_dissatisfaction_kept: float = 0.3
+    recovery_restore: float = 0.3
+    recovery_goodwill: float = 0.05
+    reminder_boost: float = 0.6
+    win_back_boost: float = 0.8
+    win_back_mid_engagement: float = -0.3
+    win_back_slope: float = 3.0
+
+    def __post_init__(self) -> None:
+        if int(self.n_campaigns) < 0:
+            raise InputError(f"campaigns must be 0 or more, got {self.n_campaigns}")
+        if int(self.size) < 1:
+            raise InputError(f"campaign size must be at least 1, got {self.size}")
+        if not 0.0 <= float(self.holdout) < 1.0:
+            raise InputError(f"holdout must be in [0, 1), got {self.holdout}")
+        if int(self.horizon_days) < 1:
+            raise InputError(f"campaign horizon must be at least 1 day, got {self.horizon_days}")
+        if int(self.first_day) < 1:
+            raise InputError(f"first campaign day must be at least 1, got {self.first_day}")
+        if min(self.cost_service_recovery, self.cost_points_reminder, self.cost_win_back) < 0:
+            raise InputError("campaign costs must be non-negative")
+
+    @property
+    def costs(self) -> tuple[float, ...]:
+        """Cost of one contact of each action, in :data:`ACTIONS` order."""
+        return (self.cost_service_recovery, self.cost_points_reminder, self.cost_win_back)
+
+
 @dataclass(frozen=True)
 class SimulationSettings:
     """What was simulated: size, span, seed and process coefficients.
@@ -124,6 +219,8 @@ class SimulationSettings:
         ``start`` already has churned customers, tiers and dissatisfaction in place.
     params : ProcessParams
         Coefficients of the process.
+    campaigns : CampaignSettings
+        Past retention campaigns (none by default).
     """
 
     n_customers: int = 20_000
@@ -132,6 +229,7 @@ class SimulationSettings:
     start: str = "2023-01-01"
     burn_in_days: int = 180
     params: ProcessParams = field(default_factory=ProcessParams)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
 
     def __post_init__(self) -> None:
         if int(self.n_customers) < 1:

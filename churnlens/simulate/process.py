@@ -101,6 +101,7 @@ class StepResult:
 
     newly_idx: np.ndarray
     churn_idx: np.ndarray
+    churn_inputs: HazardInputs  # what the churners' hazard was computed from, per churn_idx
     cancel_idx: np.ndarray
     tier_idx: np.ndarray
     received_idx: np.ndarray
@@ -128,6 +129,78 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
 
 _F = np.float32
 _EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def decay_state(st: State, p: ProcessParams) -> None:
+    """The deterministic part of a day's state update, in place (before that day's hazard).
+
+    Engagement deviation, dissatisfaction, downgrade and newness shrink towards 0; the
+    engagement innovation is added afterwards by :func:`step` (its mean is 0).
+    """
+    st.x *= _F(p.ar_phi)
+    st.d *= _F(p.dissatisfaction_decay)
+    st.down *= _F(p.downgrade_decay)
+    st.newness *= _F(np.exp(-1.0 / p.newness_days))
+
+
+def engagement(pop: Population, st: State, p: ProcessParams) -> np.ndarray:
+    """Engagement ``e = mu + x - engagement_dissatisfaction * d`` (float32)."""
+    return pop.mu + st.x - _F(p.engagement_dissatisfaction) * st.d
+
+
+def program_lapse(pop: Population, st: State, t: int, p: ProcessParams) -> np.ndarray:
+    """Members without program activity for more than ``lapse_days`` on day ``t``."""
+    return pop.member & ((t - st.last_act) > p.lapse_days)
+
+
+def log_hazard(
+    e: np.ndarray,
+    d: np.ndarray,
+    lapse: np.ndarray,
+    down: np.ndarray,
+    open_issue: np.ndarray,
+    newness: np.ndarray,
+    p: ProcessParams,
+) -> np.ndarray:
+    """The daily churn log-hazard (float32); the daily churn probability is its exponential.
+
+    ``log h = log(hazard_base) - hazard_engagement * e + hazard_dissatisfaction * d
+    + hazard_lapse * lapse + hazard_downgrade * down + hazard_open_issue * open_issue + newness``.
+    :mod:`churnlens.simulate.drivers` splits it by driver.
+    """
+    return (
+        _F(np.log(p.hazard_base))
+        - _F(p.hazard_engagement) * e
+        + _F(p.hazard_dissatisfaction) * d
+        + _F(p.hazard_lapse) * lapse
+        + _F(p.hazard_downgrade) * down
+        + _F(p.hazard_open_issue) * open_issue
+        + newness
+    )
+
+
+@dataclass
+class HazardInputs:
+    """The state a day's churn hazard is computed from (after the day's decays), per customer."""
+
+    x: np.ndarray  # float32, engagement deviation
+    d: np.ndarray  # float32, dissatisfaction stock
+    lapse: np.ndarray  # bool, program lapse
+    down: np.ndarray  # float32, recent downgrade
+    open_issue: np.ndarray  # bool, unresolved support issue
+    newness: np.ndarray  # float32, newness log-increase
+
+    @staticmethod
+    def of(pop: Population, st: State, t: int, p: ProcessParams) -> HazardInputs:
+        """Inputs of day ``t``'s hazard from ``st`` (already decayed for day ``t``)."""
+        return HazardInputs(
+            x=st.x,
+            d=st.d,
+            lapse=program_lapse(pop, st, t, p),
+            down=st.down,
+            open_issue=st.open_issue,
+            newness=st.newness,
+        )
 
 
 def step(
@@ -171,26 +244,23 @@ def step(
     member = pop.member
 
     # engagement: AR(1) with uniform innovations of unit variance
-    st.x *= _F(p.ar_phi)
+    decay_state(st, p)
     st.x += _F(p.x_sd * np.sqrt(1.0 - p.ar_phi**2) * np.sqrt(12.0)) * (u[0] - _F(0.5))
-    st.d *= _F(p.dissatisfaction_decay)
-    st.down *= _F(p.downgrade_decay)
-    st.newness *= _F(np.exp(-1.0 / p.newness_days))
-    e = pop.mu + st.x - _F(p.engagement_dissatisfaction) * st.d
+    e = engagement(pop, st, p)
 
     # churn with daily probability exp(log_h)
     active = started & st.alive
-    lapse = member & ((t - st.last_act) > p.lapse_days)
-    log_h = (
-        _F(np.log(p.hazard_base))
-        - _F(p.hazard_engagement) * e
-        + _F(p.hazard_dissatisfaction) * st.d
-        + _F(p.hazard_lapse) * lapse
-        + _F(p.hazard_downgrade) * st.down
-        + _F(p.hazard_open_issue) * st.open_issue
-        + st.newness
-    )
+    lapse = program_lapse(pop, st, t, p)
+    log_h = log_hazard(e, st.d, lapse, st.down, st.open_issue, st.newness, p)
     churn_idx = np.flatnonzero(active & ~newly & (u[1] < np.exp(log_h)))
+    churn_inputs = HazardInputs(
+        x=st.x[churn_idx],
+        d=st.d[churn_idx],
+        lapse=lapse[churn_idx],
+        down=st.down[churn_idx],
+        open_issue=st.open_issue[churn_idx],
+        newness=st.newness[churn_idx],
+    )
     cancel_p = np.where(member[churn_idx], p.cancel_prob_member, p.cancel_prob_non_member)
     cancel_idx = churn_idx[rng.random(churn_idx.size) < cancel_p]
     st.alive[churn_idx] = False
@@ -274,6 +344,7 @@ def step(
     return StepResult(
         newly_idx=newly_idx,
         churn_idx=churn_idx,
+        churn_inputs=churn_inputs,
         cancel_idx=cancel_idx,
         tier_idx=tier_idx,
         received_idx=received_idx,
@@ -321,6 +392,7 @@ def run_block(
     on_day: Callable[[int, StepResult, State], None] | None = None,
     snapshot_days: tuple[int, ...] = (),
     progress: ProgressFn | None = None,
+    before_day: Callable[[int, State], None] | None = None,
 ) -> dict[int, State]:
     """Run one customer block through days ``[first_day, last_day)``.
 
@@ -340,11 +412,14 @@ def run_block(
         Days ``C`` at whose start (after day ``C - 1``) a copy of the state is kept.
     progress : callable, optional
         Called with 1 after each day.
+    before_day : callable, optional
+        Called as ``before_day(t, state)`` before each day is stepped (campaign actions sent
+        that day change the state here, after the snapshot of the start of the day).
 
     Returns
     -------
     dict
-        Day ``C`` -> copy of the state at the start of ``C``.
+        Day ``C`` -> copy of the state at the start of ``C`` (before ``before_day(C)``).
     """
     p = settings.params
     reviews = review_days(settings, first_day, last_day)
@@ -353,6 +428,8 @@ def run_block(
     if first_day in wanted:
         snaps[first_day] = state.copy()
     for t in range(first_day, last_day):
+        if before_day is not None:
+            before_day(t, state)
         rng = stream(settings.seed, TAG_PROCESS, block + 1, t + DAY_OFFSET)
         result = step(state, pop, t, rng, p, t in reviews)
         if on_day is not None:

@@ -8,6 +8,7 @@ TAG_POPULATION = 1
 TAG_PROCESS = 2
 TAG_EMIT = 3
 TAG_TRUTH = 4
+TAG_CAMPAIGN = 5
 #: Added to day indices so that burn-in days (negative) give non-negative entropy.
 DAY_OFFSET = 1_000_000
 

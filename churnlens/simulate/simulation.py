@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -10,11 +10,20 @@ import numpy as np
 import pandas as pd
 
 from churnlens.data.tables import Tables
+from churnlens.simulate.campaigns import (
+    Campaign,
+    ObservedHistory,
+    apply_actions,
+    campaign_days,
+    contacts_frame,
+    select_campaign,
+)
+from churnlens.simulate.drivers import driver_table
 from churnlens.simulate.events import EventRecorder, build_event_tables
-from churnlens.simulate.params import ProcessParams, SimulationSettings
+from churnlens.simulate.params import CampaignSettings, ProcessParams, SimulationSettings
 from churnlens.simulate.population import Population, customers_frame, draw_population
-from churnlens.simulate.process import ProgressFn, block_bounds, init_state, run_block
-from churnlens.simulate.truth import truth_table
+from churnlens.simulate.process import ProgressFn, State, StepResult, block_bounds, init_state, run_block
+from churnlens.simulate.truth import truth_table, uplift_table
 
 
 @dataclass(frozen=True)
@@ -24,16 +33,20 @@ class Simulation:
     Attributes
     ----------
     tables : churnlens.data.Tables
-        purchases, customers, program_events, support_interactions, cancellations.
+        purchases, customers, program_events, support_interactions, cancellations, and
+        contacts when campaigns were simulated.
     settings : SimulationSettings
         Everything needed to replay the process.
     population : Population
         The customers' static (partly hidden) attributes.
+    campaigns : tuple of Campaign
+        The executed campaigns, in send order (empty without ``campaigns``).
     """
 
     tables: Tables
     settings: SimulationSettings
     population: Population = field(repr=False)
+    campaigns: tuple[Campaign, ...] = field(default=(), repr=False)
 
     @cached_property
     def _id_index(self) -> pd.Index:
@@ -84,6 +97,7 @@ def simulate(
     params: ProcessParams | None = None,
     burn_in_days: int = 180,
     progress: ProgressFn | None = None,
+    campaigns: CampaignSettings | None = None,
 ) -> Simulation:
     """Simulate a loyalty program: customers, purchases, program events, support, cancellations.
 
@@ -109,6 +123,10 @@ def simulate(
     progress : callable, optional
         Called with a number of simulated block-days as they complete; the total is
         ``n_blocks * (burn_in_days + n_days)``, see :func:`simulation_steps`.
+    campaigns : CampaignSettings, optional
+        Past retention campaigns (:mod:`churnlens.simulate.campaigns`): they add the
+        ``contacts`` table and change the treated customers' futures. None or
+        ``n_campaigns = 0``: no campaign, and the tables are exactly those without this option.
 
     Returns
     -------
@@ -118,6 +136,7 @@ def simulate(
     --------
     >>> sim = simulate(2_000, months=12, seed=1)
     >>> truth = sim.truth_fn("2023-09-01", horizon_days=90)
+    >>> with_campaigns = simulate(20_000, months=24, seed=1, campaigns=CampaignSettings(n_campaigns=4))
     """
     settings = SimulationSettings(
         n_customers=int(n_customers),
@@ -126,8 +145,11 @@ def simulate(
         start=str(start),
         burn_in_days=int(burn_in_days),
         params=params or ProcessParams(),
+        campaigns=campaigns or CampaignSettings(),
     )
     pop = draw_population(settings)
+    if settings.campaigns.n_campaigns:
+        return _simulate_with_campaigns(settings, pop, progress)
     state0 = init_state(pop, settings)
     recorded = []
     for block, lo, hi in block_bounds(pop.n):
@@ -149,6 +171,59 @@ def simulate(
     events = build_event_tables(recorded, pop.n)
     tables = Tables(customers=customers_frame(settings, pop), **events)
     return Simulation(tables=tables, settings=settings, population=pop)
+
+
+def _simulate_with_campaigns(
+    settings: SimulationSettings, pop: Population, progress: ProgressFn | None
+) -> Simulation:
+    """:func:`simulate` with campaigns: every block runs to a send day, the campaign is selected
+    over the whole population and applied, then every block runs on to the next send day.
+
+    Random streams are per (block, day) whatever the segments, so between campaigns the
+    process is exactly the one :func:`simulate` runs without them.
+    """
+    days = campaign_days(settings)
+    state0 = init_state(pop, settings)
+    blocks = [(block, np.arange(lo, hi)) for block, lo, hi in block_bounds(pop.n)]
+    pops = [pop.take(index) for _, index in blocks]
+    states = [state0.take(index) for _, index in blocks]
+    del state0
+    recorders = [
+        EventRecorder(settings, pops[b], block, int(index[0])) for b, (block, index) in enumerate(blocks)
+    ]
+    seen = ObservedHistory(pop.n)
+    hooks = [_both(recorders[b], seen.recorder(int(index[0]))) for b, (_, index) in enumerate(blocks)]
+    campaigns: list[Campaign] = []
+    bounds = [-settings.burn_in_days, *days, settings.n_days]
+    for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+        if first in days:  # a campaign is sent at the start of `first`
+            whole = State.concat(states)
+            campaign = select_campaign(len(campaigns) + 1, first, seen, whole, pop, settings)
+            del whole
+            campaigns.append(campaign)
+            treated, action = campaign.customers[campaign.treated], campaign.action[campaign.treated]
+            for b, (_, index) in enumerate(blocks):
+                inside = (treated >= index[0]) & (treated <= index[-1])
+                apply_actions(states[b], pops[b], treated[inside] - index[0], action[inside], settings)
+        for b, (block, _) in enumerate(blocks):
+            run_block(settings, pops[b], states[b], block, first, last, on_day=hooks[b], progress=progress)
+    recorded = [r.arrays() for r in recorders]
+    del recorders, hooks
+    events = build_event_tables(recorded, pop.n)
+    customers = customers_frame(settings, pop)
+    contacts = contacts_frame(settings, campaigns, customers["customer_id"])
+    tables = Tables(customers=customers, **events, contacts=contacts)
+    return Simulation(tables=tables, settings=settings, population=pop, campaigns=tuple(campaigns))
+
+
+def _both(
+    a: Callable[[int, StepResult, State], None], b: Callable[[int, StepResult, State], None]
+) -> Callable[[int, StepResult, State], None]:
+    def on_day(t: int, r: StepResult, st: State) -> None:
+        a(t, r, st)
+        b(t, r, st)
+
+    return on_day
 
 
 def simulation_steps(
@@ -183,3 +258,47 @@ def simulate_truth_table(
         Same columns as :meth:`Simulation.truth_fn`, sorted by cutoff then customer_id.
     """
     return truth_table(sim, cutoffs, horizon_days, draws=draws)
+
+
+def simulate_driver_table(sim: Simulation, cutoffs: Sequence[str | pd.Timestamp]) -> pd.DataFrame:
+    """The true churn-hazard decomposition by driver of the active customers at several cutoffs.
+
+    See :func:`churnlens.simulate.drivers.driver_table` (columns, and how the parts add up)
+    and :data:`churnlens.simulate.drivers.DRIVER_FEATURES` (which features observe each driver).
+
+    Parameters
+    ----------
+    sim : Simulation
+    cutoffs : sequence of date-like
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (cutoff, active customer), the rows of :func:`simulate_truth_table`.
+    """
+    return driver_table(sim, cutoffs)
+
+
+def simulate_uplift_table(
+    sim: Simulation, *, draws: int = 256, progress: Callable[[int], None] | None = None
+) -> pd.DataFrame:
+    """True churn probabilities of each campaign's contacted customers with and without each action.
+
+    See :func:`churnlens.simulate.truth.uplift_table`.
+
+    Parameters
+    ----------
+    sim : Simulation
+        Simulated with campaigns (an empty table otherwise).
+    draws : int
+        Monte Carlo futures per customer and branch.
+    progress : callable, optional
+        Called with 1 after each of the ``n_campaigns * (1 + len(ACTIONS))`` branches.
+
+    Returns
+    -------
+    pandas.DataFrame
+        customer_id, campaign_id, send_date, action, group, p_churn_if_untreated,
+        p_churn_if_treated, p_churn_if_<action>, eligible_<action>, no_purchase.
+    """
+    return uplift_table(sim, draws=draws, progress=progress)
