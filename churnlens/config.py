@@ -7,6 +7,7 @@ match the dataclasses (``[features]``, ``[labels]``, ``[training]``, ``[serving]
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -142,6 +143,12 @@ class ScoringSettings:
         None of them: the high risk band.
     cost_per_contact, save_rate, value_per_save : float
         Campaign economics (:class:`Economics`).
+    currency : str
+        ISO 4217 code of amounts in sentences, cards and the web app.
+    labels : dict
+        Display labels per language (``[serving.labels.fr]``): attribute names and category
+        values as marketers should read them (``acquisition_channel = "Canal d'acquisition"``,
+        ``paid_social = "réseaux sociaux payants"``); anything not listed reads as written.
     """
 
     lang: Literal["en", "fr"] = "en"
@@ -157,8 +164,24 @@ class ScoringSettings:
     cost_per_contact: float = 5.0
     save_rate: float = 0.2
     value_per_save: float | None = None
+    currency: str = "EUR"
+    labels: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.currency, str) or not re.fullmatch(r"[A-Z]{3}", self.currency):
+            raise SettingError("currency", f"must be an ISO 4217 code such as EUR or USD, got {self.currency!r}")
+        from babel.numbers import list_currencies
+
+        if self.currency not in list_currencies():
+            raise SettingError("currency", f"is not a known currency code: {self.currency!r}")
+        if not isinstance(self.labels, dict) or set(self.labels) - set(LANGS) or not all(
+            isinstance(v, dict) and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items())
+            for v in self.labels.values()
+        ):
+            raise SettingError(
+                "labels", f'must be tables [serving.labels.en] / [serving.labels.fr] of name = "label", '
+                f"got {self.labels!r}",
+            )
         if self.lang not in LANGS:
             raise SettingError("lang", f"must be en or fr, got {self.lang!r}")
         if isinstance(self.reasons, bool) or int(self.reasons) != self.reasons or self.reasons < 1:

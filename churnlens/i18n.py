@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_currency, format_decimal, format_scientific, get_currency_precision
 from fluent.runtime import FluentBundle, FluentResource
 
 from churnlens.errors import InputError
@@ -34,6 +34,8 @@ NNBSP = "\u202f"
 MONTHS_FROM_DAYS = 60
 YEARS_FROM_DAYS = 730
 _DAYS_PER_MONTH = 365.25 / 12
+#: From this magnitude numbers are written in scientific notation.
+HUGE = 1e15
 
 
 def check_lang(lang: str) -> str:
@@ -115,7 +117,7 @@ class Words:
 
     # ---------------------------------------------------------------- messages
 
-    def __call__(self, message_id: str, attribute: str | None = None, **args: Any) -> str:
+    def __call__(self, message_id: str, attribute: str | None = None, /, **args: Any) -> str:
         """The message ``message_id`` (or one of its attributes) with ``args``, French typography applied."""
         bundle = _bundle(self.lang)
         if not bundle.has_message(message_id):
@@ -134,6 +136,8 @@ class Words:
         value = float(value)
         if not math.isfinite(value):
             return "—"
+        if abs(value) >= HUGE:  # beyond what decimal grouping can show (and Babel can quantize)
+            return format_scientific(value, format="0.##E0", locale=self.lang)
         pattern = "#,##0" + ("." + "#" * decimals if decimals > 0 else "")
         text = format_decimal(round(value, decimals) + 0.0, format=pattern, locale=self.lang)
         return "0" if text in ("-0", "−0") else text
@@ -143,6 +147,8 @@ class Words:
         value = float(value)
         if not math.isfinite(value):
             return "—"
+        if abs(value) >= HUGE:
+            return f"{self.number(value)}{NBSP}{self.currency}"
         decimals = get_currency_precision(self.currency) if self.money_decimals is None else self.money_decimals
         pattern = None if self.money_decimals is None else ("¤#,##0" + ("." + "0" * decimals if decimals else ""))
         if self.lang == "fr" and pattern is not None:
@@ -162,7 +168,24 @@ class Words:
         sign = "+" if pts > 0 and shown != "0" else ("−" if pts < 0 and shown != "0" else "")
         return self("points", value=f"{sign}{shown}")
 
+    def times(self, ratio: float) -> str:
+        """A ratio: "5.1×" / « 5,1 fois »."""
+        return self("times", value=self.number(ratio, 1))
+
+    def has(self, message_id: str) -> bool:
+        """Whether this language defines ``message_id``."""
+        return _bundle(self.lang).has_message(message_id)
+
     # ---------------------------------------------------------------- time
+
+    def window(self, days: int) -> str:
+        """A trailing window: "30 days", "3 months", "12 months" / « 30 jours », « 3 mois »."""
+        days = int(days)
+        if days % 365 == 0:
+            return self("window", unit="months", count=12 * days // 365)
+        if days >= 60 and days % 30 == 0:
+            return self("window", unit="months", count=days // 30)
+        return self("window", unit="days", count=days)
 
     def duration(self, days: float) -> str:
         """A duration: days below 60 days, then months, then years (« 3 jours », "4 months", « 2 ans »)."""

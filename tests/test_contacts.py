@@ -180,4 +180,4 @@ def test_every_contact_feature_has_a_bilingual_catalog_entry():
     assert len(names) == 8
     for name in names:
         spec = spec_for(name)
-        assert spec.family == "contacts" and spec.description_fr != spec.description_en
+        assert spec.family == "contacts" and spec.description("fr") != spec.description("en")

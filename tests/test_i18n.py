@@ -35,7 +35,7 @@ def test_numbers_money_percent_points_dates():
     fr, en = Words("fr"), Words("en")
     assert fr.number(1234567.891, 2) == f"1{NNBSP}234{NNBSP}567,89" and en.number(1234.5) == "1,234"
     assert fr.money(34.3) == f"34,30{NBSP}€" and en.money(34.3) == "€34.30"
-    assert fr.money(1e15).endswith("€") and en.money(float("nan")) == "—"
+    assert fr.money(1e14).endswith("€") and fr.money(1e30) == f"1E30{NBSP}EUR" and en.money(float("nan")) == "—"
     assert fr.percent(0.38) == f"38{NNBSP}%" and en.percent(0.384, 1) == "38.4%"
     assert fr.points(0.061) == f"+6{NBSP}pts" and en.points(-0.02) == "−2 pts" and en.points(0.001) == "0 pts"
     assert fr.date("2024-08-31") == "31 août 2024" and en.date("2024-08-31") == "31 Aug 2024"

@@ -23,6 +23,7 @@ from churnlens.serving import (
     write_outputs,
 )
 from churnlens.serving.batch import model_feature_config
+from churnlens.serving.explain import concept_map
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
@@ -93,19 +94,19 @@ def test_reasons_plus_base_value_reproduce_the_raw_score(store, loaded, scored):
     contributions = shap_contributions(model, snapshot)
     np.testing.assert_allclose(contributions.sum(axis=1), model.raw_margin(snapshot), atol=1e-9)
     reasons = scored.reasons
-    picked = contributions.to_numpy()[
-        snapshot.index.get_indexer(reasons["customer_id"]),
-        contributions.columns.get_indexer(reasons["feature"]),
-    ]
+    concepts = concept_map(model)
+    per_concept = contributions[model.features].to_numpy() @ concepts.member
+    rows = snapshot.index.get_indexer(reasons["customer_id"])
+    picked = per_concept[rows, [concepts.concepts.index(c) for c in reasons["concept"]]]
     np.testing.assert_allclose(reasons["contribution"], picked, atol=1e-12)
-    assert (reasons["contribution"] > 0).all()
-    # each customer's reasons are its strongest positive contributions, in order
-    first = reasons[reasons["rank"] == 1].set_index("customer_id")["contribution"]
-    strongest = contributions.drop(columns="base_value").max(axis=1)
-    np.testing.assert_allclose(first, strongest.reindex(first.index), atol=1e-12)
-    # explain-all: every customer with a risk-raising factor has a first reason sentence
-    has_reason = scored.campaign.set_index("customer_id")["reason_1"].notna()
-    assert has_reason.reindex(strongest.index).to_numpy().tolist() == (strongest > 0).to_numpy().tolist()
+    assert (reasons["contribution"] > 0).all() and (reasons["effect"] > -1e-12).all()
+    # each customer's reasons come strongest first
+    assert (reasons.groupby("customer_id", sort=False)["effect"].diff().dropna() <= 1e-12).all()
+    # explain-all: the list's reason columns are the reasons' sentences
+    wide = scored.campaign.set_index("customer_id")
+    first = reasons[reasons["rank"] == 1].set_index("customer_id")["text"]
+    assert (wide.loc[first.index, "reason_1"] == first).all()
+    assert wide["reason_1"].notna().sum() == len(first)
 
 
 def test_french_and_english_outputs_are_both_complete(store, loaded, scored):

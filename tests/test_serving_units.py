@@ -12,7 +12,8 @@ import pytest
 
 from churnlens.config import ScoringSettings
 from churnlens.data.tables import Tables
-from churnlens.features import CATALOG_VERSION, render_reason
+from churnlens.features import CATALOG_VERSION, render_reason, spec_for
+from churnlens.i18n import Words
 from churnlens.model import Calibrator, ChurnModel, FeatureMismatchError, model_matrix
 from churnlens.monitoring import reference_statistics
 from churnlens.serving import batch, output
@@ -21,7 +22,8 @@ from churnlens.serving.card import explain_customer, render_card, write_card
 from churnlens.serving.core import explain_rows
 from churnlens.serving.drift import drift_report
 from churnlens.serving.explain import (
-    SMALL_INPUT,
+    concept_map,
+    probability_effects,
     reasons_wide,
     reference_medians,
     select_reasons,
@@ -219,35 +221,50 @@ def test_contributions_sum_to_raw_margin_and_match_shap(model_and_data):
     np.testing.assert_allclose(contrib.iloc[:100, :-1].to_numpy(), values, atol=1e-6)
 
 
-def test_top_reasons_match_per_row_rendering(model_and_data):
+def test_reasons_are_concepts_on_the_risky_side_with_additive_effects(model_and_data):
     model, snap = model_and_data
     reference = reference_medians(model)
     assert reference["days_since_last_purchase"] == pytest.approx(
         model.metadata["reference"]["days_since_last_purchase"]["median"]
     )
     contrib = shap_contributions(model, snap)
+    concepts = concept_map(model)
     for lang in ("en", "fr"):
         long = top_reasons(model, snap, n=3, lang=lang)
-        assert (long["contribution"] > 0).all()
+        assert long.attrs["hidden"] > 0  # some concepts raise risk from the safe side: not reasons
+        assert (long["contribution"] > 0).all() and (long["effect"] >= 0).all()
         assert long["text"].notna().all() and (long["text"].str.len() > 0).all()
-        # each reason's contribution is the customer's SHAP value for that feature
-        picked = contrib.to_numpy()[
-            snap.index.get_indexer(long["customer_id"]), contrib.columns.get_indexer(long["feature"])
-        ]
+        assert not long.duplicated(["customer_id", "concept"]).any()  # one reason per concept
+        assert (long.groupby("customer_id")["effect"].diff().dropna() <= 1e-12).all()  # strongest first
+        rows = snap.index.get_indexer(long["customer_id"])
+        # a reason's contribution is the sum of its concept's exact SHAP values
+        per_concept = contrib[model.features].to_numpy() @ concepts.member
+        picked = per_concept[rows, [concepts.concepts.index(c) for c in long["concept"]]]
         np.testing.assert_allclose(long["contribution"].to_numpy(), picked)
-        expected = [
-            render_reason(f, snap.loc[c].to_dict(), lang, reference)
-            for c, f in zip(long["customer_id"], long["feature"], strict=True)
-        ]
-        assert long["text"].tolist() == expected
-    # a hand-checked sentence: recency with the customer's own usual gap
-    row = long[(long["feature"] == "days_since_last_purchase")].iloc[0]
-    c = snap.loc[row["customer_id"]]
-    if pd.notna(c["purchase_gap_mean_days"]):
-        assert row["text"] == (
-            f"Aucun achat depuis {int(c['days_since_last_purchase'])} jours — d'habitude tous "
-            f"les {int(c['purchase_gap_mean_days'])} jours"
-        )
+        # the sentence is about a feature of the concept standing on its risky side
+        for (_, reason), row in zip(long.iterrows(), rows, strict=True):
+            spec = spec_for(reason["feature"])
+            assert spec.concept == reason["concept"]
+            value, ref = snap.iloc[row][reason["feature"]], reference.get(reason["feature"])
+            if spec.risk_direction == "higher":
+                assert value > ref
+            elif spec.risk_direction == "lower":
+                assert value < ref
+            assert reason["text"] == render_reason(reason["feature"], snap.iloc[row].to_dict(), lang, reference)
+
+
+def test_effects_add_up_to_the_probability_minus_the_average_customers(model_and_data):
+    model, snap = model_and_data
+    contrib = shap_contributions(model, snap)
+    parts, base = contrib[model.features].to_numpy(), contrib["base_value"].to_numpy()
+    effects = probability_effects(parts, base, model.calibrator.transform)
+    np.testing.assert_allclose(
+        effects.sum(axis=1), model.predict_proba(snap) - model.calibrator.transform(base), atol=1e-12
+    )
+    # by hand: base 0, parts (+1, -2): the larger one first
+    link = lambda m: 1 / (1 + np.exp(-m))  # noqa: E731
+    by_hand = probability_effects(np.array([[1.0, -2.0]]), np.array([0.0]), link)
+    np.testing.assert_allclose(by_hand, [[link(-1.0) - link(-2.0), link(-2.0) - link(0.0)]])
 
 
 def test_top_reasons_values_and_wide(model_and_data):
@@ -257,12 +274,13 @@ def test_top_reasons_values_and_wide(model_and_data):
     assert country["value"].isna().all()
     assert set(country["value_label"]) <= {"FR", "DE"}
     recency = long[long["feature"] == "days_since_last_purchase"]
-    assert (recency["value_label"] == recency["value"].map(lambda d: f"{int(round(d))} days")).all()
+    assert len(recency)
+    assert (recency["value_label"] == recency["value"].map(Words("en").ago)).all()
     wide = reasons_wide(long, 2)
     assert list(wide.columns) == ["reason_1", "reason_2"]
     first = long.iloc[0]
     assert wide.loc[first["customer_id"], f"reason_{first['rank']}"] == first["text"]
-    with pytest.raises(ValueError, match="language must be en or fr, got 'de'"):
+    with pytest.raises(ValueError, match="language must be one of en, fr, got 'de'"):
         top_reasons(model, snap, lang="de")
 
 
@@ -294,10 +312,9 @@ def test_model_levels_must_match_the_booster(model_and_data):
 
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
-def test_few_and_many_customers_get_the_same_reasons(model_and_data, lang):
+def test_one_customer_at_a_time_or_all_together_gives_the_same_reasons(model_and_data, lang):
     model, snap = model_and_data
     many = top_reasons(model, snap.iloc[:60], n=3, lang=lang)
-    assert len(many) > SMALL_INPUT  # the grouped path
     one_by_one = pd.concat(
         [top_reasons(model, snap.iloc[[i]], n=3, lang=lang) for i in range(60)], ignore_index=True
     )
@@ -532,6 +549,7 @@ def test_empty_inputs_give_empty_outputs(model_and_data):
     assert empty.empty and list(empty.columns) == [
         "customer_id",
         "rank",
+        "concept",
         "feature",
         "value",
         "value_label",

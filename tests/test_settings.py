@@ -34,7 +34,7 @@ SCORE_SETTINGS = [
 
 
 #: [serving] settings that are TOML only (no `score` option).
-TOML_ONLY = {"currency"}
+TOML_ONLY = {"currency", "labels"}
 
 
 def test_every_serving_setting_is_covered():

@@ -12,7 +12,8 @@ from churnlens.config import ChurnConfig, load_config
 from churnlens.data import load_tables
 from churnlens.engine.cluster import check_engine
 from churnlens.features import build_snapshot, catalog_frame
-from churnlens.features.catalog import CATALOG_VERSION, LANGS
+from churnlens.features.catalog import CATALOG_VERSION
+from churnlens.i18n import LANGS, Words
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -20,21 +21,14 @@ _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 def _print_catalog(config_path: Path | None, lang: str) -> None:
     cfg = load_config(config_path)
     frame = catalog_frame(cfg.features, lang=lang)
-    title = ("Catalogue des variables" if lang == "fr" else "Feature catalog") + f" ({CATALOG_VERSION})"
-    headers = (
-        ["variable", "famille", "unité", "risque si", "description"]
-        if lang == "fr"
-        else ["feature", "family", "unit", "risk when", "description"]
-    )
-    table = Table(title=title, show_lines=False)
-    table.add_column(headers[0], no_wrap=True)
-    for header in headers[1:4]:
-        table.add_column(header, no_wrap=True)
-    table.add_column(headers[4], overflow="fold")
-    direction_fr = {"higher": "plus haut", "lower": "plus bas", "category": "catégorie"}
+    words = Words(lang)
+    table = Table(title=words("catalog-title", version=CATALOG_VERSION), show_lines=False)
+    table.add_column(words("column-feature"), no_wrap=True)
+    for column in ("family", "risk"):
+        table.add_column(words(f"column-{column}"), overflow="fold", max_width=14)
+    table.add_column(words("column-description"), overflow="fold")
     for row in frame.itertuples(index=False):
-        direction = direction_fr[row.risk_direction] if lang == "fr" else row.risk_direction
-        table.add_row(row.name, row.family, row.unit, direction, row.description)
+        table.add_row(row.name, row.family, row.risk_direction, row.description)
     console.print(table)
 
 

@@ -1,24 +1,20 @@
-"""The feature catalog: every feature's name, family, unit, wording (en/fr) and risk direction.
+"""The feature catalog: every feature's name, family, unit, concept and risk direction.
 
 Features are declared as data: a few templates (:data:`TEMPLATES`), each expanded over the
-configured windows, generate the catalog. The same templates give the reason sentences
-the explanations show to marketers, via :func:`render_reason`.
+configured windows, generate the catalog. The catalog holds structure only; every word a
+user reads about a feature (description, short chart label, noun-phrase label, reason
+sentence, in English and French) is a Fluent message in ``churnlens/locales/<lang>/features.ftl``
+named by the template's ``key``, worded through :class:`churnlens.i18n.Words`.
 
-Reason templates
-----------------
-A reason template is one or more alternatives separated by ``" || "``. The first
-alternative whose required fields all have a value is used; the last alternative never
-has fields, so a sentence always comes out. Inside an alternative, a part in square
-brackets is optional: it is dropped when one of its fields has no value. Fields are
-``{value}`` (the feature's own value), ``{ref}`` (a typical value, e.g. the training
-median, passed by the caller) or the name of another feature of the same row (e.g.
-``{purchase_gap_mean_days}``). Values are formatted with their feature's unit, in the
-sentence's language (days carry their unit word: "142 days", « 142 jours »).
-
-For ``flag`` features the alternatives are, in order: the sentence when the flag is set,
-when it is not set, and when it is unknown.
-
-Amounts carry no currency symbol: they are formatted numbers in the data's own currency.
+Reasons
+-------
+A reason is worded from the feature's message: its value pattern when it has one (a sentence
+that takes ``$value``, ``$ref``, ``$window`` ...), else the generic pattern
+``<label>: <value> (median customer: <ref>)``. Values are formatted by unit (durations, money,
+percentages, scores, "x times") and the reference is the training median, called the
+"median customer" / « client médian ». Related features form one **concept** (purchases over
+30, 90 and 365 days and spend are one "activity" concept): explanations give one reason per
+concept (:mod:`churnlens.serving.explain`).
 """
 
 from __future__ import annotations
@@ -26,14 +22,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from typing import Any
 
 import pandas as pd
 
 from churnlens.config import FeatureConfig
+from churnlens.data.schema import TIER_ORDER
+from churnlens.i18n import Words, check_lang
 
 #: Bump when feature names or definitions change; models record it and serving checks it.
 CATALOG_VERSION = "features-v2"
@@ -41,6 +38,7 @@ CATALOG_VERSION = "features-v2"
 FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "contacts", "profile")
 UNITS: tuple[str, ...] = (
     "days",
+    "days_ago",
     "count",
     "amount",
     "share",
@@ -54,9 +52,10 @@ UNITS: tuple[str, ...] = (
     "number",
 )
 RISK_DIRECTIONS: tuple[str, ...] = ("higher", "lower", "category")
-LANGS: tuple[str, ...] = ("en", "fr")
 
 NAN = float("nan")
+#: Scale (maximum) of each score feature, shown as "2/5".
+SCORE_SCALES = {"csat_last": 5, "csat_mean": 5, "nps_last": 10, "ces_mean": 7}
 
 
 @dataclass(frozen=True)
@@ -70,34 +69,52 @@ class FeatureSpec:
     family : {"purchases", "program", "support", "contacts", "profile"}
     unit : str
         One of :data:`UNITS`; fixes how values are formatted in sentences.
-    description_en, description_fr : str
-        What the feature measures.
-    reason_en, reason_fr : str
-        Reason templates (see the module docstring).
     risk_direction : {"higher", "lower", "category"}
         What raises churn risk: higher values, lower values, or particular categories.
+    concept : str
+        The idea the feature measures (several windows of one count are one concept).
+    key : str
+        Its Fluent message id (``features.ftl``); for customer attributes, ``attribute``.
+    params : dict
+        Window parameters the template was expanded with (``{"w": 90}``).
     fill_value : float
         Value for an active customer with no events in the family's table (0 for counts
         and sums, NaN where the feature is undefined).
+    column : str
+        For customer attributes, the ``customers`` column.
     """
 
     name: str
     family: str
     unit: str
-    description_en: str
-    description_fr: str
-    reason_en: str
-    reason_fr: str
     risk_direction: str
+    concept: str
+    key: str
+    params: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
     fill_value: float = NAN
+    column: str | None = None
+
+    def words(self, lang: str) -> dict[str, Any]:
+        """The message arguments of this feature's windows and name (``$window`` ...)."""
+        words = Words(lang)
+        out: dict[str, Any] = {}
+        for key, days in self.params.items():
+            out[{"w": "window", "d": "window", "s": "short_window", "l": "long_window"}[key]] = words.window(days)
+        if self.column is not None:
+            out["attribute"] = attribute_label(self.column, lang)
+        return out
 
     def description(self, lang: str = "en") -> str:
-        """Description in ``lang``."""
-        return self.description_fr if _check_lang(lang) == "fr" else self.description_en
+        """What the feature measures, in ``lang``."""
+        return Words(check_lang(lang))(self.key, "description", **self.words(lang))
 
-    def reason_template(self, lang: str = "en") -> str:
-        """Reason template in ``lang``."""
-        return self.reason_fr if _check_lang(lang) == "fr" else self.reason_en
+    def short(self, lang: str = "en") -> str:
+        """A short label for charts."""
+        return Words(check_lang(lang))(self.key, "short", **self.words(lang))
+
+    def label(self, lang: str = "en") -> str:
+        """The noun phrase a reason starts with ("Purchases in the last 12 months")."""
+        return Words(check_lang(lang))(self.key, "label", **self.words(lang))
 
 
 @dataclass(frozen=True)
@@ -113,10 +130,8 @@ class _Template:
     family: str
     unit: str
     risk: str
-    desc_en: str
-    desc_fr: str
-    reason_en: str
-    reason_fr: str
+    concept: str
+    key: str
     params: str = ""
     fill: float = NAN
 
@@ -126,609 +141,65 @@ _T = _Template
 #: The catalog, declared as data, in snapshot column order.
 TEMPLATES: tuple[_Template, ...] = (
     # ---------------------------------------------------------------- purchases
-    _T(
-        "days_since_last_purchase",
-        "purchases",
-        "days",
-        "higher",
-        "Days since the customer's last purchase",
-        "Jours depuis le dernier achat du client",
-        "No purchase for {value}[ — usually every {purchase_gap_mean_days}] || No recent purchase",
-        "Aucun achat depuis {value}[ — d'habitude tous les {purchase_gap_mean_days}] || Aucun achat récent",
-    ),
-    _T(
-        "days_since_first_purchase",
-        "purchases",
-        "days",
-        "lower",
-        "Days since the customer's first purchase",
-        "Jours depuis le premier achat du client",
-        "First purchase only {value} ago || Date of first purchase unknown",
-        "Premier achat il y a seulement {value} || Date du premier achat inconnue",
-    ),
-    _T(
-        "purchase_count_{w}d",
-        "purchases",
-        "count",
-        "lower",
-        "Number of purchases in the last {w} days",
-        "Nombre d'achats sur les {w} derniers jours",
-        "Purchases in the last {w} days: {value} || Few purchases in the last {w} days",
-        "Achats sur les {w} derniers jours : {value} || Peu d'achats sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "spend_{w}d",
-        "purchases",
-        "amount",
-        "lower",
-        "Amount spent in the last {w} days, net of refunds",
-        "Montant dépensé sur les {w} derniers jours, remboursements déduits",
-        "Spent {value} in the last {w} days || Low spending in the last {w} days",
-        "A dépensé {value} sur les {w} derniers jours || Faibles dépenses sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "avg_basket_{w}d",
-        "purchases",
-        "amount",
-        "lower",
-        "Average purchase amount in the last {w} days (refunds excluded)",
-        "Montant moyen d'un achat sur les {w} derniers jours (hors remboursements)",
-        "Average basket in the last {w} days: {value} || No purchase in the last {w} days",
-        "Panier moyen sur les {w} derniers jours : {value} || Aucun achat sur les {w} derniers jours",
-        params="w",
-    ),
-    _T(
-        "refund_share_{w}d",
-        "purchases",
-        "share",
-        "higher",
-        "Refunded amount as a share of the amount bought in the last {w} days",
-        "Part du montant acheté sur les {w} derniers jours qui a été remboursée",
-        "{value} of purchases refunded in the last {w} days || Refunds in the last {w} days",
-        "{value} des achats remboursés sur les {w} derniers jours"
-        " || Remboursements sur les {w} derniers jours",
-        params="w",
-    ),
-    _T(
-        "purchase_count_lifetime",
-        "purchases",
-        "count",
-        "lower",
-        "Number of purchases since the first one",
-        "Nombre d'achats depuis le premier",
-        "Purchases in total: {value} || Few purchases in total",
-        "Achats au total : {value} || Peu d'achats au total",
-        fill=0.0,
-    ),
-    _T(
-        "spend_lifetime",
-        "purchases",
-        "amount",
-        "lower",
-        "Amount spent since the first purchase, net of refunds",
-        "Montant dépensé depuis le premier achat, remboursements déduits",
-        "Spent {value} in total || Low total spending",
-        "A dépensé {value} au total || Faibles dépenses au total",
-        fill=0.0,
-    ),
-    _T(
-        "purchase_gap_mean_days",
-        "purchases",
-        "days",
-        "higher",
-        "Average number of days between two purchases",
-        "Nombre moyen de jours entre deux achats",
-        "Buys every {value} on average || Too few purchases to know the usual rhythm",
-        "Achète tous les {value} en moyenne || Trop peu d'achats pour connaître le rythme habituel",
-    ),
-    _T(
-        "purchase_gap_std_days",
-        "purchases",
-        "days",
-        "higher",
-        "Spread (standard deviation) of the days between two purchases",
-        "Dispersion (écart type) du nombre de jours entre deux achats",
-        "Irregular purchase rhythm: gaps vary by {value} || Too few purchases to tell how regular they are",
-        "Rythme d'achat irrégulier : les écarts varient de {value} "
-        "|| Trop peu d'achats pour savoir s'ils sont réguliers",
-    ),
-    _T(
-        "overdue_ratio",
-        "purchases",
-        "ratio",
-        "higher",
-        "Days since the last purchase divided by the usual gap between purchases "
-        "(the active window for one-purchase customers)",
-        "Jours depuis le dernier achat divisés par l'écart habituel entre deux achats "
-        "(la fenêtre d'activité pour les clients à un seul achat)",
-        "Next purchase overdue: {value}× the usual gap[ (no purchase for {days_since_last_purchase})]"
-        " || Next purchase overdue",
-        "Prochain achat en retard : {value}× l'écart habituel[ (aucun"
-        " achat depuis {days_since_last_purchase})]"
-        " || Prochain achat en retard",
-    ),
-    _T(
-        "purchase_trend_{s}d_vs_{l}d",
-        "purchases",
-        "ratio",
-        "lower",
-        "Purchase rate in the last {s} days divided by the rate over the last {l} days",
-        "Rythme d'achat sur les {s} derniers jours divisé par celui des {l} derniers jours",
-        "Buying at {value}× the pace of the last {l} days over the last {s} days || Purchase pace changing",
-        "Achète à {value}× le rythme des {l} derniers jours sur les {s} derniers jours"
-        " || Rythme d'achat en évolution",
-        params="trend",
-    ),
-    _T(
-        "spend_trend_{s}d_vs_{l}d",
-        "purchases",
-        "ratio",
-        "lower",
-        "Daily spending in the last {s} days divided by daily spending over the last {l} days",
-        "Dépense quotidienne sur les {s} derniers jours divisée par celle des {l} derniers jours",
-        "Spending at {value}× the pace of the last {l} days over the last {s} days || Spending pace changing",
-        "Dépense à {value}× le rythme des {l} derniers jours sur les {s} derniers jours"
-        " || Rythme de dépense en évolution",
-        params="trend",
-    ),
-    _T(
-        "distinct_categories_{w}d",
-        "purchases",
-        "count",
-        "lower",
-        "Number of different product categories bought in the last {w} days",
-        "Nombre de catégories de produits différentes achetées sur les {w} derniers jours",
-        "Product categories bought in the last {w} days: {value} || Few product categories bought",
-        "Catégories de produits achetées sur les {w} derniers jours : {value}"
-        " || Peu de catégories de produits achetées",
-        params="wl",
-        fill=0.0,
-    ),
-    _T(
-        "distinct_channels_{w}d",
-        "purchases",
-        "count",
-        "lower",
-        "Number of different sales channels used in the last {w} days",
-        "Nombre de canaux de vente différents utilisés sur les {w} derniers jours",
-        "Sales channels used in the last {w} days: {value} || Few sales channels used",
-        "Canaux de vente utilisés sur les {w} derniers jours : {value} || Peu de canaux de vente utilisés",
-        params="wl",
-        fill=0.0,
-    ),
+    _T("days_since_last_purchase", "purchases", "days_ago", "higher", "recency", "days-since-last-purchase"),
+    _T("days_since_first_purchase", "purchases", "days_ago", "lower", "seniority", "days-since-first-purchase"),
+    _T("purchase_count_{w}d", "purchases", "count", "lower", "activity", "purchase-count", "w", 0.0),
+    _T("spend_{w}d", "purchases", "amount", "lower", "activity", "spend", "w", 0.0),
+    _T("avg_basket_{w}d", "purchases", "amount", "lower", "basket", "avg-basket", "w"),
+    _T("refund_share_{w}d", "purchases", "share", "higher", "returns", "refund-share", "w"),
+    _T("purchase_count_lifetime", "purchases", "count", "lower", "activity", "purchase-count-lifetime", "", 0.0),
+    _T("spend_lifetime", "purchases", "amount", "lower", "activity", "spend-lifetime", "", 0.0),
+    _T("purchase_gap_mean_days", "purchases", "days", "higher", "rhythm", "purchase-gap-mean"),
+    _T("purchase_gap_std_days", "purchases", "days", "higher", "rhythm", "purchase-gap-std"),
+    _T("overdue_ratio", "purchases", "ratio", "higher", "recency", "overdue-ratio"),
+    _T("purchase_trend_{s}d_vs_{l}d", "purchases", "ratio", "lower", "trend", "purchase-trend", "trend"),
+    _T("spend_trend_{s}d_vs_{l}d", "purchases", "ratio", "lower", "trend", "spend-trend", "trend"),
+    _T("distinct_categories_{w}d", "purchases", "count", "lower", "variety", "distinct-categories", "wl", 0.0),
+    _T("distinct_channels_{w}d", "purchases", "count", "lower", "variety", "distinct-channels", "wl", 0.0),
     # ---------------------------------------------------------------- program
-    _T(
-        "program_enrolled",
-        "program",
-        "flag",
-        "lower",
-        "1 when the customer has joined the loyalty program (any program event), else 0",
-        "1 si le client a rejoint le programme de fidélité (au moins un événement), sinon 0",
-        "Member of the loyalty program || Not a member of the loyalty program"
-        " || Loyalty program membership unknown",
-        "Membre du programme de fidélité || Pas membre du programme de fidélité"
-        " || Adhésion au programme de fidélité inconnue",
-        fill=0.0,
-    ),
-    _T(
-        "program_enrolment_age_days",
-        "program",
-        "days",
-        "lower",
-        "Days since the customer joined the loyalty program",
-        "Jours depuis l'adhésion du client au programme de fidélité",
-        "Joined the loyalty program {value} ago || No loyalty program enrolment recorded",
-        "A rejoint le programme de fidélité il y a {value}"
-        " || Aucune adhésion au programme de fidélité enregistrée",
-    ),
-    _T(
-        "points_balance",
-        "program",
-        "points",
-        "lower",
-        "Loyalty points balance (earned minus redeemed)",
-        "Solde de points de fidélité (gagnés moins utilisés)",
-        "Points balance: {value} || Points balance unknown",
-        "Solde de points : {value} || Solde de points inconnu",
-        fill=0.0,
-    ),
-    _T(
-        "points_earned_{w}d",
-        "program",
-        "points",
-        "lower",
-        "Loyalty points earned in the last {w} days",
-        "Points de fidélité gagnés sur les {w} derniers jours",
-        "Points earned in the last {w} days: {value} || Few points earned in the last {w} days",
-        "Points gagnés sur les {w} derniers jours : {value}"
-        " || Peu de points gagnés sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "points_redeemed_{w}d",
-        "program",
-        "points",
-        "lower",
-        "Loyalty points redeemed in the last {w} days",
-        "Points de fidélité utilisés sur les {w} derniers jours",
-        "Points redeemed in the last {w} days: {value} || Few points redeemed in the last {w} days",
-        "Points utilisés sur les {w} derniers jours : {value}"
-        " || Peu de points utilisés sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "redemption_rate_{w}d",
-        "program",
-        "share",
-        "lower",
-        "Points redeemed divided by points earned in the last {w} days",
-        "Points utilisés divisés par points gagnés sur les {w} derniers jours",
-        "Redeemed {value} of the points earned in the last {w} days || No points earned in the last {w} days",
-        "A utilisé {value} des points gagnés sur les {w} derniers jours"
-        " || Aucun point gagné sur les {w} derniers jours",
-        params="w",
-    ),
-    _T(
-        "days_since_last_program_activity",
-        "program",
-        "days",
-        "higher",
-        "Days since the customer's last own action in the loyalty program "
-        "(offers received and tier changes excluded)",
-        "Jours depuis la dernière action du client dans le programme de fidélité "
-        "(hors offres reçues et changements de niveau)",
-        "No loyalty program activity for {value} || No loyalty program activity recorded",
-        "Aucune activité dans le programme de fidélité depuis {value}"
-        " || Aucune activité enregistrée dans le programme de fidélité",
-    ),
-    _T(
-        "logins_{w}d",
-        "program",
-        "count",
-        "lower",
-        "Logins to the loyalty program in the last {w} days",
-        "Connexions au programme de fidélité sur les {w} derniers jours",
-        "Program logins in the last {w} days: {value} || Few program logins in the last {w} days",
-        "Connexions au programme sur les {w} derniers jours : {value}"
-        " || Peu de connexions au programme sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "offers_received_{w}d",
-        "program",
-        "count",
-        "lower",
-        "Offers sent to the customer in the last {w} days",
-        "Offres envoyées au client sur les {w} derniers jours",
-        "Offers received in the last {w} days: {value} || Few offers received in the last {w} days",
-        "Offres reçues sur les {w} derniers jours : {value}"
-        " || Peu d'offres reçues sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "offers_viewed_{w}d",
-        "program",
-        "count",
-        "lower",
-        "Offers viewed by the customer in the last {w} days",
-        "Offres consultées par le client sur les {w} derniers jours",
-        "Offers viewed in the last {w} days: {value} || Few offers viewed in the last {w} days",
-        "Offres consultées sur les {w} derniers jours : {value}"
-        " || Peu d'offres consultées sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "offers_completed_{w}d",
-        "program",
-        "count",
-        "lower",
-        "Offers used by the customer in the last {w} days",
-        "Offres utilisées par le client sur les {w} derniers jours",
-        "Offers used in the last {w} days: {value} || Few offers used in the last {w} days",
-        "Offres utilisées sur les {w} derniers jours : {value}"
-        " || Peu d'offres utilisées sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "offer_completion_rate_{w}d",
-        "program",
-        "share",
-        "lower",
-        "Offers used divided by offers received in the last {w} days",
-        "Offres utilisées divisées par offres reçues sur les {w} derniers jours",
-        "Used {value} of the offers received in the last {w} days || No offer received in the last {w} days",
-        "A utilisé {value} des offres reçues sur les {w} derniers jours"
-        " || Aucune offre reçue sur les {w} derniers jours",
-        params="w",
-    ),
-    _T(
-        "program_other_events_{w}d",
-        "program",
-        "count",
-        "lower",
-        "Loyalty program events of other (unlisted) types in the last {w} days",
-        "Événements du programme de fidélité d'autres types sur les {w} derniers jours",
-        "Other loyalty program events in the last {w} days: {value} || Few other loyalty program events",
-        "Autres événements du programme sur les {w} derniers jours : {value}"
-        " || Peu d'autres événements du programme",
-        params="wl",
-        fill=0.0,
-    ),
-    _T(
-        "tier",
-        "program",
-        "category",
-        "category",
-        "Current loyalty tier (latest tier seen before the cutoff)",
-        "Niveau de fidélité actuel (dernier niveau connu avant la date de référence)",
-        "Loyalty tier: {value} || Loyalty tier unknown",
-        "Niveau de fidélité : {value} || Niveau de fidélité inconnu",
-    ),
-    _T(
-        "tier_rank",
-        "program",
-        "rank",
-        "lower",
-        "Current loyalty tier as a rank (0 = basic, 1 = silver, 2 = gold, 3 = platinum)",
-        "Niveau de fidélité actuel en rang (0 = basic, 1 = silver, 2 = gold, 3 = platinum)",
-        "Loyalty tier: {tier} || Loyalty tier unknown",
-        "Niveau de fidélité : {tier} || Niveau de fidélité inconnu",
-    ),
-    _T(
-        "tier_downgraded_{d}d",
-        "program",
-        "flag",
-        "higher",
-        "1 when the customer's tier is lower than it was {d} days ago, else 0",
-        "1 si le niveau du client est plus bas qu'il y a {d} jours, sinon 0",
-        "Moved down a loyalty tier in the last {d} days || No loyalty tier downgrade in the last {d} days"
-        " || Loyalty tier changes unknown",
-        "Rétrogradé d'un niveau de fidélité au cours des {d} derniers jours"
-        " || Aucune rétrogradation de niveau au cours des {d} derniers jours"
-        " || Changements de niveau de fidélité inconnus",
-        params="d",
-        fill=0.0,
-    ),
+    _T("program_enrolled", "program", "flag", "lower", "membership", "program-enrolled", "", 0.0),
+    _T("program_enrolment_age_days", "program", "days_ago", "lower", "membership", "program-enrolment-age"),
+    _T("points_balance", "program", "points", "lower", "points", "points-balance", "", 0.0),
+    _T("points_earned_{w}d", "program", "points", "lower", "points", "points-earned", "w", 0.0),
+    _T("points_redeemed_{w}d", "program", "points", "lower", "points", "points-redeemed", "w", 0.0),
+    _T("redemption_rate_{w}d", "program", "share", "lower", "points", "redemption-rate", "w"),
+    _T("days_since_last_program_activity", "program", "days_ago", "higher", "program_activity",
+       "days-since-last-program-activity"),
+    _T("logins_{w}d", "program", "count", "lower", "program_activity", "logins", "w", 0.0),
+    _T("offers_received_{w}d", "program", "count", "lower", "offers", "offers-received", "w", 0.0),
+    _T("offers_viewed_{w}d", "program", "count", "lower", "offers", "offers-viewed", "w", 0.0),
+    _T("offers_completed_{w}d", "program", "count", "lower", "offers", "offers-completed", "w", 0.0),
+    _T("offer_completion_rate_{w}d", "program", "share", "lower", "offers", "offer-completion-rate", "w"),
+    _T("program_other_events_{w}d", "program", "count", "lower", "program_activity", "program-other-events",
+       "wl", 0.0),
+    _T("tier", "program", "category", "category", "tier", "tier"),
+    _T("tier_rank", "program", "rank", "lower", "tier", "tier-rank"),
+    _T("tier_downgraded_{d}d", "program", "flag", "higher", "tier", "tier-downgraded", "d", 0.0),
     # ---------------------------------------------------------------- support
-    _T(
-        "support_contacts_{w}d",
-        "support",
-        "count",
-        "higher",
-        "Contacts with customer support in the last {w} days",
-        "Contacts avec le service client sur les {w} derniers jours",
-        "Support contacts in the last {w} days: {value} || Contacted support in the last {w} days",
-        "Contacts avec le service client sur les {w} derniers jours : {value}"
-        " || A contacté le service client sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "support_complaints_{w}d",
-        "support",
-        "count",
-        "higher",
-        "Complaints made to customer support in the last {w} days",
-        "Réclamations faites au service client sur les {w} derniers jours",
-        "Complaints in the last {w} days: {value} || Complaints in the last {w} days",
-        "Réclamations sur les {w} derniers jours : {value} || Réclamations sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "support_open_issues",
-        "support",
-        "count",
-        "higher",
-        "Support contacts not resolved (yet)",
-        "Contacts avec le service client non résolus",
-        "Unresolved support issues: {value} || Unresolved support issues",
-        "Demandes au service client non résolues : {value} || Demandes au service client non résolues",
-        fill=0.0,
-    ),
-    _T(
-        "support_fcr_rate",
-        "support",
-        "share",
-        "lower",
-        "Share of support contacts resolved at the first contact",
-        "Part des contacts avec le service client résolus dès le premier contact",
-        "Resolved at first contact: {value} of support contacts || First-contact resolution unknown",
-        "Résolu dès le premier contact : {value} des contacts || Résolution au premier contact inconnue",
-    ),
-    _T(
-        "support_handle_minutes_mean",
-        "support",
-        "minutes",
-        "higher",
-        "Average handling time of the customer's support contacts",
-        "Durée moyenne de traitement des contacts du client avec le service client",
-        "Average support handling time: {value} || Support handling time unknown",
-        "Durée moyenne de traitement au service client : {value} || Durée de traitement inconnue",
-    ),
-    _T(
-        "csat_last",
-        "support",
-        "score",
-        "lower",
-        "Latest customer satisfaction score (CSAT, 1–5)",
-        "Dernière note de satisfaction client (CSAT, 1–5)",
-        "Last satisfaction score (CSAT): {value}/5[ — typical customer: {ref}/5]"
-        " || No satisfaction score recorded",
-        "Dernière note de satisfaction (CSAT) : {value}/5[ — client type : {ref}/5]"
-        " || Aucune note de satisfaction enregistrée",
-    ),
-    _T(
-        "csat_mean",
-        "support",
-        "score",
-        "lower",
-        "Average customer satisfaction score (CSAT, 1–5)",
-        "Note de satisfaction client moyenne (CSAT, 1–5)",
-        "Average satisfaction score (CSAT): {value}/5[ — typical customer: {ref}/5]"
-        " || No satisfaction score recorded",
-        "Note de satisfaction moyenne (CSAT) : {value}/5[ — client type : {ref}/5]"
-        " || Aucune note de satisfaction enregistrée",
-    ),
-    _T(
-        "nps_last",
-        "support",
-        "score",
-        "lower",
-        "Latest answer to 'would you recommend us?' (NPS, 0–10)",
-        "Dernière réponse à « nous recommanderiez-vous ? » (NPS, 0–10)",
-        "Last likelihood to recommend (NPS): {value}/10[ — typical customer: {ref}/10]"
-        " || No NPS answer recorded",
-        "Dernière probabilité de recommandation (NPS) : {value}/10[ — client type : {ref}/10]"
-        " || Aucune réponse NPS enregistrée",
-    ),
-    _T(
-        "nps_category",
-        "support",
-        "category",
-        "category",
-        "Category of the latest NPS answer (detractor 0–6, passive 7–8, promoter 9–10)",
-        "Catégorie de la dernière réponse NPS (détracteur 0–6, passif 7–8, promoteur 9–10)",
-        "Last NPS answer: {value} || No NPS answer recorded",
-        "Dernière réponse NPS : {value} || Aucune réponse NPS enregistrée",
-    ),
-    _T(
-        "ces_mean",
-        "support",
-        "score",
-        "higher",
-        "Average customer effort score (CES, 1 = very easy to 7 = very hard)",
-        "Score d'effort client moyen (CES, 1 = très facile à 7 = très difficile)",
-        "Average effort score (CES): {value}/7[ — typical customer: {ref}/7] || No effort score recorded",
-        "Score d'effort moyen (CES) : {value}/7[ — client type : {ref}/7] || Aucun score d'effort enregistré",
-    ),
-    _T(
-        "days_since_last_contact",
-        "support",
-        "days",
-        "lower",
-        "Days since the customer's last contact with support",
-        "Jours depuis le dernier contact du client avec le service client",
-        "Last contacted support {value} ago || No support contact recorded",
-        "Dernier contact avec le service client il y a {value} || Aucun contact avec le service client",
-    ),
+    _T("support_contacts_{w}d", "support", "count", "higher", "support_contacts", "support-contacts", "w", 0.0),
+    _T("support_complaints_{w}d", "support", "count", "higher", "complaints", "support-complaints", "w", 0.0),
+    _T("support_open_issues", "support", "count", "higher", "open_issues", "support-open-issues", "", 0.0),
+    _T("support_fcr_rate", "support", "share", "lower", "resolution", "support-fcr-rate"),
+    _T("support_handle_minutes_mean", "support", "minutes", "higher", "resolution", "support-handle-minutes"),
+    _T("csat_last", "support", "score", "lower", "satisfaction", "csat-last"),
+    _T("csat_mean", "support", "score", "lower", "satisfaction", "csat-mean"),
+    _T("nps_last", "support", "score", "lower", "recommendation", "nps-last"),
+    _T("nps_category", "support", "category", "category", "recommendation", "nps-category"),
+    _T("ces_mean", "support", "score", "higher", "effort", "ces-mean"),
+    _T("days_since_last_contact", "support", "days_ago", "lower", "support_contacts", "days-since-last-contact"),
     # ---------------------------------------------------------------- contacts (retention campaigns)
-    _T(
-        "campaign_contacts_{w}d",
-        "contacts",
-        "count",
-        "higher",
-        "Retention campaign contacts the customer received in the last {w} days (control rows excluded)",
-        "Contacts de campagnes de fidélisation reçus par le client sur les {w} derniers jours "
-        "(hors groupe témoin)",
-        "Retention contacts in the last {w} days: {value} || Contacted by retention campaigns in the last {w} days",
-        "Contacts de fidélisation sur les {w} derniers jours : {value}"
-        " || Contacté par des campagnes de fidélisation sur les {w} derniers jours",
-        params="w",
-        fill=0.0,
-    ),
-    _T(
-        "campaign_holdouts_{w}d",
-        "contacts",
-        "count",
-        "higher",
-        "Times the customer was selected by a retention campaign but held out at random (control group) "
-        "in the last {w} days",
-        "Nombre de fois où le client a été sélectionné par une campagne de fidélisation mais tiré au sort "
-        "dans le groupe témoin sur les {w} derniers jours",
-        "Held out of retention campaigns in the last {w} days: {value}"
-        " || Held out of retention campaigns in the last {w} days",
-        "Placé dans le groupe témoin de campagnes sur les {w} derniers jours : {value}"
-        " || Placé dans le groupe témoin de campagnes sur les {w} derniers jours",
-        params="wl",
-        fill=0.0,
-    ),
-    _T(
-        "campaign_cost_{w}d",
-        "contacts",
-        "amount",
-        "higher",
-        "Cost of the retention contacts the customer received in the last {w} days",
-        "Coût des contacts de fidélisation reçus par le client sur les {w} derniers jours",
-        "Retention contacts in the last {w} days cost {value} || Retention contacts cost in the last {w} days",
-        "Coût des contacts de fidélisation sur les {w} derniers jours : {value}"
-        " || Coût des contacts de fidélisation sur les {w} derniers jours",
-        params="wl",
-        fill=0.0,
-    ),
-    _T(
-        "days_since_last_campaign_contact",
-        "contacts",
-        "days",
-        "lower",
-        "Days since the customer last received a retention campaign contact",
-        "Jours depuis le dernier contact de campagne de fidélisation reçu par le client",
-        "Last retention contact {value} ago || No retention contact recorded",
-        "Dernier contact de fidélisation il y a {value} || Aucun contact de fidélisation enregistré",
-    ),
-    _T(
-        "last_campaign_action",
-        "contacts",
-        "category",
-        "category",
-        "Action of the latest retention campaign contact the customer received",
-        "Action du dernier contact de campagne de fidélisation reçu par le client",
-        "Last retention action: {value} || No retention action recorded",
-        "Dernière action de fidélisation : {value} || Aucune action de fidélisation enregistrée",
-    ),
-    _T(
-        "last_campaign_holdout",
-        "contacts",
-        "flag",
-        "higher",
-        "1 when the latest retention campaign that selected the customer held them out (control group), else 0",
-        "1 si la dernière campagne de fidélisation qui a sélectionné le client l'a placé dans le groupe témoin, "
-        "sinon 0",
-        "Held out of the last retention campaign that selected this customer"
-        " || Received the last retention campaign that selected this customer"
-        " || Retention campaign history unknown",
-        "Placé dans le groupe témoin de la dernière campagne de fidélisation qui l'a sélectionné"
-        " || A reçu la dernière campagne de fidélisation qui l'a sélectionné"
-        " || Historique des campagnes de fidélisation inconnu",
-        fill=0.0,
-    ),
+    _T("campaign_contacts_{w}d", "contacts", "count", "higher", "campaigns", "campaign-contacts", "w", 0.0),
+    _T("campaign_holdouts_{w}d", "contacts", "count", "higher", "campaigns", "campaign-holdouts", "wl", 0.0),
+    _T("campaign_cost_{w}d", "contacts", "amount", "higher", "campaigns", "campaign-cost", "wl", 0.0),
+    _T("days_since_last_campaign_contact", "contacts", "days_ago", "lower", "campaigns",
+       "days-since-last-campaign-contact"),
+    _T("last_campaign_action", "contacts", "category", "category", "campaigns", "last-campaign-action"),
+    _T("last_campaign_holdout", "contacts", "flag", "higher", "campaigns", "last-campaign-holdout", "", 0.0),
     # ---------------------------------------------------------------- profile
-    _T(
-        "tenure_days",
-        "profile",
-        "days",
-        "lower",
-        "Days since the customer signed up (or first bought, when the sign-up date is unknown)",
-        "Jours depuis l'inscription du client (ou son premier achat si la date d'inscription est inconnue)",
-        "Customer for {value} || Customer tenure unknown",
-        "Client depuis {value} || Ancienneté du client inconnue",
-    ),
+    _T("tenure_days", "profile", "days", "lower", "seniority", "tenure"),
 )
 
 _PARAM_FIELDS = {"w": ("w",), "wl": ("w",), "trend": ("s", "l"), "d": ("d",), "": ()}
-
-#: Category values shown in sentences, translated (values not listed are shown as they are).
-CATEGORY_WORDS: dict[str, dict[str, str]] = {
-    "fr": {"detractor": "détracteur", "passive": "passif", "promoter": "promoteur"},
-    "en": {},
-}
-
-
-def _check_lang(lang: str) -> str:
-    if lang not in LANGS:
-        raise ValueError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
-    return lang
-
 
 def _param_sets(params: str, config: FeatureConfig) -> list[dict[str, int]]:
     windows = config.windows
@@ -756,11 +227,10 @@ def _expand(template: _Template, values: Mapping[str, int]) -> FeatureSpec:
         name=_fill(template.name, values),
         family=template.family,
         unit=template.unit,
-        description_en=_fill(template.desc_en, values),
-        description_fr=_fill(template.desc_fr, values),
-        reason_en=_fill(template.reason_en, values),
-        reason_fr=_fill(template.reason_fr, values),
         risk_direction=template.risk,
+        concept=template.concept,
+        key=template.key,
+        params=dict(values),
         fill_value=template.fill,
     )
 
@@ -779,16 +249,14 @@ def attribute_spec(column: str, *, categorical: bool = True) -> FeatureSpec:
     -------
     FeatureSpec
     """
-    label = column.replace("{", "(").replace("}", ")").replace("[", "(").replace("]", ")").replace("|", "/")
     return FeatureSpec(
         name=f"attr_{column}",
         family="profile",
         unit="category" if categorical else "number",
-        description_en=f"Customer attribute '{label}' (from the customers table)",
-        description_fr=f"Attribut client « {label} » (de la table des clients)",
-        reason_en=f"{label}: {{value}} || {label} unknown",
-        reason_fr=f"{label} : {{value}} || {label} inconnu",
         risk_direction="category" if categorical else "higher",
+        concept=f"attr_{column}",
+        key="attribute",
+        column=column,
     )
 
 
@@ -830,7 +298,8 @@ def feature_catalog(
 def catalog_frame(
     config: FeatureConfig = FeatureConfig(), lang: str = "en", extra_categoricals: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """The catalog as a table for display: name, family, unit, risk direction, description.
+    """The catalog as a table for display, every word in ``lang``: name, family, concept, unit,
+    risk direction, description.
 
     Parameters
     ----------
@@ -844,19 +313,20 @@ def catalog_frame(
     DataFrame
         One row per feature, in catalog order.
     """
-    _check_lang(lang)
+    words = Words(check_lang(lang))
     specs = feature_catalog(config, extra_categoricals)
     rows = [
         {
             "name": s.name,
-            "family": s.family,
-            "unit": s.unit,
-            "risk_direction": s.risk_direction,
+            "family": words("family", kind=s.family),
+            "concept": words("concept", kind=s.concept) if not s.concept.startswith("attr_") else s.short(lang),
+            "unit": words("unit", kind=s.unit),
+            "risk_direction": words("risk-direction", kind=s.risk_direction),
             "description": s.description(lang),
         }
         for s in specs.values()
     ]
-    return pd.DataFrame(rows, columns=["name", "family", "unit", "risk_direction", "description"])
+    return pd.DataFrame(rows, columns=["name", "family", "concept", "unit", "risk_direction", "description"])
 
 
 # --------------------------------------------------------------------------- lookup
@@ -873,6 +343,7 @@ def _template_patterns() -> tuple[tuple[re.Pattern[str], _Template], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=4096)
 def spec_for(name: str) -> FeatureSpec:
     """The catalog entry of a feature name, whatever windows it was built with.
 
@@ -893,10 +364,7 @@ def spec_for(name: str) -> FeatureSpec:
     raise KeyError(f"feature {name!r} is not in the feature catalog ({CATALOG_VERSION})")
 
 
-# --------------------------------------------------------------------------- reasons
-
-_FIELD = re.compile(r"\{([A-Za-z0-9_]+)\}")
-_OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
+# --------------------------------------------------------------------------- wording
 
 
 def _missing(value: Any) -> bool:
@@ -910,91 +378,135 @@ def _missing(value: Any) -> bool:
         return False
 
 
-def _group(digits: str, sep: str) -> str:
-    head = len(digits) % 3 or 3
-    parts = [digits[:head]] + [digits[i : i + 3] for i in range(head, len(digits), 3)]
-    return sep.join(parts)
+def readable(name: str) -> str:
+    """A column or category name as words: ``acquisition_channel`` -> ``acquisition channel``."""
+    return re.sub(r"[_\s]+", " ", str(name)).strip()
 
 
-def format_number(value: float, decimals: int, lang: str = "en") -> str:
-    """A number with thousands separators, ``decimals`` places (half up), trailing zeros dropped.
+def attribute_label(column: str, lang: str, labels: Mapping[str, str] | None = None) -> str:
+    """What an attribute column is called: ``[serving.labels.<lang>]``, else its name as words, capitalised."""
+    if labels and column in labels:
+        return str(labels[column])
+    text = readable(column)
+    return text[:1].upper() + text[1:]
 
-    English ``1,234.5``; French ``1 234,5``.
+
+def category_label(value: Any, lang: str, labels: Mapping[str, str] | None = None) -> str:
+    """How a category value reads: ``[serving.labels.<lang>]``, else the shipped words
+    (tiers, NPS categories, retention actions), else the value with underscores as spaces."""
+    text = str(value)
+    if labels and text in labels:
+        return str(labels[text])
+    words = Words(lang)
+    return words(f"value-{text}") if words.has(f"value-{text}") else readable(text)
+
+
+def format_value(
+    value: Any, unit: str, lang: str = "en", *, name: str | None = None, labels: Mapping[str, str] | None = None,
+    currency: str = "EUR",
+) -> str:
+    """A feature value as a sentence shows it: durations, money, percentages, scores, ratios.
+
+    Parameters
+    ----------
+    value : number or str
+    unit : str
+        One of :data:`UNITS`.
+    lang : {"en", "fr"}
+    name : str, optional
+        The feature (a score's scale, a tier rank's tier names).
+    labels : mapping, optional
+        Display labels of category values (``[serving.labels.<lang>]``).
+    currency : str
+        ISO code of amounts.
     """
-    exact = Decimal(repr(abs(float(value))))
-    text = f"{exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP):f}"
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0")
-    thousands, point = (" ", ",") if lang == "fr" else (",", ".")
-    out = _group(whole, thousands) + (point + frac if frac else "")
-    negative = float(value) < 0 and any(ch not in "0,. " for ch in out)
-    return ("-" if negative else "") + out
-
-
-def format_value(value: Any, unit: str, lang: str = "en") -> str:
-    """A feature value as shown in a sentence (unit words included for days and minutes)."""
-    _check_lang(lang)
+    words = Words(check_lang(lang), currency=currency)
     if unit == "category":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return format_number(value, 2, lang)
-        text = str(value)
-        return CATEGORY_WORDS.get(lang, {}).get(text, text)
+        return category_label(value, lang, labels)
     number = float(value)
     if unit == "days":
-        days = int(round(number))
-        word = (
-            ("jour" if abs(days) <= 1 else "jours") if lang == "fr" else ("day" if abs(days) == 1 else "days")
-        )
-        return f"{format_number(days, 0, lang)} {word}"
-    if unit == "minutes":
-        return f"{format_number(number, 0 if abs(number) >= 10 else 1, lang)} min"
-    if unit == "share":
-        pct = format_number(100.0 * number, 0, lang)
-        return f"{pct} %" if lang == "fr" else f"{pct}%"
-    if unit in ("ratio", "score"):
-        return format_number(number, 1, lang)
+        return words.duration(number)
+    if unit == "days_ago":
+        return words.ago(number)
     if unit == "amount":
-        return format_number(number, 0 if abs(number) >= 100 else 2, lang)
-    if unit in ("count", "points", "rank", "flag"):
-        return format_number(number, 0, lang)
-    return format_number(number, 2, lang)
+        return words.money(number)
+    if unit == "share":
+        return words.percent(number) if number <= 1.05 else words.times(number)
+    if unit == "ratio":
+        return words.times(number)
+    if unit == "points":
+        return words("points-count", count=number, shown=words.number(number))
+    if unit == "minutes":
+        return words("minutes", shown=words.number(number, 0 if abs(number) >= 10 else 1))
+    if unit == "score":
+        scale = SCORE_SCALES.get(name or "", 10)
+        return words("score", shown=words.number(number, 1), scale=scale)
+    if unit == "rank":
+        rank = int(round(number))
+        return category_label(TIER_ORDER[rank], lang, labels) if 0 <= rank < len(TIER_ORDER) else words.number(number)
+    if unit == "flag":
+        return words("yes-no", flag=1 if number >= 0.5 else 0)
+    if unit == "count":
+        return words.number(number, 0 if number == round(number) else 1)
+    return words.number(number, 2)
 
 
-def _field_text(
-    field: str, spec: FeatureSpec, row: Mapping[str, Any], reference: Mapping[str, float] | None, lang: str
-) -> str | None:
-    if field == "value":
-        value, unit = row.get(spec.name), spec.unit
-    elif field == "ref":
-        value, unit = (reference or {}).get(spec.name), spec.unit
-    else:
-        value = row.get(field)
-        try:
-            unit = spec_for(field).unit
-        except KeyError:
-            unit = "number"
+def _shown(name: str, spec: FeatureSpec, value: Any, lang: str, labels: Mapping[str, str] | None,
+           currency: str) -> str | None:
     if _missing(value):
         return None
     try:
-        return format_value(value, unit, lang)
+        number = float(value) if spec.unit not in ("category",) else None
+    except (TypeError, ValueError):
+        return None
+    if spec.unit in ("amount",) and number is not None and number < 0 and spec.key in _SIGNED:
+        value = -number  # worded as returns: "174.20 refunded"
+    try:
+        return format_value(value, spec.unit, lang, name=name, labels=labels, currency=currency)
     except (TypeError, ValueError, ArithmeticError):
         return None
 
 
-def _fill_alternative(text: str, fields: Mapping[str, str | None]) -> str | None:
-    """Fill one alternative; None if a required field is missing."""
+#: Amount features whose negative values are worded as net returns.
+_SIGNED = frozenset({"spend", "spend-lifetime"})
 
-    def optional(match: re.Match[str]) -> str:
-        part = match.group(1)
-        names = _FIELD.findall(part)
-        if any(fields.get(n) is None for n in names):
-            return ""
-        return _FIELD.sub(lambda m: fields[m.group(1)] or "", part)
 
-    text = _OPTIONAL.sub(optional, text)
-    if any(fields.get(n) is None for n in _FIELD.findall(text)):
+def reason_arguments(
+    name: str,
+    row: Mapping[str, Any],
+    lang: str = "en",
+    reference: Mapping[str, float] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    currency: str = "EUR",
+) -> dict[str, Any] | None:
+    """The message arguments of one feature's reason for one customer (None when its value is missing).
+
+    ``ref`` is the reference as shown, or ``"none"`` when it is missing, not meaningful (flags,
+    categories) or shown the same as the value ("3/7 — median customer: 3/7" says nothing);
+    ``same_as_reference`` tells the last case apart.
+    """
+    spec = spec_for(name)
+    value = row.get(name)
+    shown = _shown(name, spec, value, lang, labels, currency)
+    if shown is None:
         return None
-    return _FIELD.sub(lambda m: fields[m.group(1)] or "", text)
+    ref = None if reference is None else reference.get(name)
+    ref_shown = None if spec.unit in ("flag", "category") else _shown(name, spec, ref, lang, labels, currency)
+    number = None if spec.unit == "category" else float(value)
+    usual = row.get("purchase_gap_mean_days") if spec.key == "days-since-last-purchase" else None
+    usual_shown = None if _missing(usual) else Words(lang).duration(float(usual))
+    return {
+        **spec.words(lang),
+        **({"attribute": attribute_label(spec.column, lang, labels)} if spec.column else {}),
+        "value": shown,
+        "ref": ref_shown if ref_shown is not None and ref_shown != shown else "none",
+        "usual": usual_shown or "none",
+        "sign": "negative" if number is not None and number < 0 else "positive",
+        "scale": "times" if spec.unit == "share" and number is not None and number > 1.05 else "share",
+        "flag": 1 if number is not None and number >= 0.5 else 0,
+        "same_as_reference": ref_shown is not None and ref_shown == shown,
+    }
 
 
 def render_reason(
@@ -1002,61 +514,57 @@ def render_reason(
     row: Mapping[str, Any],
     lang: str = "en",
     reference: Mapping[str, float] | None = None,
-) -> str:
-    """A plain sentence explaining one feature of one customer.
+    *,
+    labels: Mapping[str, str] | None = None,
+    currency: str = "EUR",
+) -> str | None:
+    """A plain sentence explaining one feature of one customer, or None when its value is missing.
 
     Parameters
     ----------
     name : str
         Feature name (any window: resolved with :func:`spec_for`).
     row : mapping
-        The customer's snapshot row (feature name -> value); templates may use other
-        features of the same row. Missing or NaN values never raise: the sentence falls
-        back to a version without the number.
+        The customer's snapshot row (feature name -> value); some sentences use another
+        feature of the row (the usual purchase gap).
     lang : {"en", "fr"}
     reference : mapping, optional
-        Typical values by feature name (e.g. training medians); when given, the sentence
-        adds "— typical customer: …" unless it already carries other context.
+        The median customer's value by feature name (training medians); shown as "(median
+        customer: …)" where it says something.
+    labels : mapping, optional
+        Display labels of attribute names and category values (``[serving.labels.<lang>]``).
+    currency : str
+        ISO code of amounts.
 
     Returns
     -------
-    str
+    str or None
 
     Examples
     --------
     >>> render_reason("days_since_last_purchase",
     ...               {"days_since_last_purchase": 142, "purchase_gap_mean_days": 31})
-    'No purchase for 142 days — usually every 31 days'
+    'Last purchase 5 months ago, usually one every 31 days'
     """
-    _check_lang(lang)
+    check_lang(lang)
+    args = reason_arguments(name, row, lang, reference, labels=labels, currency=currency)
+    return None if args is None else sentence(name, args, lang)
+
+
+def sentence(name: str, args: Mapping[str, Any], lang: str) -> str:
+    """The reason sentence of feature ``name`` from its :func:`reason_arguments`."""
     spec = spec_for(name)
-    template = spec.reason_template(lang)
-    alternatives = [a.strip() for a in template.split("||")]
-    if spec.unit == "flag":
-        value = row.get(name)
-        if _missing(value):
-            return alternatives[2]
-        try:
-            return alternatives[0] if float(value) >= 0.5 else alternatives[1]
-        except (TypeError, ValueError):
-            return alternatives[2]
-    names = set(_FIELD.findall(template))
-    fields = {n: _field_text(n, spec, row, reference, lang) for n in names | {"value", "ref"}}
-    for alternative in alternatives:
-        sentence = _fill_alternative(alternative, fields)
-        if sentence is None:
-            continue
-        uses_context = bool(set(_FIELD.findall(alternative)) - {"value"})
-        context_used = uses_context and sentence != _fill_alternative(_OPTIONAL.sub("", alternative), fields)
-        if (
-            "{value}" in alternative
-            and not context_used
-            and "{ref}" not in alternative
-            and fields["ref"] is not None
-            and fields["ref"] != fields["value"]  # "1 — typical customer: 1" says nothing
-            and spec.unit != "category"
-        ):
-            typical = "client type :" if lang == "fr" else "typical customer:"
-            sentence += f" — {typical} {fields['ref']}"
-        return sentence
-    return alternatives[-1]  # pragma: no cover - the last alternative has no fields
+    words = Words(lang)
+    if _has_value(lang, spec.key):
+        return words(spec.key, **args)
+    label = words(spec.key, "label", **args)
+    if args["ref"] == "none":
+        return words("reason", label=label, value=args["value"])
+    return words("reason-median", label=label, value=args["value"], ref=args["ref"])
+
+
+@cache
+def _has_value(lang: str, key: str) -> bool:
+    from churnlens.i18n import _bundle
+
+    return _bundle(lang).get_message(key).value is not None

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from churnlens.config import ScoringSettings
+from churnlens.i18n import Words
 from churnlens.model import ChurnModel
 from churnlens.serving.core import explain_rows, score_rows
 from churnlens.serving.explain import shap_contributions
@@ -124,12 +125,12 @@ def _labels(model: ChurnModel, snapshot: pd.DataFrame, lang: str) -> pd.Series:
     for name in model.features:
         try:
             spec = spec_for(name)
-            description, unit = spec.description(lang), spec.unit
+            description, unit = spec.short(lang), spec.unit
         except KeyError:
             description, unit = name, "number"
         value = row.get(name)
         try:
-            shown = "—" if pd.isna(value) else format_value(value, unit, lang)
+            shown = "—" if pd.isna(value) else format_value(value, unit, lang, name=name)
         except (TypeError, ValueError, OverflowError):
             shown = str(value)
         out[name] = (description, shown)
@@ -277,11 +278,11 @@ def waterfall_png(explanation: CustomerExplanation, *, top: int = CHART_FEATURES
 
 
 def _money(value: float | None, lang: str) -> str:
-    from churnlens.features.catalog import format_number
+    from churnlens.i18n import Words
 
     if value is None or np.isnan(value):
         return "—"
-    return format_number(value, 0 if abs(value) >= 100 else 2, lang)
+    return Words(lang).money(value)
 
 
 _STYLE = """
@@ -315,8 +316,7 @@ def render_card(explanation: CustomerExplanation) -> str:
     colour = BAND_COLOURS.get(explanation.risk_band, "#555")
     items = (
         "".join(
-            f'<li>{e(str(r.text))}<span class="eff">({e(words["contribution"])} '
-            f"{_signed(r.contribution, lang)})</span></li>"
+            f'<li>{e(str(r.text))}<span class="eff">({e(Words(lang).points(r.effect))})</span></li>'
             for r in explanation.reasons.itertuples()
         )
         or f"<li>{e(words['no_reason'])}</li>"

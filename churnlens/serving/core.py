@@ -109,19 +109,21 @@ def explain_rows(
         order then reason rank.
     """
     step = max(int(chunk_size), 1)
+    wording = {"n": settings.reasons, "lang": settings.lang, "currency": settings.currency,
+               "labels": settings.labels.get(settings.lang)}
     parts = []
     for start in range(0, len(snapshot), step):
         chunk = snapshot.iloc[start : start + step]
         rows = None if matrix is None else matrix[start : start + step]
-        parts.append(
-            top_reasons(model, chunk, n=settings.reasons, lang=settings.lang, chunk_size=min(step, DEFAULT_CHUNK),
-                        matrix=rows)
-        )
+        parts.append(top_reasons(model, chunk, chunk_size=min(step, DEFAULT_CHUNK), matrix=rows, **wording))
         if progress is not None:
             progress(min(start + step, len(snapshot)), len(snapshot))
     if not parts:
-        return top_reasons(model, snapshot, n=settings.reasons, lang=settings.lang)
-    return pd.concat(parts, ignore_index=True)[REASON_COLUMNS]
+        return top_reasons(model, snapshot, **wording)
+    hidden = sum(part.attrs.get("hidden", 0) for part in parts)
+    out = pd.concat(parts, ignore_index=True)[REASON_COLUMNS]
+    out.attrs["hidden"] = hidden
+    return out
 
 
 # --------------------------------------------------------------------------- values

@@ -1,19 +1,33 @@
-"""Exact SHAP contributions of the LightGBM model and the top reasons as sentences.
+"""Exact SHAP contributions of the model and the top reasons as sentences marketers can trust.
 
 Contributions come from LightGBM's own TreeSHAP (``Booster.predict(pred_contrib=True)``):
-exact, identical to ``shap.TreeExplainer`` on LightGBM models (which calls it itself) and
-measured fastest here (``benchmarks/scoring.py``). They are in log-odds: per customer the
+exact, identical to ``shap.TreeExplainer`` on LightGBM models (which calls it itself), plus
+the linear base's exact contributions. They are in log-odds: per customer the
 ``base_value`` plus all feature contributions equals the model's raw margin.
 
-Reasons are picked per customer with ``argpartition`` over the contribution matrix (no
-per-customer loop) and worded by the feature catalog (:func:`render_reason`), once per
-distinct (feature, displayed values) combination rather than once per customer.
+A **reason** is a *concept* of the feature catalog (purchases over 30, 90 and 365 days and
+spend are one "activity" concept) that raises this customer's risk:
+
+1. a concept's contribution is the sum of its features' exact SHAP values (still additive);
+2. its **effect** is the change of churn probability it explains, by
+   :func:`probability_effects` (the concepts' log-odds mapped through the calibrated link
+   along the waterfall, largest first): the effects of all concepts add up to the
+   customer's probability minus the average customer's;
+3. a concept is a reason only when it raises the risk *and* one of its features stands on the
+   risky side of the median customer, by the catalog's risk direction (fewer purchases than
+   the median when fewer purchases raise risk...). That feature — the one with the largest
+   contribution among those — words the reason. A concept whose features all sit on the safe
+   side (SHAP can be positive there, through interactions and the base) is not a reason and
+   is counted as hidden; so is one whose value would read the same as the median's.
+
+Reasons are picked with whole-matrix operations (no per-customer loop) and worded by the
+catalog (:func:`churnlens.features.catalog.render_reason`), once per distinct displayed case.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,14 +36,14 @@ import pandas as pd
 from churnlens.model import ChurnModel
 
 Progress = Callable[[int, int], None]
-Renderer = Callable[[str, Mapping[str, Any], str, Mapping[str, float] | None], str]
 
 #: Rows per ``pred_contrib`` call: bounds memory (rows x features x 8 bytes) and paces progress.
 DEFAULT_CHUNK = 20_000
-#: Up to this many reasons, rows are worded one by one (cheaper than grouping a few rows).
-SMALL_INPUT = 64
-REASON_COLUMNS = ["customer_id", "rank", "feature", "value", "value_label", "contribution", "effect", "text"]
-_FIELD = re.compile(r"\{([A-Za-z0-9_]+)\}")
+REASON_COLUMNS = [
+    "customer_id", "rank", "concept", "feature", "value", "value_label", "contribution", "effect", "text",
+]
+#: Candidate concepts worded per customer beyond the n asked (some read the same as the median).
+_SPARE = 2
 
 
 def _customer_ids(index: pd.Index) -> pd.Index:
@@ -186,65 +200,110 @@ def reference_medians(model: ChurnModel) -> dict[str, float]:
     }
 
 
-def _default_renderer() -> Renderer:
-    from churnlens.features.catalog import render_reason
+@dataclass(frozen=True)
+class ConceptMap:
+    """The model's features grouped by catalog concept, with what reasons need of each feature."""
 
-    return render_reason
+    concepts: list[str]
+    member: np.ndarray  # features x concepts, 0/1
+    of_feature: np.ndarray  # concept position of each feature
+    direction: np.ndarray  # +1 higher raises risk, -1 lower does, 0 category
+    reference: np.ndarray  # the median customer's value (NaN: none)
+    categorical: np.ndarray  # bool per feature
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value))
+def concept_map(model: ChurnModel) -> ConceptMap:
+    """Concepts of the model's features (a feature outside the catalog is its own concept)."""
+    cached = model.__dict__.get("_concept_map")
+    if cached is not None:
+        return cached
+    from churnlens.features.catalog import spec_for
 
-
-def _display_one(value: Any, unit: str, lang: str) -> str | None:
-    """What a sentence shows of one value: formatted text (None if missing), or the flag state."""
-    from churnlens.features.catalog import format_value
-
-    if _is_missing(value):
-        return None
-    if unit == "flag":
+    features = model.features
+    names, direction = [], []
+    for name in features:
         try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return None
-        return None if np.isnan(number) else ("1" if number >= 0.5 else "0")
-    try:
-        return format_value(value, unit, lang)
-    except (TypeError, ValueError, OverflowError):
-        return None
+            spec = spec_for(name)
+            names.append(spec.concept)
+            direction.append({"higher": 1, "lower": -1}.get(spec.risk_direction, 0))
+        except KeyError:
+            names.append(name)
+            direction.append(0)
+    concepts = list(dict.fromkeys(names))
+    of_feature = np.array([concepts.index(c) for c in names], dtype=np.int64)
+    member = np.zeros((len(features), len(concepts)))
+    member[np.arange(len(features)), of_feature] = 1.0
+    medians = reference_medians(model)
+    categorical = set(model.metadata.categorical_levels)
+    out = ConceptMap(
+        concepts=concepts,
+        member=member,
+        of_feature=of_feature,
+        direction=np.array(direction, dtype=np.int64),
+        reference=np.array([medians.get(f, np.nan) for f in features], dtype="float64"),
+        categorical=np.array([f in categorical for f in features]),
+    )
+    model.__dict__["_concept_map"] = out
+    return out
 
 
-def _display_keys(values: pd.Series, unit: str, lang: str) -> np.ndarray:
-    """:func:`_display_one` of each value, formatting each distinct value once."""
-    raw = values.to_numpy(dtype=object)
-    if unit == "flag":
-        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        return np.where(np.isnan(x), None, np.where(x >= 0.5, "1", "0")).astype(object)
-    shown = {u: _display_one(u, unit, lang) for u in pd.unique(raw) if not _is_missing(u)}
-    mapped = pd.Series(raw, dtype=object).map(shown)
-    return mapped.where(mapped.notna(), None).to_numpy(dtype=object)
+def risky_side(matrix: np.ndarray, concepts: ConceptMap) -> np.ndarray:
+    """Whether each value stands on the risky side of the median customer (rows x features).
+
+    Higher-is-riskier features need a value above the median, lower-is-riskier ones a value
+    below it; a category raising the risk is risky by definition. Missing values, or
+    features without a median, are never on a side.
+    """
+    x, ref, direction = matrix, concepts.reference[None, :], concepts.direction[None, :]
+    with np.errstate(invalid="ignore"):
+        numeric = np.where(direction > 0, x > ref, np.where(direction < 0, x < ref, ~np.isnan(x)))
+    return np.where(concepts.categorical[None, :], ~np.isnan(x), numeric & ~np.isnan(ref))
 
 
-def _template_fields(feature: str, lang: str, columns: pd.Index) -> tuple[str, list[str]]:
-    from churnlens.features.catalog import spec_for
-
-    try:
-        spec = spec_for(feature)
-    except KeyError:
-        return "number", [feature]
-    others = [
-        f for f in dict.fromkeys(_FIELD.findall(spec.reason_template(lang))) if f not in ("value", "ref")
-    ]
-    return spec.unit, [feature] + [f for f in others if f in columns and f != feature]
+@dataclass
+class _Chosen:
+    rows: np.ndarray  # customer position of each candidate reason
+    concept: np.ndarray  # concept position
+    feature: np.ndarray  # lead feature position
+    contribution: np.ndarray  # concept log-odds
+    effect: np.ndarray  # concept probability change
+    order: np.ndarray  # rank among the customer's candidates (0 = strongest)
+    hidden: int  # concepts raising risk that had no feature on the risky side
 
 
-def _field_unit(field: str) -> str:
-    from churnlens.features.catalog import spec_for
-
-    try:
-        return spec_for(field).unit
-    except KeyError:
-        return "number"
+def _choose(contrib: np.ndarray, base: np.ndarray, matrix: np.ndarray, concepts: ConceptMap,
+            link: Callable[[np.ndarray], np.ndarray], k: int) -> _Chosen:
+    """Up to ``k`` candidate concepts per customer, strongest effect first, each with its lead feature."""
+    rows, width = contrib.shape
+    per_concept = contrib @ concepts.member
+    effects = probability_effects(per_concept, base, link)
+    lead_score = np.where((contrib > 0) & risky_side(matrix, concepts), contrib, -np.inf)
+    # the lead feature of each concept: its largest positive contribution on the risky side
+    lead = np.full((rows, len(concepts.concepts)), -1, dtype=np.int64)
+    best = np.full((rows, len(concepts.concepts)), -np.inf)
+    for j in range(width):
+        c = concepts.of_feature[j]
+        better = lead_score[:, j] > best[:, c]
+        best[better, c] = lead_score[better, j]
+        lead[better, c] = j
+    raises = per_concept > 0
+    ok = raises & (lead >= 0)
+    key = np.where(ok, effects, -np.inf)
+    take = min(k, key.shape[1])
+    top = np.argsort(-key, axis=1, kind="stable")[:, :take]
+    top_key = np.take_along_axis(key, top, axis=1)
+    keep = np.isfinite(top_key)
+    row_idx = np.broadcast_to(np.arange(rows)[:, None], top.shape)[keep]
+    concept = top[keep]
+    return _Chosen(
+        rows=row_idx,
+        concept=concept,
+        feature=lead[row_idx, concept],
+        contribution=per_concept[row_idx, concept],
+        effect=effects[row_idx, concept],
+        order=np.broadcast_to(np.arange(take)[None, :], top.shape)[keep],
+        hidden=int((raises & (lead < 0)).sum()),
+    )
 
 
 def _row_dicts(snapshot: pd.DataFrame, positions: np.ndarray) -> dict[int, dict[str, Any]]:
@@ -255,78 +314,34 @@ def _row_dicts(snapshot: pd.DataFrame, positions: np.ndarray) -> dict[int, dict[
     return {pos: dict(zip(columns, row, strict=True)) for pos, row in zip(wanted, values, strict=True)}
 
 
-def render_texts(
-    reasons: pd.DataFrame,
-    snapshot: pd.DataFrame,
-    *,
-    lang: str = "en",
-    reference: Mapping[str, float] | None = None,
-    renderer: Renderer | None = None,
-) -> np.ndarray:
-    """Sentences for the reasons of :func:`select_reasons`, one render per distinct case.
+def _word(
+    chosen: _Chosen, features: list[str], snapshot: pd.DataFrame, reference: Mapping[str, float], lang: str,
+    labels: Mapping[str, str] | None, currency: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sentence, shown value and "reads like the median" flag of each candidate, worded once per case."""
+    from churnlens.features.catalog import reason_arguments, sentence
 
-    Rows sharing the feature and the displayed values of every field its template uses
-    get the same sentence, so each such group is rendered once (by ``renderer``, the
-    catalog's :func:`render_reason` by default).
-
-    Returns
-    -------
-    ndarray of str
-        Aligned with ``reasons`` rows.
-    """
-    render = renderer or _default_renderer()
-    texts = np.empty(len(reasons), dtype=object)
-    if len(reasons) == 0:
-        return texts
-    positions = reasons["_row"].to_numpy()
-    if len(reasons) <= SMALL_INPUT:  # a few customers (the API): no grouping machinery
-        rows = _row_dicts(snapshot, positions)
-        for i, (feature, pos) in enumerate(zip(reasons["feature"].tolist(), positions.tolist(), strict=True)):
-            texts[i] = render(str(feature), rows[pos], lang, reference)
-        return texts
-    groups = pd.Series(np.arange(len(reasons))).groupby(reasons["feature"].to_numpy(), sort=False)
-    for feature, group in groups:
-        at = group.to_numpy()
-        unit, fields = _template_fields(str(feature), lang, snapshot.columns)
-        rows = snapshot.iloc[positions[at]][fields]
-        keys = pd.DataFrame(
-            {f: _display_keys(rows[f], unit if f == feature else _field_unit(f), lang) for f in fields}
-        ).fillna("\x00missing")
-        codes = keys.groupby(fields, sort=False, dropna=False).ngroup().to_numpy()
-        first = pd.Series(np.arange(len(at))).groupby(codes).first()
-        sentences = {}
-        for code, pos in first.items():
-            raw = rows.iloc[int(pos)]
-            sentences[code] = render(str(feature), raw.to_dict(), lang, reference)
-        texts[at] = pd.Series(codes).map(sentences).to_numpy()
-    return texts
-
-
-def _values(
-    reasons: pd.DataFrame, snapshot: pd.DataFrame, model: ChurnModel, matrix: np.ndarray, lang: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Numeric value (NaN for categories) and the value as a sentence shows it, per reason."""
-    numeric = np.full(len(reasons), np.nan)
-    labels = np.empty(len(reasons), dtype=object)
-    positions = reasons["_row"].to_numpy()
-    categorical = set(model.metadata.categorical_levels)
-    column = {name: j for j, name in enumerate(model.features)}
-    if len(reasons) <= SMALL_INPUT:
-        rows = _row_dicts(snapshot, positions)
-        for i, (feature, pos) in enumerate(zip(reasons["feature"].tolist(), positions.tolist(), strict=True)):
-            name = str(feature)
-            if name not in categorical:
-                numeric[i] = matrix[pos, column[name]]
-            labels[i] = _display_one(rows[pos][name], _field_unit(name), lang)
-        return numeric, labels
-    groups = pd.Series(np.arange(len(reasons))).groupby(reasons["feature"].to_numpy(), sort=False)
-    for feature, group in groups:
-        at = group.to_numpy()
-        name = str(feature)
-        if name not in categorical:
-            numeric[at] = matrix[positions[at], column[name]]
-        labels[at] = _display_keys(snapshot[name].iloc[positions[at]], _field_unit(name), lang)
-    return numeric, labels
+    n = len(chosen.rows)
+    texts = np.empty(n, dtype=object)
+    shown = np.empty(n, dtype=object)
+    same = np.zeros(n, dtype=bool)
+    if n == 0:
+        return texts, shown, same
+    rows = _row_dicts(snapshot, chosen.rows)
+    cache: dict[tuple[str, Any, Any], tuple[str | None, str | None, bool]] = {}
+    for i, (pos, j) in enumerate(zip(chosen.rows.tolist(), chosen.feature.tolist(), strict=True)):
+        name = features[j]
+        row = rows[pos]
+        case = (name, row.get(name), row.get("purchase_gap_mean_days") if name == "days_since_last_purchase" else None)
+        hit = cache.get(case)
+        if hit is None:
+            args = reason_arguments(name, row, lang, reference, labels=labels, currency=currency)
+            if args is None:
+                hit = cache[case] = (None, None, True)
+            else:
+                hit = cache[case] = (sentence(name, args, lang), args["value"], bool(args["same_as_reference"]))
+        texts[i], shown[i], same[i] = hit
+    return texts, shown, same
 
 
 def top_reasons(
@@ -335,13 +350,13 @@ def top_reasons(
     *,
     n: int = 3,
     lang: str = "en",
-    only_risk_up: bool = True,
     reference: Mapping[str, float] | None = None,
     contributions: pd.DataFrame | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
-    renderer: Renderer | None = None,
     matrix: np.ndarray | None = None,
+    labels: Mapping[str, str] | None = None,
+    currency: str = "EUR",
 ) -> pd.DataFrame:
     """The top ``n`` reasons per customer with their sentences, as a long frame.
 
@@ -351,52 +366,75 @@ def top_reasons(
     snapshot : DataFrame
         Customers to explain (index customer_id) with at least the model's features.
     n : int
-        Reasons per customer.
+        Reasons per customer (fewer when fewer concepts qualify).
     lang : {"en", "fr"}
-    only_risk_up : bool
-        Only contributions that push churn risk up (> 0).
     reference : mapping, optional
-        Typical value per feature for the sentences; default the training medians
-        (``metadata["reference"][feature]["median"]``).
+        The median customer's value per feature; default the training medians.
     contributions : DataFrame, optional
         Precomputed :func:`shap_contributions` for ``snapshot``.
     chunk_size, progress
         See :func:`shap_contributions`.
-    renderer : callable, optional
-        ``render(feature, row, lang, reference) -> str``; default the catalog's.
     matrix : ndarray, optional
         ``model.matrix(snapshot)`` if already computed.
+    labels : mapping, optional
+        Display labels of attribute names and category values in ``lang``.
+    currency : str
+        ISO code of amounts.
 
     Returns
     -------
     DataFrame
-        Columns customer_id, rank, feature, value (float, NaN for categories),
-        value_label (as shown), contribution (log-odds), effect (change of the churn
-        probability, see :func:`probability_effects`), text.
+        Columns customer_id, rank, concept, feature (the one the sentence is about), value
+        (float, NaN for categories), value_label (as shown), contribution (the concept's
+        log-odds), effect (its change of churn probability, see :func:`probability_effects`),
+        text. ``attrs["hidden"]`` counts the concepts that raised a customer's risk but
+        were not reasons (no feature on the risky side of the median customer).
     """
-    if lang not in ("en", "fr"):
-        raise ValueError(f"language must be en or fr, got {lang!r}")
+    from churnlens.i18n import check_lang
+
+    check_lang(lang)
+    if int(n) != n or n < 1:
+        raise ValueError(f"the number of reasons must be a whole number >= 1, got {n}")
     if matrix is None:
         matrix = model.matrix(snapshot)
     if contributions is None:
         contributions = shap_contributions(model, snapshot, chunk_size=chunk_size, progress=progress, matrix=matrix)
-    reasons = select_reasons(contributions, n=n, only_risk_up=only_risk_up)
+    concepts = concept_map(model)
+    features = model.features
     if reference is None:
         reference = reference_medians(model)
-    numeric, labels = _values(reasons, snapshot, model, matrix, lang)
-    features = [c for c in contributions.columns if c != "base_value"]
-    effects = probability_effects(
-        contributions[features].to_numpy(dtype="float64"), contributions["base_value"].to_numpy(dtype="float64"),
-        model.calibrator.transform,
+    values = contributions[features].to_numpy(dtype="float64")
+    base = contributions["base_value"].to_numpy(dtype="float64")
+    chosen = _choose(values, base, matrix, concepts, model.calibrator.transform, int(n) + _SPARE)
+    texts, shown, same = _word(chosen, features, snapshot, reference, lang, labels, currency)
+    usable = ~same & pd.notna(texts)
+    # rank the usable candidates of each customer and keep the first n
+    rank = np.zeros(len(chosen.rows), dtype=np.int64)
+    if len(rank):
+        frame = pd.DataFrame({"row": chosen.rows[usable], "order": chosen.order[usable]})
+        rank[usable] = frame.groupby("row", sort=False)["order"].rank(method="first").to_numpy(dtype=np.int64)
+    keep = usable & (rank >= 1) & (rank <= int(n))
+    hidden = chosen.hidden + int((same & ~pd.isna(texts)).sum())
+    ids = np.asarray(_customer_ids(contributions.index), dtype=object)
+    categorical = concepts.categorical[chosen.feature[keep]]
+    numbers = matrix[chosen.rows[keep], chosen.feature[keep]]
+    out = pd.DataFrame(
+        {
+            "customer_id": pd.array(ids[chosen.rows[keep]], dtype="string"),
+            "rank": rank[keep],
+            "concept": pd.array(np.asarray(concepts.concepts, dtype=object)[chosen.concept[keep]], dtype="string"),
+            "feature": pd.array(np.asarray(features, dtype=object)[chosen.feature[keep]], dtype="string"),
+            "value": np.where(categorical, np.nan, numbers),
+            "value_label": pd.array(shown[keep], dtype="string"),
+            "contribution": chosen.contribution[keep],
+            "effect": chosen.effect[keep],
+            "text": pd.array(texts[keep], dtype="string"),
+        }
     )
-    column = {name: j for j, name in enumerate(features)}
-    effect = effects[reasons["_row"].to_numpy(), [column[f] for f in reasons["feature"].tolist()]]
-    texts = render_texts(reasons, snapshot, lang=lang, reference=reference, renderer=renderer)
-    out = reasons.drop(columns="_row").assign(
-        value=numeric, value_label=pd.array(labels, dtype="string"), effect=effect,
-        text=pd.array(texts, dtype="string"),
-    )
-    return out[REASON_COLUMNS].reset_index(drop=True)
+    out = out.iloc[np.lexsort((rank[keep], chosen.rows[keep]))]  # customers in snapshot order, then rank
+    out = out.reset_index(drop=True)[REASON_COLUMNS]
+    out.attrs["hidden"] = hidden
+    return out
 
 
 def reasons_wide(reasons: pd.DataFrame, n: int) -> pd.DataFrame:
