@@ -251,9 +251,7 @@ def verify_model_dir(directory: str | Path) -> ModelFiles:
             raise ModelStoreError(f"model directory {directory}: file {rel} {why}; churnlens loads no code, refused")
     for name in (BOOSTER_FILE, CALIBRATOR_FILE, METADATA_FILE):
         if f"{ARTIFACTS_DIR}/{name}" not in kept:
-            raise ModelStoreError(
-                f"model directory {directory} is not a churnlens model (no {ARTIFACTS_DIR}/{name})"
-            )
+            raise ModelStoreError(f"model directory {directory} is not a churnlens model (no {ARTIFACTS_DIR}/{name})")
     return ModelFiles(
         booster=kept[f"{ARTIFACTS_DIR}/{BOOSTER_FILE}"],
         calibrator=kept[f"{ARTIFACTS_DIR}/{CALIBRATOR_FILE}"],
@@ -310,7 +308,9 @@ def _check_tree(index: int, block: str, n_features: int) -> None:
         if key not in kv:
             raise ValueError(f"tree {index} lacks {key}")
     split = _ints(kv["split_feature"], f"tree {index} split_feature")
-    children = _ints(kv["left_child"], f"tree {index} left_child") + _ints(kv["right_child"], f"tree {index} right_child")
+    children = _ints(kv["left_child"], f"tree {index} left_child") + _ints(
+        kv["right_child"], f"tree {index} right_child"
+    )
     decision = _ints(kv["decision_type"], f"tree {index} decision_type")
     threshold = _floats(kv["threshold"], f"tree {index} threshold")
     if not len(split) == len(decision) == len(threshold) == n - 1 or len(children) != 2 * (n - 1):
@@ -486,4 +486,3 @@ def save_model(model: ChurnModel, path: str | Path, **pyfunc_kwargs: Any) -> Pat
         shutil.rmtree(pycache, ignore_errors=True)
     write_manifest(path)
     return path
-
