@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad input the user can fix: the message says what is wrong and where."""
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """An input path the user named does not exist (still a FileNotFoundError for callers)."""

@@ -30,13 +30,15 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from churnlens.errors import InputError
+
 BOOSTER_FILE = "booster.txt"
 CALIBRATOR_FILE = "calibrator.json"
 METADATA_FILE = "metadata.json"
 LINEAR_FILE = "linear.json"
 
 
-class FeatureMismatchError(ValueError):
+class FeatureMismatchError(InputError):
     """The data given to a model does not carry the features it was trained on."""
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from churnlens.cli.common import console, handle_errors
+from churnlens.errors import InputError
 
 
 @handle_errors
@@ -37,9 +38,9 @@ def import_transactions(
     base = TransactionColumns.from_toml(mapping).__dict__ if mapping else {}
     merged = {**base, **{k: v for k, v in given.items() if v}}
     if "customer_id" not in merged or "timestamp" not in merged:
-        raise ValueError("say which columns hold the customer id and the timestamp (--customer-id, --timestamp or --mapping)")
+        raise InputError("say which columns hold the customer id and the timestamp (--customer-id, --timestamp or --mapping)")
     if format not in ("parquet", "csv"):
-        raise ValueError(f"--format must be parquet or csv, not {format!r}")
+        raise InputError(f"--format must be parquet or csv, not {format!r}")
     purchases, report = transactions_to_purchases(read_table_file(source), TransactionColumns(**merged))
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"purchases.{format}"

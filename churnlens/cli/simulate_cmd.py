@@ -13,6 +13,7 @@ from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
 from churnlens.data.io import write_tables
+from churnlens.errors import InputError
 from churnlens.simulate import simulate as run_simulation
 from churnlens.simulate import simulate_truth_table, simulation_steps
 
@@ -75,15 +76,15 @@ def simulate(
     truth.parquet holds, for every customer active at each truth cutoff, the exact probabilities of no purchase (p_no_purchase) and of a cancellation (p_cancel) within the horizon given the hidden state, and the realised outcomes: the best any model can do.
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
     if customers < 1:
-        raise ValueError(f"--customers must be at least 1, got {customers}")
+        raise InputError(f"--customers must be at least 1, got {customers}")
     if months < 1:
-        raise ValueError(f"--months must be at least 1, got {months}")
+        raise InputError(f"--months must be at least 1, got {months}")
     if horizon < 1:
-        raise ValueError(f"--horizon must be at least 1 day, got {horizon}")
+        raise InputError(f"--horizon must be at least 1 day, got {horizon}")
     if truth_cutoffs < 0:
-        raise ValueError(f"--truth-cutoffs must be 0 or more, got {truth_cutoffs}")
+        raise InputError(f"--truth-cutoffs must be 0 or more, got {truth_cutoffs}")
     if draws < 1:
-        raise ValueError(f"--draws must be at least 1, got {draws}")
+        raise InputError(f"--draws must be at least 1, got {draws}")
     fmt = FileFormat(format).value
     total = simulation_steps(customers, months, start)
     t0 = time.perf_counter()

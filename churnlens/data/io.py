@@ -30,6 +30,7 @@ from churnlens.data.report import ValidationReport
 from churnlens.data.schema import TABLE_SPECS
 from churnlens.data.tables import TABLE_NAMES, Tables
 from churnlens.data.validate import check_column_mapping, resolve_columns, validate_frames
+from churnlens.errors import InputError, MissingInputError
 
 CSV_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst")
 PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
@@ -119,7 +120,7 @@ def find_table_files(data_dir: str | Path) -> dict[str, Path]:
     """
     root = Path(data_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"data directory {root} does not exist or is not a directory")
+        raise MissingInputError(f"data directory {root} does not exist or is not a directory")
     found: dict[str, list[Path]] = {}
     for entry in sorted(root.iterdir()):
         if entry.name.startswith((".", "_")) or entry.name in AUXILIARY_FILES:
@@ -288,7 +289,7 @@ def write_tables(tables: Tables, out_dir: str | Path, *, fmt: str = "parquet") -
         would make the directory ambiguous to :func:`load_tables`).
     """
     if fmt not in ("parquet", "csv"):
-        raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
+        raise InputError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -297,7 +298,7 @@ def write_tables(tables: Tables, out_dir: str | Path, *, fmt: str = "parquet") -
         others = [out / f"{name}{s}" for s in CSV_SUFFIXES + PARQUET_SUFFIXES] + [out / name]
         clash = [p for p in others if p != path and p.exists()]
         if clash:
-            raise ValueError(
+            raise InputError(
                 f"{clash[0]} already exists; writing {path.name} beside it would make {out} ambiguous"
             )
         if fmt == "parquet":

@@ -27,13 +27,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import lru_cache
 from typing import Any
 
 import pandas as pd
 
 from churnlens.config import FeatureConfig
+from churnlens.errors import InputError
 
 #: Bump when feature names or definitions change; models record it and serving checks it.
 CATALOG_VERSION = "features-v1"
@@ -58,6 +59,13 @@ LANGS: tuple[str, ...] = ("en", "fr")
 
 NAN = float("nan")
 
+
+
+class UnknownFeatureError(InputError, KeyError):
+    """A feature name the catalog does not know (a KeyError for lookups, an InputError for the CLI)."""
+
+    def __str__(self) -> str:  # KeyError would show the message's repr
+        return str(self.args[0]) if self.args else ""
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -646,7 +654,7 @@ CATEGORY_WORDS: dict[str, dict[str, str]] = {
 
 def _check_lang(lang: str) -> str:
     if lang not in LANGS:
-        raise ValueError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
+        raise InputError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
     return lang
 
 
@@ -810,7 +818,7 @@ def spec_for(name: str) -> FeatureSpec:
             return _expand(template, {k: int(v) for k, v in match.groupdict().items()})
     if name.startswith("attr_") and len(name) > 5:
         return attribute_spec(name[5:])
-    raise KeyError(f"feature {name!r} is not in the feature catalog ({CATALOG_VERSION})")
+    raise UnknownFeatureError(f"feature {name!r} is not in the feature catalog ({CATALOG_VERSION})")
 
 
 # --------------------------------------------------------------------------- reasons
@@ -841,13 +849,19 @@ def format_number(value: float, decimals: int, lang: str = "en") -> str:
 
     English ``1,234.5``; French ``1 234,5``.
     """
-    exact = Decimal(repr(abs(float(value))))
-    text = f"{exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP):f}"
+    number = float(value)
+    if not math.isfinite(number):
+        return "n/a" if math.isnan(number) else ("-" if number < 0 else "") + "∞"
+    exact = Decimal(repr(abs(number)))
+    # enough digits for any finite double (up to 309 before the point): Decimal's default 28
+    # would make quantize fail on values above ~1e26
+    with localcontext(prec=max(28, exact.adjusted() + decimals + 2)):
+        text = f"{exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP):f}"
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0")
     thousands, point = (" ", ",") if lang == "fr" else (",", ".")
     out = _group(whole, thousands) + (point + frac if frac else "")
-    negative = float(value) < 0 and any(ch not in "0,. " for ch in out)
+    negative = number < 0 and any(ch not in "0,. " for ch in out)
     return ("-" if negative else "") + out
 
 
@@ -860,8 +874,10 @@ def format_value(value: Any, unit: str, lang: str = "en") -> str:
         text = str(value)
         return CATEGORY_WORDS.get(lang, {}).get(text, text)
     number = float(value)
+    if not math.isfinite(number):
+        return format_number(number, 0, lang)
     if unit == "days":
-        days = int(round(number))
+        days = round(number)
         word = (
             ("jour" if abs(days) <= 1 else "jours") if lang == "fr" else ("day" if abs(days) == 1 else "days")
         )

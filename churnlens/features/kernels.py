@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnlens.errors import InputError
+
 US_PER_DAY = 86_400_000_000.0
 
 
@@ -37,9 +39,9 @@ def normalize_cutoff(cutoff: str | pd.Timestamp) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(cutoff)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"cutoff {cutoff!r} is not a date (expected e.g. 2024-06-01)") from exc
+        raise InputError(f"cutoff {cutoff!r} is not a date (expected e.g. 2024-06-01)") from exc
     if ts is pd.NaT or pd.isna(ts):
-        raise ValueError(f"cutoff {cutoff!r} is not a date (expected e.g. 2024-06-01)")
+        raise InputError(f"cutoff {cutoff!r} is not a date (expected e.g. 2024-06-01)")
     if ts.tz is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts.as_unit("us")

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from churnlens.errors import InputError
+
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -19,7 +21,7 @@ def output_format(path: str | Path) -> str:
     """``"csv"`` or ``"parquet"`` from a file name, or a ValueError naming the accepted extensions."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(
+        raise InputError(
             f"output file {path} must end in .csv or .parquet (got {suffix or 'no extension'!r})"
         )
     return FORMATS[suffix]
@@ -57,7 +59,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -
         return atomic_write(path, lambda tmp: pa_csv.write_csv(table, tmp))
     if fmt == "parquet":
         return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-    raise ValueError(f"unknown output format {fmt!r}: expected csv or parquet")
+    raise InputError(f"unknown output format {fmt!r}: expected csv or parquet")
 
 
 def sibling(out: str | Path, part: str, suffix: str | None = None) -> Path:

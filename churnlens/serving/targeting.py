@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from churnlens.errors import InputError
+
 
 @dataclass(frozen=True)
 class CampaignSummary:
@@ -69,9 +71,9 @@ def _scores(scores: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.Index]:
         p = np.asarray(scores, dtype="float64")
         index = pd.RangeIndex(len(p))
     if p.ndim != 1:
-        raise ValueError(f"scores must be one-dimensional, got shape {p.shape}")
+        raise InputError(f"scores must be one-dimensional, got shape {p.shape}")
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise ValueError("scores must be probabilities in [0, 1] without missing values")
+        raise InputError("scores must be probabilities in [0, 1] without missing values")
     return p, index
 
 
@@ -82,15 +84,15 @@ def _values(value: float | pd.Series | np.ndarray, n: int) -> np.ndarray:
         else np.asarray(value, dtype="float64")
     )
     if v.shape != (n,):
-        raise ValueError(f"value must be a number or one value per customer ({n}), got shape {v.shape}")
+        raise InputError(f"value must be a number or one value per customer ({n}), got shape {v.shape}")
     return np.nan_to_num(v, nan=0.0)
 
 
 def _check_economics(cost_per_contact: float, save_rate: float) -> None:
     if not 0 <= save_rate <= 1:
-        raise ValueError(f"save rate must lie in [0, 1], got {save_rate}")
+        raise InputError(f"save rate must lie in [0, 1], got {save_rate}")
     if cost_per_contact < 0:
-        raise ValueError(f"cost per contact must be non-negative, got {cost_per_contact}")
+        raise InputError(f"cost per contact must be non-negative, got {cost_per_contact}")
 
 
 def expected_net(
@@ -154,7 +156,7 @@ def select_top_n(
     """
     p, index = _scores(scores)
     if int(n) != n or n < 0:
-        raise ValueError(f"top N must be a non-negative whole number, got {n}")
+        raise InputError(f"top N must be a non-negative whole number, got {n}")
     mask = np.zeros(len(p), dtype=bool)
     mask[_order(p)[: int(n)]] = True
     econ = {"cost_per_contact": cost_per_contact, "save_rate": save_rate, "value": value}
@@ -186,7 +188,7 @@ def select_threshold(
     """
     p, index = _scores(scores)
     if not 0 <= threshold <= 1:
-        raise ValueError(f"probability threshold must lie in [0, 1], got {threshold}")
+        raise InputError(f"probability threshold must lie in [0, 1], got {threshold}")
     econ = {"cost_per_contact": cost_per_contact, "save_rate": save_rate, "value": value}
     return _selection(p, index, p >= threshold, f"churn probability >= {threshold:g}", econ)
 
@@ -230,7 +232,7 @@ def select_budget(
     """
     p, index = _scores(scores)
     if budget < 0:
-        raise ValueError(f"budget must be non-negative, got {budget}")
+        raise InputError(f"budget must be non-negative, got {budget}")
     net = expected_net(p, cost_per_contact=cost_per_contact, save_rate=save_rate, value=value)
     cap = len(p) if cost_per_contact == 0 else int(np.floor(budget / cost_per_contact + 1e-9))
     order = _order(net)
@@ -266,7 +268,7 @@ class Economics:
     def __post_init__(self) -> None:
         _check_economics(self.cost_per_contact, self.save_rate)
         if self.value_per_save is not None and self.value_per_save < 0:
-            raise ValueError(f"value per saved customer must be non-negative, got {self.value_per_save}")
+            raise InputError(f"value per saved customer must be non-negative, got {self.value_per_save}")
 
     @classmethod
     def from_metadata(cls, metadata: dict, **overrides: float | None) -> Economics:
