@@ -34,9 +34,9 @@ import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 
 from churnlens.data.errors import DataValidationError
-from churnlens.data.io import _to_pandas, find_table_files, read_table_file
+from churnlens.data.io import _to_pandas, find_table_files, read_table_file, table_format, table_parts
 from churnlens.data.report import REPAIR_KINDS, Repair, TableSummary, ValidationReport
-from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables
+from churnlens.data.tables import EVENT_TABLES, ISOLATED_MAX, TABLE_NAMES, Tables, observed_end, top_values
 from churnlens.data.validate import (
     _to_string,
     check_column_mapping,
@@ -96,9 +96,10 @@ class Chunk:
 
 
 def _plan_chunks(table: str, path: Path, start: int) -> list[Chunk]:
-    if not (path.is_dir() or path.name.lower().endswith((".parquet", ".pq"))):
-        return [Chunk(table, str(path), start)]
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    if table_format(path) == "csv":  # a CSV file, or each non-empty part of a CSV table folder
+        parts = [p for p in table_parts(path, table) if p.stat().st_size > 0] if path.is_dir() else [path]
+        return [Chunk(table, str(part), start + i) for i, part in enumerate(parts)]
+    files = table_parts(path, table) if path.is_dir() else [path]
     chunks: list[Chunk] = []
     for file in files:
         meta = pq.ParquetFile(file).metadata
@@ -225,7 +226,12 @@ def _validate_bucket(
     )
     for name, frame in validated.present().items():
         write_parquet_atomic(frame, _bucket_file(valid_root, name, bucket))
-    return {"bucket": bucket, "empty": False, "report": report}
+    events = [
+        f["timestamp"].to_numpy(dtype="datetime64[us]") for n, f in validated.present().items() if n in EVENT_TABLES
+    ]
+    # enough of the latest events for the data end of the whole base (observed_end)
+    latest = np.concatenate([top_values(ts, ISOLATED_MAX + 1) for ts in events])
+    return {"bucket": bucket, "empty": False, "report": report, "latest": latest, "events": sum(map(len, events))}
 
 
 def _merge_reports(reports: list[ValidationReport], data_end: pd.Timestamp | None) -> ValidationReport:
@@ -309,12 +315,12 @@ def stage_tables(
     for name, path in paths.items():
         chunks += _plan_chunks(name, path, len(chunks))
     total = 0
-    for path in paths.values():
-        if path.is_dir() or path.name.lower().endswith((".parquet", ".pq")):
-            files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    for name, path in paths.items():
+        files = table_parts(path, name) if path.is_dir() else [path]
+        if table_format(path) == "parquet":
             total += sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         else:
-            total += max(path.stat().st_size // 60, 1)  # ~60 bytes per CSV row
+            total += sum(max(f.stat().st_size // 60, 1) for f in files)  # ~60 bytes per CSV row
     n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {})) or 1
     n = int(n_buckets or default_buckets(total, n_workers))
     if n < 1:
@@ -355,17 +361,19 @@ def stage_tables(
             None,
         )
         if first is not None:
-            write_parquet_atomic(
-                pd.read_parquet(first).iloc[:0], Path(valid_root) / "valid" / name / "_empty.parquet"
-            )
+            write_parquet_atomic(pd.read_parquet(first).iloc[:0], Path(valid_root) / "valid" / name / "_empty.parquet")
     starts = [s.start for s in report.tables.values() if s.start is not None and s.name in EVENT_TABLES]
-    ends = [s.end for s in report.tables.values() if s.end is not None and s.name in EVENT_TABLES]
+    filled = [r for r in results if not r["empty"]]
+    # the data end as Tables.data_end defines it, over every bucket's latest events
+    data_end = observed_end(
+        np.concatenate([r["latest"] for r in filled]), sum(r["events"] for r in filled), min(starts)
+    )
     return StagedData(
         root=str(valid_root),
         n_buckets=n,
         tables=present,
         data_start=min(starts),
-        data_end=max(ends),
+        data_end=data_end,
         report=report,
         rows={"input": int(sum(rows_in))},
     )
