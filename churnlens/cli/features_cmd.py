@@ -135,8 +135,11 @@ def features(
         raise InputError("--cutoff is required to build a snapshot, e.g. --cutoff 2024-06-01")
     if out is None:
         raise InputError("--out is required to build a snapshot, e.g. --out snapshot.parquet")
+    from churnlens.serving.output import check_out_path, write_table
+
     check_engine(engine, scheduler)
     cfg = load_config(config)
+    check_out_path(out, [data_dir, *([config] if config else [])])
     if engine == "dask":
         _features_on_dask(data_dir, cutoff, out, cfg, scheduler, partitions, work_dir)
         return
@@ -145,12 +148,7 @@ def features(
         raise InputError(f"--out {out} must end in .parquet or .csv")
     tables, _ = load_tables(data_dir, columns=cfg.columns)
     snapshot = build_snapshot(tables, cutoff, cfg.features)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame = snapshot.reset_index()
-    if fmt == "parquet":
-        frame.to_parquet(out, index=False)
-    else:
-        frame.to_csv(out, index=False)
+    write_table(snapshot.reset_index(), out, fmt)
     console.print(
         f"wrote {len(snapshot):,} active customers × {snapshot.shape[1]} features at {cutoff} to {out}",
         highlight=False,

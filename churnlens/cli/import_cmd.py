@@ -32,6 +32,7 @@ def import_transactions(
     Give the columns with --mapping FILE or with the options (options win).
     """
     from churnlens.data.transactions import TransactionColumns, read_table_file, transactions_to_purchases
+    from churnlens.serving.output import check_out_path, write_table
 
     given = {"customer_id": customer_id, "timestamp": timestamp, "amount": amount, "quantity": quantity,
              "unit_price": unit_price, "order_id": order_id, "category": category, "channel": channel}
@@ -41,12 +42,10 @@ def import_transactions(
         raise InputError("say which columns hold the customer id and the timestamp (--customer-id, --timestamp or --mapping)")
     if format not in ("parquet", "csv"):
         raise InputError(f"--format must be parquet or csv, not {format!r}")
-    purchases, report = transactions_to_purchases(read_table_file(source), TransactionColumns(**merged))
-    out.mkdir(parents=True, exist_ok=True)
     target = out / f"purchases.{format}"
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    (purchases.to_parquet if format == "parquet" else lambda p: purchases.to_csv(p, index=False))(tmp)
-    tmp.replace(target)
+    check_out_path(target, [source, *([mapping] if mapping else [])])
+    purchases, report = transactions_to_purchases(read_table_file(source), TransactionColumns(**merged))
+    write_table(purchases, target, format)
     for line in report.lines():
         console.print(line)
     console.print(f"Wrote [bold]{target}[/]")

@@ -29,6 +29,7 @@ costs more code and time than the masks themselves.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,9 +105,7 @@ def validate_tables(
     present = {name: df for name, df in raw.items() if df is not None}
     for name in present:
         if name not in TABLE_SPECS:
-            raise DataValidationError(
-                name, None, f"is not a known table; known tables: {', '.join(TABLE_NAMES)}"
-            )
+            raise DataValidationError(name, None, f"is not a known table; known tables: {', '.join(TABLE_NAMES)}")
     columns = check_column_mapping(columns)
     frames: dict[str, pd.DataFrame] = {}
     ignored: dict[str, list[str]] = {}
@@ -194,9 +193,7 @@ def resolve_columns(
     for contract, k in targets.items():
         if k > 1:
             users = [u for u, c in mapping.items() if c == contract]
-            raise DataValidationError(
-                table, contract, f"is the target of several mapped columns: {', '.join(users)}"
-            )
+            raise DataValidationError(table, contract, f"is the target of several mapped columns: {', '.join(users)}")
     for name in found:
         if name not in mapping and name in targets:
             user = next(u for u, c in mapping.items() if c == name)
@@ -206,9 +203,7 @@ def resolve_columns(
     final = {mapping.get(n, n) for n in found}
     for required in spec.required_columns:
         if required not in final:
-            raise DataValidationError(
-                table, required, f"is required but missing; columns found: {', '.join(found)}"
-            )
+            raise DataValidationError(table, required, f"is required but missing; columns found: {', '.join(found)}")
     rename = {u: c for u, c in mapping.items() if u != c}
     keep = [n for n in found if spec.open_columns or spec.column(mapping.get(n, n)) is not None]
     ignored = [n for n in found if n not in keep]
@@ -319,8 +314,7 @@ def _render_rows(df: pd.DataFrame, limit: int = _MAX_SHOWN) -> tuple[str, ...]:
     """Render the first rows of ``df`` as ``row n: col=value, ...`` (index = 0-based input position)."""
     head = df.head(limit)
     return tuple(
-        f"row {int(label) + 1}: "
-        + ", ".join(f"{c}={_show(v)}" for c, v in zip(head.columns, row, strict=True))
+        f"row {int(label) + 1}: " + ", ".join(f"{c}={_show(v)}" for c, v in zip(head.columns, row, strict=True))
         for label, row in zip(head.index, head.itertuples(index=False, name=None), strict=True)
     )
 
@@ -361,9 +355,7 @@ def _coerce_table(
         typed[col] = _coerce_column(
             spec.name, col, df[col], kind, cspec, allow_missing_id=allow_missing_id, limits=limits, repairs=repairs
         )
-    order = [c.name for c in spec.columns if c.name in typed] + [
-        c for c in df.columns if spec.column(c) is None
-    ]
+    order = [c.name for c in spec.columns if c.name in typed] + [c for c in df.columns if spec.column(c) is None]
     return pd.DataFrame({c: typed[c] for c in order}, index=df.index)
 
 
@@ -415,21 +407,16 @@ def _coerce_column(
             )
         if cspec is not None and cspec.min_value is not None:
             rng = _range_text(cspec)
-            _raise_rows(
-                table, col, out.to_numpy() < cspec.min_value, f"is outside the allowed range {rng}", raw
-            )
+            _raise_rows(table, col, out.to_numpy() < cspec.min_value, f"is outside the allowed range {rng}", raw)
         if cspec is not None and cspec.max_value is not None:
             rng = _range_text(cspec)
-            _raise_rows(
-                table, col, out.to_numpy() > cspec.max_value, f"is outside the allowed range {rng}", raw
-            )
+            _raise_rows(table, col, out.to_numpy() > cspec.max_value, f"is outside the allowed range {rng}", raw)
     else:  # flag
         out, bad = _to_flag(raw)
         _raise_rows(table, col, bad, "is not a boolean (expected true/false, 1/0 or yes/no)", raw)
     if cspec is not None and cspec.required and not (kind == "id" and allow_missing_id):
         hint = (
-            "; rows without a customer can be dropped with drop_missing_customer=True "
-            "(CLI: --drop-missing-customer)"
+            "; rows without a customer can be dropped with drop_missing_customer=True (CLI: --drop-missing-customer)"
             if kind == "id" and table in EVENT_TABLES
             else ""
         )
@@ -439,15 +426,24 @@ def _coerce_column(
 
 def _normalise_ids(table: str, col: str, ids: pd.Series, raw: pd.Series, repairs: list[Repair]) -> pd.Series:
     """Ids without surrounding whitespace, in Unicode NFC: ``" C1"``, ``"C1 "`` and ``"C1"`` are one
-    customer, and so are "José" typed in NFC and NFD. Changes are reported; an id left empty raises."""
+    customer, and so are "José" typed in NFC and NFD. Changes are reported; an id left empty raises.
+
+    Whitespace is trimmed by Arrow over the whole column; only non-ASCII ids (the only ones that
+    can be in another normal form) go through :func:`unicodedata.normalize` (Arrow's
+    ``utf8_normalize`` leaves NFD text decomposed here).
+    """
     values = pa.array(ids.array)
-    clean = pc.utf8_normalize(pc.utf8_trim_whitespace(values), "NFC")
-    changed = pc.fill_null(pc.not_equal(values, clean), False).to_numpy(zero_copy_only=False)
+    trimmed = pc.utf8_trim_whitespace(values)
+    clean = pd.Series(pd.array(trimmed, dtype=STRING_DTYPE), index=ids.index, name=ids.name)
+    wide = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(trimmed), True).to_numpy(zero_copy_only=False))
+    if len(wide):
+        clean.iloc[wide] = [unicodedata.normalize("NFC", v) for v in trimmed.take(pa.array(wide)).to_pylist()]
+    changed = (clean != ids).fillna(False).to_numpy(dtype=bool)
     if not changed.any():
         return ids
-    blank = changed & pc.fill_null(pc.equal(clean, ""), False).to_numpy(zero_copy_only=False)
-    _raise_rows(table, col, blank, "is blank (only whitespace)", raw)
-    out = pd.Series(pd.array(clean, dtype=STRING_DTYPE), index=ids.index, name=ids.name)
+    _raise_rows(
+        table, col, changed & (clean == "").fillna(False).to_numpy(dtype=bool), "is blank (only whitespace)", raw
+    )
     where = np.flatnonzero(changed)
     repairs.append(
         Repair(
@@ -456,12 +452,10 @@ def _normalise_ids(table: str, col: str, ids: pd.Series, raw: pd.Series, repairs
             len(where),
             f"{_count(len(where), col + ' value')} with surrounding whitespace or not in Unicode NFC "
             "normalised (stripped, NFC), so the same customer is one id",
-            tuple(
-                f"row {int(ids.index[p]) + 1}: {ids.iloc[p]!r} -> {out.iloc[p]!r}" for p in where[:_MAX_SHOWN]
-            ),
+            tuple(f"row {int(ids.index[p]) + 1}: {ids.iloc[p]!r} -> {clean.iloc[p]!r}" for p in where[:_MAX_SHOWN]),
         )
     )
-    return out
+    return clean
 
 
 def _range_text(cspec: ColumnSpec) -> str:
@@ -579,9 +573,7 @@ def _blank(raw: pd.Series, candidates: np.ndarray) -> np.ndarray:
     blank = np.zeros(len(raw), dtype=bool)
     if candidates.any():
         sub = raw[candidates].astype(STRING_DTYPE).str.strip().str.lower()
-        blank[np.flatnonzero(candidates)] = (
-            (sub.isin(_NULL_WORDS) | (sub == "")).fillna(True).to_numpy(dtype=bool)
-        )
+        blank[np.flatnonzero(candidates)] = (sub.isin(_NULL_WORDS) | (sub == "")).fillna(True).to_numpy(dtype=bool)
     return blank
 
 
@@ -642,9 +634,7 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
 # --------------------------------------------------------------------------- repairs
 
 
-def _repair_events(
-    df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]
-) -> pd.DataFrame:
+def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]) -> pd.DataFrame:
     """Drop rows without customer (when allowed), sort, drop exact duplicates and late events."""
     rows_in = len(df)
     missing = df["customer_id"].isna().to_numpy()
