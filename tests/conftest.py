@@ -63,15 +63,28 @@ def mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow_server")
     port = free_port()
     cmd = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     log = open(root / "server.log", "w")
     # `timeout` bounds the server's life even if the session is killed before teardown.
-    process = subprocess.Popen(["timeout", str(SERVER_LIFETIME_S), *cmd], stdout=log, stderr=subprocess.STDOUT,
-                               cwd=root, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    process = subprocess.Popen(
+        ["timeout", str(SERVER_LIFETIME_S), *cmd],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", SERVER_START_TIMEOUT_S, process)
         yield f"http://127.0.0.1:{port}"
@@ -126,9 +139,12 @@ def purchases_model(tmp_path_factory):
     from churnlens.simulate import simulate
 
     root = tmp_path_factory.mktemp("purchases_model")
-    tables = simulate(n_customers=600, months=15, seed=8).tables.replace(
-        customers=None, program_events=None, support_interactions=None, cancellations=None
-    )
+    sim = simulate(n_customers=600, months=15, seed=8).tables
+    # the required columns only: the features of any data set with a purchases table
+    tables = sim.replace(
+        purchases=sim.purchases[["customer_id", "timestamp", "amount"]],
+        customers=None, program_events=None, support_interactions=None, cancellations=None,
+    )  # fmt: skip
     write_tables(tables, root / "data")
     model = fit_churn_model(tables, tables.data_end.normalize() - pd.Timedelta(days=89))
     path = save_model(model, root / "model", pip_requirements=["churnlens"])
