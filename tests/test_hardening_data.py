@@ -29,7 +29,7 @@ NOW = pd.Timestamp("2026-06-01")
 runner = CliRunner()
 
 
-def _purchases(n_customers: int = 40, days: int = 400, seed: int = 0) -> pd.DataFrame:
+def _purchases(n_customers: int = 150, days: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = n_customers * 10
     start = pd.Timestamp("2024-01-01")
@@ -96,16 +96,18 @@ def test_the_data_end_follows_a_steady_stream_and_a_new_season():
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     gaps=st.lists(st.integers(min_value=0, max_value=89 * 24), min_size=0, max_size=300),
+    repeat=st.integers(min_value=1, max_value=40),
     late_days=st.integers(min_value=1, max_value=40_000),
 )
-def test_one_late_event_moves_the_data_end_only_when_it_is_not_isolated(gaps, late_days):
-    """Events with no gap above 90 days, then one more: it moves the end only when it is close."""
+def test_one_late_event_moves_the_data_end_only_when_it_is_not_isolated(gaps, repeat, late_days):
+    """Events with no gap above 90 days, then one more: it moves the end only when it is far."""
     start = np.datetime64("1990-01-01T00:00:00", "us")
-    bulk = start + np.cumsum([0, *gaps]).astype("timedelta64[h]").astype("timedelta64[us]")
+    bulk = np.repeat(start + np.cumsum([0, *gaps]).astype("timedelta64[h]").astype("timedelta64[us]"), repeat)
     assert observed_end(bulk, len(bulk), pd.Timestamp(start)) == pd.Timestamp(bulk[-1])
     outlier = bulk[-1] + np.timedelta64(late_days, "D")
     end = observed_end(np.append(bulk, outlier), len(bulk) + 1, pd.Timestamp(start))
-    isolated = late_days > 90 and late_days > 0.1 * (bulk[-1] - start) / np.timedelta64(1, "D")
+    far = late_days > 90 and late_days > 0.1 * (bulk[-1] - start) / np.timedelta64(1, "D")
+    isolated = far and len(bulk) + 1 >= 1000  # below 1000 events nothing is isolated
     assert end == (pd.Timestamp(bulk[-1]) if isolated else pd.Timestamp(outlier))
 
 
@@ -283,3 +285,24 @@ def test_customers_differing_only_by_whitespace_are_one_customer():
     customers = pd.DataFrame({"customer_id": ["C1", " C1"], "country": ["FR", "DE"]})
     with pytest.raises(DataValidationError, match="duplicate entries"):
         validate_tables({"purchases": purchases, "customers": customers}, now=NOW)
+
+
+def test_hive_partitioned_csv_parts_keep_their_partition_column(tmp_path):
+    purchases = _purchases().assign(channel=lambda f: np.where(np.arange(len(f)) % 3 == 0, "web", "store fr"))
+    single = _write(tmp_path / "single", purchases)
+    folder = tmp_path / "folder" / "purchases.csv"
+    for channel, part in purchases.groupby("channel"):
+        where = folder / f"channel={channel.replace(' ', '%20')}"  # escaped as Spark writes it
+        where.mkdir(parents=True)
+        part.drop(columns="channel").to_csv(where / "part-0.csv", index=False)
+    expected, _ = load_tables(single, now=NOW)
+    got, _ = load_tables(tmp_path / "folder", now=NOW)
+    order = ["customer_id", "timestamp", "amount"]
+    pd.testing.assert_frame_equal(
+        got.purchases.sort_values(order).reset_index(drop=True),
+        expected.purchases.sort_values(order).reset_index(drop=True),
+    )
+    (folder / "channel=web" / "region=eu").mkdir()
+    purchases.drop(columns="channel").head(3).to_csv(folder / "channel=web" / "region=eu" / "p.csv", index=False)
+    with pytest.raises(DataValidationError, match="other partition folders"):
+        load_tables(tmp_path / "folder", now=NOW)

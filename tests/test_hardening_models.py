@@ -309,3 +309,31 @@ def test_score_refuses_a_tampered_or_damaged_model_with_exit_2_and_runs_nothing(
         assert message in run.stderr and "Traceback" not in run.stderr
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_champion_serving_would_refuse_is_replaced_by_a_verified_model(tmp_path):
+    """A champion logged without a manifest (an older churnlens) or tampered with cannot be served
+    any more: the next verified model takes its place instead of staying challenger for ever."""
+    from mlflow.tracking import MlflowClient
+
+    from churnlens.model import MODEL_CODE
+    from churnlens.tracking import configure_mlflow
+    from churnlens.training.mlflow_log import ensure_experiment, log_churn_model, register_and_promote
+
+    model = _model()
+    frame = pd.DataFrame({"recency": [5.0, 200.0, 30.0], "spend": [300.0, 20.0, 50.0], "channel": ["web"] * 3})
+    uri = configure_mlflow(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run(experiment_id=ensure_experiment("hardening", uri)):
+        with mlflow.utils.file_utils.TempDir() as parts:
+            old = mlflow.pyfunc.log_model(
+                name="model", python_model=str(MODEL_CODE), artifacts=model.save_artifacts(parts.path()),
+                pip_requirements=["churnlens"],
+            )  # fmt: skip
+        version = mlflow.register_model(old.model_uri, "churnlens").version
+        MlflowClient().set_registered_model_alias("churnlens", "champion", version)
+        new_uri = log_churn_model(model, frame.head(1))
+        decision = register_and_promote(
+            new_uri, "churnlens", test_auc=0.6, test_cutoff="2024-01-01", test_frame=frame, y_test=np.array([0, 1, 0])
+        )
+    assert decision.alias == "champion" and "cannot be served" in decision.reason
+    assert load_model(tracking_uri=uri).version == decision.version

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
@@ -252,7 +253,7 @@ def table_parts(folder: str | Path, table: str) -> list[Path]:
 
 
 def read_table_file(
-    path: str | Path, table: str, *, mapping: Mapping[str, str] | None = None
+    path: str | Path, table: str, *, mapping: Mapping[str, str] | None = None, folder: str | Path | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
     """Read one table file, apply the column mapping, and read only contract columns.
 
@@ -267,6 +268,8 @@ def read_table_file(
         Contract table name.
     mapping : mapping of str to str, optional
         User column name -> contract column name.
+    folder : str or Path, optional
+        The table folder ``path`` is a CSV part of (its hive partition keys are then read too).
 
     Returns
     -------
@@ -284,9 +287,9 @@ def read_table_file(
         parts = [p for p in table_parts(path, table) if p.stat().st_size > 0]  # Spark's empty partitions
         if not parts:
             raise DataValidationError(table, None, f"folder {path.name}/ holds no readable part (every part is empty)")
-        frame, names = _read_csv(parts, table, mapping)
+        frame, names = _read_csv(parts, table, mapping, root=path)
     else:
-        frame, names = _read_csv([path], table, mapping)
+        frame, names = _read_csv([path], table, mapping, root=None if folder is None else Path(folder))
     rename, keep, ignored = resolve_columns(table, names, mapping)
     return frame[keep].rename(columns=rename), ignored
 
@@ -320,20 +323,44 @@ def _shown_name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}" if _part_format(path.parent) else path.name
 
 
-def _read_csv(paths: list[Path], table: str, mapping: Mapping[str, str] | None) -> tuple[pd.DataFrame, list[str]]:
-    """Read one CSV file, or the CSV parts of a table folder (every part with the same header)."""
+def _partition_keys(part: Path, root: Path | None) -> list[tuple[str, str | None]]:
+    """Hive partition columns of a part from its folders (``country=FR/part-0.csv``), as Spark writes them."""
+    if root is None:
+        return []
+    keys = []
+    for folder in part.relative_to(root).parts[:-1]:
+        key, sep, value = folder.partition("=")
+        if sep:
+            keys.append((key, None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)))
+    return keys
+
+
+def _read_csv(
+    paths: list[Path], table: str, mapping: Mapping[str, str] | None, root: Path | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read one CSV file, or the CSV parts of a table folder ``root``: every part with the same
+    header and the same hive partition keys, which become text columns."""
     spec = TABLE_SPECS[table]
     mapping = dict(mapping or {})
-    names = _csv_header(paths[0], table)
+    header = _csv_header(paths[0], table)
+    key_names = [k for k, _ in _partition_keys(paths[0], root)]
     for part in paths[1:]:
         other = _csv_header(part, table)
-        if other != names:
+        if other != header:
             raise DataValidationError(
                 table,
                 None,
                 f"part {_shown_name(part)} has the header {other}, not the header of "
-                f"{_shown_name(paths[0])} {names}; every part must have the same columns",
+                f"{_shown_name(paths[0])} {header}; every part must have the same columns",
             )
+        if [k for k, _ in _partition_keys(part, root)] != key_names:
+            raise DataValidationError(
+                table, None, f"part {part.relative_to(root or part.parent)} has other partition folders than the rest"
+            )
+    clash = set(key_names) & set(header)
+    if clash:
+        raise DataValidationError(table, sorted(clash)[0], "is both a partition folder and a column of the parts")
+    names = header + key_names
     _, keep, _ = resolve_columns(table, names, mapping)
     # ids and text stay strings ("007" must not become 7); other columns are inferred by
     # Arrow (fast path). Arrow infers types from the first block only, so a bad value further
@@ -344,12 +371,21 @@ def _read_csv(paths: list[Path], table: str, mapping: Mapping[str, str] | None) 
         cspec = spec.column(mapping.get(name, name))
         if cspec is not None and cspec.kind in ("id", "text", "category"):
             as_text[name] = pa.string()
+    in_file = [name for name in keep if name in header]
+
+    def read(part: Path, types: dict[str, pa.DataType]) -> pa.Table:
+        data = _read_csv_arrow(part, in_file, types)
+        for key, value in _partition_keys(part, root):
+            if key in keep:
+                data = data.append_column(key, pa.array([value] * data.num_rows, type=pa.string()))
+        return data.select(keep)
+
     current = paths[0]
     try:
         try:
-            data = _concat([_read_csv_arrow(current := p, keep, as_text) for p in paths])
+            data = _concat([read(current := p, as_text) for p in paths])
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            data = _concat([_read_csv_arrow(current := p, keep, {name: pa.string() for name in keep}) for p in paths])
+            data = _concat([read(current := p, {name: pa.string() for name in in_file}) for p in paths])
     except (pa.ArrowException, OSError) as exc:
         raise DataValidationError(table, None, f"{_shown_name(current)} is not a readable CSV file ({exc})") from None
     return _to_pandas(data), names

@@ -36,7 +36,8 @@ EVENT_TABLES: tuple[str, ...] = (
 )
 
 
-#: Late events count as isolated only when this few: at most 0.1% of all events, and 1000.
+#: Late events count as isolated only when this few: at most 0.1% of all events (so none in a
+#: data set of fewer than 1000 events, too small to tell an outlier from a sparse history), and 1000.
 ISOLATED_SHARE = 0.001
 ISOLATED_MAX = 1000
 #: ... and when they come after every other event by more than this gap, and more than this
@@ -47,7 +48,7 @@ ISOLATION_SPAN_SHARE = 0.1
 
 def isolated_limit(n_events: int) -> int:
     """How many late events at most can be left out of the data end, for ``n_events`` events."""
-    return min(ISOLATED_MAX, max(1, int(n_events * ISOLATED_SHARE)))
+    return min(ISOLATED_MAX, int(n_events * ISOLATED_SHARE))
 
 
 def top_values(values: np.ndarray, k: int) -> np.ndarray:

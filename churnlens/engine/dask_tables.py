@@ -98,7 +98,8 @@ class Chunk:
 def _plan_chunks(table: str, path: Path, start: int) -> list[Chunk]:
     if table_format(path) == "csv":  # a CSV file, or each non-empty part of a CSV table folder
         parts = [p for p in table_parts(path, table) if p.stat().st_size > 0] if path.is_dir() else [path]
-        return [Chunk(table, str(part), start + i) for i, part in enumerate(parts)]
+        root = str(path) if path.is_dir() else None  # a part's partition keys come from its folders
+        return [Chunk(table, str(part), start + i, None, root) for i, part in enumerate(parts)]
     files = table_parts(path, table) if path.is_dir() else [path]
     chunks: list[Chunk] = []
     for file in files:
@@ -118,8 +119,8 @@ def _plan_chunks(table: str, path: Path, start: int) -> list[Chunk]:
 
 def _read_chunk(chunk: Chunk, mapping: Mapping[str, str] | None) -> pd.DataFrame:
     """The chunk's rows with contract column names, typed as the local reader types them."""
-    if chunk.row_groups is None:
-        frame, _ = read_table_file(chunk.path, chunk.table, mapping=mapping)
+    if chunk.row_groups is None:  # a CSV file or part
+        frame, _ = read_table_file(chunk.path, chunk.table, mapping=mapping, folder=chunk.dataset_root)
         return frame
     root = Path(chunk.dataset_root or chunk.path)
     try:

@@ -21,7 +21,7 @@ from mlflow.types import ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 
 from churnlens.model import MODEL_CODE, ChurnModel
-from churnlens.model_store import read_model_dir, write_manifest
+from churnlens.model_store import ModelStoreError, read_model_dir, write_manifest
 from churnlens.tracking import artifact_root_for, holding_store_lock
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -190,6 +190,10 @@ def register_and_promote(
         try:
             champion = read_model_version(model_name, str(current.version))
             champion_auc = float(roc_auc_score(y_test, champion.predict_proba(test_frame)))
+        except ModelStoreError as exc:  # serving refuses that champion too (no manifest, tampered): replace it
+            decision = RegistryDecision(
+                str(version), CHAMPION, f"champion v{current.version} cannot be served ({exc}); replaced", None
+            )
         except Exception as exc:  # noqa: BLE001 - any failure to re-score keeps the champion
             decision = RegistryDecision(
                 str(version), CHALLENGER, f"champion v{current.version} could not score this test set: {exc}", None
