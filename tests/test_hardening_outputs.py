@@ -117,7 +117,8 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    
+    from churnlens.serving import output
+
     out, ready, phase = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 
     def slow(text):

@@ -58,7 +58,9 @@ _WORKER = textwrap.dedent(
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
+    # no store from the environment (another test may have set one): the default is under test
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    return {**env, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
 
 
 def _run_workers(root: Path, uri: str, noises: list[float]) -> list[dict]:
