@@ -8,6 +8,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 
@@ -76,8 +77,8 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
+            raise  # click's own: usage errors and exits keep their meaning
         except Exception as exc:  # noqa: BLE001 - the one place every error becomes an exit status
             if debug_enabled():
                 err_console.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 
+from churnlens.data.bounds import InputBounds
 from churnlens.data.errors import DataValidationError
 from churnlens.data.io import _to_pandas, find_table_files, read_table_file, table_format, table_parts
 from churnlens.data.report import REPAIR_KINDS, Repair, TableSummary, ValidationReport
@@ -204,6 +205,8 @@ def _validate_bucket(
     tables: tuple[str, ...],
     data_end: pd.Timestamp | None,
     drop_missing_customer: bool,
+    bounds: InputBounds | None = None,
+    now: pd.Timestamp | None = None,
 ) -> dict[str, Any]:
     """Validate one bucket with the local validator and write its typed tables."""
     frames: dict[str, pd.DataFrame] = {}
@@ -224,6 +227,8 @@ def _validate_bucket(
         sources={n: f"{n} (bucket {bucket})" for n in frames},
         data_end=data_end,
         drop_missing_customer=drop_missing_customer,
+        bounds=bounds,
+        now=now,
     )
     for name, frame in validated.present().items():
         write_parquet_atomic(frame, _bucket_file(valid_root, name, bucket))
@@ -280,6 +285,7 @@ def stage_tables(
     columns: Mapping[str, Mapping[str, str]] | None = None,
     data_end: pd.Timestamp | str | None = None,
     drop_missing_customer: bool = False,
+    bounds: InputBounds | None = None,
 ) -> StagedData:
     """Read, bucket and validate a data directory on a Dask cluster.
 
@@ -298,6 +304,8 @@ def stage_tables(
     data_end : Timestamp or str, optional
         Events after it are dropped and reported.
     drop_missing_customer : bool
+    bounds : InputBounds, optional
+        As for :func:`churnlens.data.load_tables`; the load time is taken once, for every bucket.
 
     Returns
     -------
@@ -344,6 +352,8 @@ def stage_tables(
             tables=present,
             data_end=end,
             drop_missing_customer=drop_missing_customer,
+            bounds=bounds,
+            now=pd.Timestamp.now(tz="UTC"),
             pure=False,
             retries=RETRIES,
         )
