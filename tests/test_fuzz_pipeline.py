@@ -26,7 +26,7 @@ from churnlens.serving.batch import default_cutoff
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::FutureWarning")
 NOW = pd.Timestamp("2026-06-01")
 FUZZ = settings(
-    max_examples=400,
+    max_examples=300,
     deadline=None,
     derandomize=True,  # the same examples in every CI run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],

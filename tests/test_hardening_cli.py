@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -16,7 +14,6 @@ from churnlens.cli import validate_cmd
 from churnlens.cli.main import app
 
 runner = CliRunner()
-CHURNLENS = str(Path(sys.executable).parent / "churnlens")
 
 
 def _one_error_line(output: str) -> str:
@@ -79,13 +76,13 @@ def test_features_refuses_to_write_over_an_input(purchases_model, tmp_path):
     assert (data / "purchases.parquet").read_bytes() == before
 
 
-def _score(data: Path, model: Path, out: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CHURNLENS, "score", str(data), "--model", str(model), "--out", str(out),
-         "--tracking-uri", f"sqlite:///{cwd / 'unused.db'}"],
-        capture_output=True, text=True, timeout=300, cwd=cwd,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-    )  # fmt: skip
+def _score(data: Path, model: Path, out: Path, cwd: Path) -> SimpleNamespace:
+    """``churnlens score`` in this process: ``returncode`` and ``stderr`` (all output) as from a subprocess."""
+    tracking = f"sqlite:///{cwd / 'unused.db'}"
+    result = runner.invoke(
+        app, ["score", str(data), "--model", str(model), "--out", str(out), "--tracking-uri", tracking]
+    )
+    return SimpleNamespace(returncode=result.exit_code, stderr=result.output)
 
 
 def test_score_writes_a_campaign_with_formulas_defused(purchases_model, tmp_path):

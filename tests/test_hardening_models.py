@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import subprocess
@@ -17,7 +16,9 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from churnlens.cli.main import app
 from churnlens.data.io import write_tables
 from churnlens.model import Calibrator, ChurnModel
 from churnlens.model_store import (
@@ -35,7 +36,6 @@ from churnlens.serving.loader import load_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 FEATURES = ["recency", "spend", "channel"]
-CHURNLENS = str(Path(sys.executable).parent / "churnlens")
 
 
 def _model() -> ChurnModel:
@@ -298,15 +298,14 @@ def test_score_refuses_a_tampered_or_damaged_model_with_exit_2_and_runs_nothing(
     booster = damaged / "artifacts" / "booster.txt"
     booster.write_text(booster.read_text()[:900])
     write_manifest(damaged)
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     for model, message in ((pickled, "python_model.pkl"), (damaged, "is damaged")):
-        run = subprocess.run(
-            [CHURNLENS, "score", str(data), "--model", str(model), "--out", str(tmp_path / "out" / "c.csv"),
+        run = CliRunner().invoke(
+            app,
+            ["score", str(data), "--model", str(model), "--out", str(tmp_path / "out" / "c.csv"),
              "--tracking-uri", f"sqlite:///{tmp_path / 'unused.db'}"],
-            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
         )  # fmt: skip
-        assert run.returncode == 2, run.stderr
-        assert message in run.stderr and "Traceback" not in run.stderr
+        assert run.exit_code == 2, run.output
+        assert message in run.output and "Traceback" not in run.output
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
 
