@@ -115,7 +115,6 @@ def test_four_then_two_concurrent_trainings_on_a_fresh_then_existing_store(tmp_p
     _check_store(db, first)
     second = _run_workers(tmp_path, uri, [0.25, 0.0])
     _check_store(db, first + second)
-    _models_cli_works(tmp_path, "--tracking-uri", uri)
 
 
 def test_two_train_commands_at_once_on_a_fresh_default_store_then_four_trainings(tmp_path):
