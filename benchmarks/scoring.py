@@ -105,11 +105,11 @@ def train(kind: str, store: Path) -> Any:
     cost minutes here and do not change the model scored.
     """
     import lightgbm as lgb
-    import mlflow.pyfunc
 
     from churnlens.config import FeatureConfig
     from churnlens.features import CATALOG_VERSION, build_training_set, training_cutoffs
-    from churnlens.model import MODEL_CODE, ChurnModel, prepare_features
+    from churnlens.model import ChurnModel, prepare_features
+    from churnlens.model_store import save_model
     from churnlens.monitoring import reference_statistics
     from churnlens.serving import load_model
     from churnlens.training.calibration import choose_calibrator
@@ -159,7 +159,7 @@ def train(kind: str, store: Path) -> Any:
     }
     model = ChurnModel.from_parts(booster, calibrator, metadata)
     path = store / "model"
-    mlflow.pyfunc.save_model(str(path), python_model=str(MODEL_CODE), artifacts=model.save_artifacts(store / "parts"))
+    save_model(model, path)  # as training logs it: from code, with the SHA-256 manifest
     loaded = load_model(str(path), tracking_uri=f"sqlite:///{store / 'unused.db'}")
     print(
         f"(model for {kind}: {booster.num_trees()} trees x {cfg.lgbm.num_leaves} leaves (early stopping "

@@ -32,3 +32,5 @@ class SettingError(InputError):
     def as_option(self) -> InputError:
         """The same error worded for the command-line option of the setting."""
         return InputError(f"--{self.setting.replace('_', '-')} {self.problem}")
+class MissingInputError(InputError, FileNotFoundError):
+    """An input path the user named does not exist (still a FileNotFoundError for callers)."""

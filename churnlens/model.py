@@ -31,13 +31,15 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from churnlens.errors import InputError
+
 BOOSTER_FILE = "booster.txt"
 CALIBRATOR_FILE = "calibrator.json"
 METADATA_FILE = "metadata.json"
 LINEAR_FILE = "linear.json"
 
 
-class FeatureMismatchError(ValueError):
+class FeatureMismatchError(InputError):
     """The data given to a model does not carry the features it was trained on."""
 
 
@@ -392,9 +394,10 @@ MODEL_CODE = Path(__file__).resolve().with_name("model_code.py")
 class ChurnModel(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc wrapper: ``predict`` returns calibrated churn probabilities.
 
-    Use :meth:`from_parts` in training and :func:`mlflow.pyfunc.load_model` elsewhere;
-    ``load_model(uri).unwrap_python_model()`` gives this object back with
-    :attr:`booster`, :attr:`calibrator` and :attr:`metadata` filled.
+    Use :meth:`from_parts` in training. churnlens reads a logged model back as data with
+    :func:`churnlens.model_store.read_model_dir` (booster text and JSON checked against the
+    manifest, no code run); for MLflow users ``mlflow.pyfunc.load_model(uri).unwrap_python_model()``
+    gives this object back too, with :attr:`booster`, :attr:`calibrator` and :attr:`metadata` filled.
     """
 
     booster: lgb.Booster

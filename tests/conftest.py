@@ -63,15 +63,28 @@ def mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow_server")
     port = free_port()
     cmd = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     log = open(root / "server.log", "w")
     # `timeout` bounds the server's life even if the session is killed before teardown.
-    process = subprocess.Popen(["timeout", str(SERVER_LIFETIME_S), *cmd], stdout=log, stderr=subprocess.STDOUT,
-                               cwd=root, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    process = subprocess.Popen(
+        ["timeout", str(SERVER_LIFETIME_S), *cmd],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", SERVER_START_TIMEOUT_S, process)
         yield f"http://127.0.0.1:{port}"
@@ -82,3 +95,57 @@ def mlflow_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def fit_churn_model(tables, cutoff, *, rounds: int = 30):
+    """A small LightGBM churn model on the snapshot of ``tables`` at ``cutoff`` (no MLflow run)."""
+    import lightgbm as lgb
+    import pandas as pd
+
+    from churnlens.features import CATALOG_VERSION, build_labels, build_snapshot
+    from churnlens.model import Calibrator, ChurnModel
+    from churnlens.monitoring import reference_statistics
+
+    snapshot = build_snapshot(tables, cutoff)
+    labels = build_labels(tables, cutoff, snapshot.index, horizon_days=90)
+    categorical = [c for c in snapshot.columns if isinstance(snapshot[c].dtype, pd.CategoricalDtype)]
+    metadata = {
+        "features": list(snapshot.columns),
+        "categorical_levels": {c: [str(x) for x in snapshot[c].cat.categories] for c in categorical},
+        "model_name": "churnlens",
+        "catalog_version": CATALOG_VERSION,
+        "label_mode": "non_contractual",
+        "horizon_days": 90,
+        "tables": sorted(tables.present()),
+    }
+    model = ChurnModel.from_parts(None, Calibrator(method="platt", a=0.9, b=-0.1), metadata)
+    params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1, "seed": 1,
+              "num_threads": 1, "deterministic": True}  # fmt: skip
+    model.booster = lgb.train(
+        params, lgb.Dataset(model.prepare(snapshot), label=labels.to_numpy()), num_boost_round=rounds
+    )
+    metadata["reference"] = reference_statistics(snapshot[model.features])
+    return model
+
+
+@pytest.fixture(scope="session")
+def purchases_model(tmp_path_factory):
+    """A small model trained on purchases only (any data set with a purchases table can be scored),
+    saved as training logs it (models from code, SHA-256 manifest)."""
+    import pandas as pd
+
+    from churnlens.data.io import write_tables
+    from churnlens.model_store import save_model
+    from churnlens.simulate import simulate
+
+    root = tmp_path_factory.mktemp("purchases_model")
+    sim = simulate(n_customers=600, months=15, seed=8).tables
+    # the required columns only: the features of any data set with a purchases table
+    tables = sim.replace(
+        purchases=sim.purchases[["customer_id", "timestamp", "amount"]],
+        customers=None, program_events=None, support_interactions=None, cancellations=None,
+    )  # fmt: skip
+    write_tables(tables, root / "data")
+    model = fit_churn_model(tables, tables.data_end.normalize() - pd.Timedelta(days=89))
+    path = save_model(model, root / "model", pip_requirements=["churnlens"])
+    return {"model": model, "path": path, "data": root / "data", "tables": tables}

@@ -29,7 +29,8 @@ from conftest import free_port, wait_for_http
 from churnlens.config import ScoringSettings
 from churnlens.data.io import load_tables, write_tables
 from churnlens.features import CATALOG_VERSION, build_labels, build_snapshot
-from churnlens.model import MODEL_CODE, Calibrator, ChurnModel
+from churnlens.model import Calibrator, ChurnModel
+from churnlens.model_store import save_model
 from churnlens.monitoring import reference_statistics
 from churnlens.serving import load_model, score_base
 
@@ -129,12 +130,8 @@ def world(tmp_path_factory):
     tables, _ = load_tables(root / "data")
     model = _fit_model(tables)
     model_dir = root / "model"
-    mlflow.pyfunc.save_model(
-        str(model_dir),
-        python_model=str(MODEL_CODE),  # from code, as training logs it: no pickle
-        artifacts=model.save_artifacts(root / "parts"),
-        pip_requirements=["churnlens"],  # inferring them costs seconds
-    )
+    # from code, as training logs it (no pickle), with the SHA-256 manifest serving checks
+    save_model(model, model_dir, pip_requirements=["churnlens"])  # inferring requirements costs seconds
     # Create the sqlite store before the server opens it (MLflow runs its migrations once).
     tracking = f"sqlite:///{root / 'mlflow.db'}"
     loaded = load_model(str(model_dir), tracking_uri=tracking)

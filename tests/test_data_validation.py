@@ -198,7 +198,7 @@ def test_low_cardinality_text_is_categorical_with_the_values_present_sorted() ->
 
 def test_categories_of_dropped_rows_are_dropped_too() -> None:
     raw = _raw_frames()
-    late = raw["purchases"].iloc[[0]].assign(timestamp=pd.Timestamp("2030-01-01"), channel="kiosk")
+    late = raw["purchases"].iloc[[0]].assign(timestamp=pd.Timestamp("2025-06-01"), channel="kiosk")
     dup = raw["purchases"].iloc[[0]]
     raw["purchases"] = pd.concat([raw["purchases"], late, dup], ignore_index=True)
     tables, report = validate_tables(raw, data_end="2025-01-01")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import os
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 
-from churnlens.data.errors import DataValidationError
+from churnlens.errors import InputError
 
 #: Width when writing to a file or pipe (CI logs, `| tee`): rich would otherwise squeeze
 #: tables into 80 columns and truncate ids and dates. COLUMNS still wins when set.
@@ -31,6 +33,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit status for bad input (bad data, bad options, bad config).
 EXIT_BAD_INPUT = 2
+#: Exit status for anything else: a bug, or the environment (disk full, permission denied ...).
+EXIT_FAILURE = 1
+#: Set to show tracebacks (same as the global ``--debug`` option).
+DEBUG_ENV = "CHURNLENS_DEBUG"
 
 
 def fail(message: str) -> typer.Exit:
@@ -39,17 +45,56 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
+def debug_enabled() -> bool:
+    """True when tracebacks are asked for: ``churnlens --debug`` or ``CHURNLENS_DEBUG=1``."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _os_message(exc: OSError) -> str:
+    """``cannot write /x/campaign.csv: Is a directory``: the path first, then the system's reason."""
+    reason = exc.strerror or _one_line(exc)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{reason}: {' -> '.join(paths)}" if paths else reason
+
+
 def handle_errors(func: F) -> F:
-    """Turn input errors into a one-line message and exit status 2, without a traceback."""
+    """One-line errors instead of tracebacks.
+
+    - :class:`~churnlens.errors.InputError` (bad data, option, config, model URI): the message,
+      exit status 2;
+    - OSError (a path that cannot be read or written): the reason and the path, exit status 1;
+    - anything else is a bug: its type and message, exit status 1.
+
+    With ``--debug`` (or ``CHURNLENS_DEBUG=1``) the traceback is printed as well.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (DataValidationError, ValueError, FileNotFoundError, KeyError) as exc:
-            # str(KeyError) is the repr of its key: show the key itself. Other messages are kept
-            # whole (they may end with a quoted value, e.g. "row 2: 'abc'").
-            message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise fail(message) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
+            raise  # click's own: usage errors and exits keep their meaning
+        except Exception as exc:  # noqa: BLE001 - the one place every error becomes an exit status
+            if debug_enabled():
+                err_console.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)
+            if isinstance(exc, InputError):
+                raise fail(str(exc)) from None
+            # TRANSITIONAL (issue 11): plain ValueError still means bad input until the options of
+            # score/train/serve/explain/config raise InputError; then this branch goes.
+            if type(exc) is ValueError:
+                raise fail(str(exc)) from None
+            if isinstance(exc, OSError):
+                message = _os_message(exc)
+            else:
+                message = f"internal error ({type(exc).__name__}): {_one_line(exc)}"
+                if not debug_enabled():
+                    message += f" — run with --debug (or {DEBUG_ENV}=1) for the traceback"
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+            raise typer.Exit(EXIT_FAILURE) from None
 
     return wrapper  # type: ignore[return-value]

@@ -11,6 +11,7 @@ from churnlens.cli.common import console, handle_errors
 from churnlens.config import ChurnConfig, load_config
 from churnlens.data import load_tables
 from churnlens.engine.cluster import check_engine
+from churnlens.errors import InputError
 from churnlens.features import build_snapshot, catalog_frame
 from churnlens.features.catalog import CATALOG_VERSION
 from churnlens.i18n import LANGS, Words
@@ -45,7 +46,7 @@ def _features_on_dask(
     from churnlens.engine.session import dask_session
 
     if out.suffix.lower() == ".csv":
-        raise ValueError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
+        raise InputError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
     with dask_session(
         data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns
     ) as (client, staged):
@@ -118,32 +119,30 @@ def features(
     A customer is active at the cutoff when they bought in the preceding 365 days and had not cancelled. Missing optional tables drop their feature family.
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
     if lang not in LANGS:
-        raise ValueError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
+        raise InputError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
     if catalog:
         _print_catalog(config, lang)
         return
     if data_dir is None:
-        raise ValueError("give a DATA_DIR (or --catalog to print the feature catalog)")
+        raise InputError("give a DATA_DIR (or --catalog to print the feature catalog)")
     if cutoff is None:
-        raise ValueError("--cutoff is required to build a snapshot, e.g. --cutoff 2024-06-01")
+        raise InputError("--cutoff is required to build a snapshot, e.g. --cutoff 2024-06-01")
     if out is None:
-        raise ValueError("--out is required to build a snapshot, e.g. --out snapshot.parquet")
+        raise InputError("--out is required to build a snapshot, e.g. --out snapshot.parquet")
+    from churnlens.serving.output import check_out_path, write_table
+
     check_engine(engine, scheduler)
     cfg = load_config(config)
+    check_out_path(out, [data_dir, *([config] if config else [])])
     if engine == "dask":
         _features_on_dask(data_dir, cutoff, out, cfg, scheduler, partitions, work_dir)
         return
     fmt = _FORMATS.get(out.suffix.lower())
     if fmt is None:
-        raise ValueError(f"--out {out} must end in .parquet or .csv")
+        raise InputError(f"--out {out} must end in .parquet or .csv")
     tables, _ = load_tables(data_dir, columns=cfg.columns)
     snapshot = build_snapshot(tables, cutoff, cfg.features)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame = snapshot.reset_index()
-    if fmt == "parquet":
-        frame.to_parquet(out, index=False)
-    else:
-        frame.to_csv(out, index=False)
+    write_table(snapshot.reset_index(), out, fmt)
     console.print(
         f"wrote {len(snapshot):,} active customers × {snapshot.shape[1]} features at {cutoff} to {out}",
         highlight=False,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from churnlens.cli.common import console, handle_errors
+from churnlens.errors import InputError
 
 
 @handle_errors
@@ -31,21 +32,20 @@ def import_transactions(
     Give the columns with --mapping FILE or with the options (options win).
     """
     from churnlens.data.transactions import TransactionColumns, read_table_file, transactions_to_purchases
+    from churnlens.serving.output import check_out_path, write_table
 
     given = {"customer_id": customer_id, "timestamp": timestamp, "amount": amount, "quantity": quantity,
              "unit_price": unit_price, "order_id": order_id, "category": category, "channel": channel}
     base = TransactionColumns.from_toml(mapping).__dict__ if mapping else {}
     merged = {**base, **{k: v for k, v in given.items() if v}}
     if "customer_id" not in merged or "timestamp" not in merged:
-        raise ValueError("say which columns hold the customer id and the timestamp (--customer-id, --timestamp or --mapping)")
+        raise InputError("say which columns hold the customer id and the timestamp (--customer-id, --timestamp or --mapping)")
     if format not in ("parquet", "csv"):
-        raise ValueError(f"--format must be parquet or csv, not {format!r}")
-    purchases, report = transactions_to_purchases(read_table_file(source), TransactionColumns(**merged))
-    out.mkdir(parents=True, exist_ok=True)
+        raise InputError(f"--format must be parquet or csv, not {format!r}")
     target = out / f"purchases.{format}"
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    (purchases.to_parquet if format == "parquet" else lambda p: purchases.to_csv(p, index=False))(tmp)
-    tmp.replace(target)
+    check_out_path(target, [source, *([mapping] if mapping else [])])
+    purchases, report = transactions_to_purchases(read_table_file(source), TransactionColumns(**merged))
+    write_table(purchases, target, format)
     for line in report.lines():
         console.print(line)
     console.print(f"Wrote [bold]{target}[/]")

@@ -16,6 +16,7 @@ from churnlens.cli import (
     train_cmd,
     validate_cmd,
 )
+from churnlens.cli.common import DEBUG_ENV
 
 # MLflow must never try to phone home from this offline tool.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -29,6 +30,19 @@ app = typer.Typer(
     # Help texts name TOML sections like [serving]: rich markup would swallow them.
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of an error (same as CHURNLENS_DEBUG=1).", is_eager=True
+    ),
+) -> None:
+    """Point-in-time churn prediction for loyalty programs."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
 app.command("simulate")(simulate_cmd.simulate)
 app.command("validate")(validate_cmd.validate)
 app.command("features")(features_cmd.features)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
 from churnlens.data.io import write_tables
+from churnlens.errors import InputError
 from churnlens.simulate import (
     ACTIONS,
     CampaignSettings,
@@ -107,15 +108,15 @@ def simulate(
     With --campaigns N, N past retention campaigns select the riskiest active customers, give each the first action whose default rule holds (service_recovery, points_reminder, win_back) and hold out a random control group; treated customers' futures change. The contacts table records treatment and control rows; truth_uplift.parquet holds each contacted customer's true probability of no purchase within --horizon days of the send date without the action and with each action.
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
     if customers < 1:
-        raise ValueError(f"--customers must be at least 1, got {customers}")
+        raise InputError(f"--customers must be at least 1, got {customers}")
     if months < 1:
-        raise ValueError(f"--months must be at least 1, got {months}")
+        raise InputError(f"--months must be at least 1, got {months}")
     if horizon < 1:
-        raise ValueError(f"--horizon must be at least 1 day, got {horizon}")
+        raise InputError(f"--horizon must be at least 1 day, got {horizon}")
     if truth_cutoffs < 0:
-        raise ValueError(f"--truth-cutoffs must be 0 or more, got {truth_cutoffs}")
+        raise InputError(f"--truth-cutoffs must be 0 or more, got {truth_cutoffs}")
     if draws < 1:
-        raise ValueError(f"--draws must be at least 1, got {draws}")
+        raise InputError(f"--draws must be at least 1, got {draws}")
     campaign_settings = CampaignSettings(
         n_campaigns=campaigns, size=campaign_size, holdout=holdout, horizon_days=horizon
     )

@@ -11,6 +11,7 @@ import typer
 from churnlens.cli.common import console, handle_errors
 from churnlens.config import load_config
 from churnlens.data import load_tables
+from churnlens.errors import InputError
 
 
 @handle_errors
@@ -55,7 +56,7 @@ def validate(
         except ValueError:
             end = None
         if end is None or pd.isna(end):
-            raise ValueError(f"--data-end {data_end!r} is not a timestamp (e.g. 2024-06-30)")
+            raise InputError(f"--data-end {data_end!r} is not a timestamp (e.g. 2024-06-30)")
     _, report = load_tables(
         data_dir, columns=cfg.columns, data_end=end, drop_missing_customer=drop_missing_customer
     )

@@ -1,5 +1,6 @@
 """Input tables: the contract, loading, validation and repair."""
 
+from churnlens.data.bounds import InputBounds
 from churnlens.data.errors import DataValidationError
 from churnlens.data.io import load_tables, write_tables
 from churnlens.data.report import Repair, ValidationReport
@@ -10,6 +11,7 @@ from churnlens.data.validate import validate_tables
 __all__ = [
     "DataValidationError",
     "EVENT_TABLES",
+    "InputBounds",
     "KNOWN_EVENT_TYPES",
     "TABLE_NAMES",
     "TABLE_SPECS",

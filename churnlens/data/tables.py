@@ -16,7 +16,9 @@ Tables are sorted by (customer_id, timestamp) and have a fresh RangeIndex.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 
+import numpy as np
 import pandas as pd
 
 #: Table names in the contract, required one first.
@@ -35,6 +37,59 @@ EVENT_TABLES: tuple[str, ...] = (
     "cancellations",
     "contacts",
 )
+
+
+#: Late events count as isolated only when this few: at most 0.1% of all events (so none in a
+#: data set of fewer than 1000 events, too small to tell an outlier from a sparse history), and 1000.
+ISOLATED_SHARE = 0.001
+ISOLATED_MAX = 1000
+#: ... and when they come after every other event by more than this gap, and more than this
+#: share of the span of the rest of the data.
+ISOLATION_GAP = pd.Timedelta(days=90)
+ISOLATION_SPAN_SHARE = 0.1
+
+
+def isolated_limit(n_events: int) -> int:
+    """How many late events at most can be left out of the data end, for ``n_events`` events."""
+    return min(ISOLATED_MAX, int(n_events * ISOLATED_SHARE))
+
+
+def top_values(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest of ``values`` (any order), in linear time."""
+    if len(values) <= k:
+        return values
+    return np.partition(values, len(values) - k)[len(values) - k :]
+
+
+def observed_end(latest: np.ndarray, n_events: int, start: pd.Timestamp) -> pd.Timestamp:
+    """The data end, leaving out a few events that stand alone long after all the others.
+
+    Parameters
+    ----------
+    latest : array of datetime64
+        At least the ``isolated_limit(n_events) + 1`` latest event timestamps (any order; more is fine).
+    n_events : int
+        Number of events in the data.
+    start : Timestamp
+        The first event.
+
+    Returns
+    -------
+    Timestamp
+        The latest event that is not isolated. Events after it are isolated: at most
+        :func:`isolated_limit` of them, and separated from every earlier event by a gap larger
+        than both :data:`ISOLATION_GAP` and :data:`ISOLATION_SPAN_SHARE` of the data's span before
+        the gap. A new season starting after a long pause is not isolated (it has more events),
+        and neither is a steady stream of events.
+    """
+    limit = isolated_limit(n_events)
+    ts = np.sort(np.asarray(latest, dtype="datetime64[us]"))[-(limit + 1) :]
+    begin = np.datetime64(pd.Timestamp(start).as_unit("us").asm8)
+    for j in range(1, len(ts)):
+        gap = ts[j] - ts[j - 1]
+        if gap > ISOLATION_GAP.to_timedelta64() and gap > (ts[j - 1] - begin) * ISOLATION_SPAN_SHARE:
+            return pd.Timestamp(ts[j - 1])
+    return pd.Timestamp(ts[-1])
 
 
 @dataclass(frozen=True)
@@ -62,9 +117,22 @@ class Tables:
         return min(t["timestamp"].min() for n, t in self.present().items() if n in EVENT_TABLES and len(t))
 
     @property
-    def data_end(self) -> pd.Timestamp:
-        """Latest event timestamp over all event tables (the end of observed history)."""
+    def last_event(self) -> pd.Timestamp:
+        """Latest event timestamp over all event tables, isolated ones included."""
         return max(t["timestamp"].max() for n, t in self.present().items() if n in EVENT_TABLES and len(t))
+
+    @cached_property
+    def data_end(self) -> pd.Timestamp:
+        """The end of observed history: the latest event, leaving out a few isolated late ones.
+
+        Every default follows it (the scoring cutoff, the latest training cutoff), so one event
+        dated years after the rest (a typo) must not move it: see :func:`observed_end`.
+        """
+        events = [t["timestamp"] for n, t in self.present().items() if n in EVENT_TABLES and len(t)]
+        n_events = sum(len(t) for t in events)
+        k = isolated_limit(n_events) + 1
+        latest = np.concatenate([top_values(t.to_numpy(dtype="datetime64[us]"), k) for t in events])
+        return observed_end(latest, n_events, self.data_start)
 
     def customer_ids(self) -> pd.Index:
         """All customer ids seen in any table, sorted."""

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from churnlens.data.errors import DataValidationError
+from churnlens.errors import InputError, MissingInputError
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,18 @@ class TransactionColumns:
 
     def __post_init__(self) -> None:
         if self.amount is None and (self.quantity is None or self.unit_price is None):
-            raise ValueError("transactions mapping needs an amount column, or both quantity and unit_price columns")
+            raise InputError("transactions mapping needs an amount column, or both quantity and unit_price columns")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TransactionColumns:
         """Read the ``[transactions]`` section of a TOML file (contract name = "user column")."""
         raw = tomllib.loads(Path(path).read_text()).get("transactions")
         if raw is None:
-            raise ValueError(f"{path} has no [transactions] section")
+            raise InputError(f"{path} has no [transactions] section")
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
-            raise ValueError(f"[transactions] in {path} has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+            raise InputError(f"[transactions] in {path} has unknown keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**raw)
 
 
@@ -73,12 +74,12 @@ def read_table_file(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file (by extension)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise MissingInputError(f"{path} does not exist")
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path)
     if path.suffix.lower() in (".parquet", ".pq") or path.is_dir():
         return pd.read_parquet(path)
-    raise ValueError(f"{path}: unsupported file type '{path.suffix}' (use .csv or .parquet)")
+    raise InputError(f"{path}: unsupported file type '{path.suffix}' (use .csv or .parquet)")
 
 
 def _customer_ids(values: pd.Series) -> pd.Series:

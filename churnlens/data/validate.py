@@ -29,13 +29,18 @@ costs more code and time than the masks themselves.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from churnlens.data.bounds import AMOUNT_COLUMNS, DEFAULT_BOUNDS, InputBounds
 from churnlens.data.errors import DataValidationError
 from churnlens.data.report import Repair, TableSummary, ValidationReport
 from churnlens.data.schema import TABLE_SPECS, ColumnKind, ColumnSpec, TableSpec
@@ -63,6 +68,8 @@ def validate_tables(
     columns: Mapping[str, Mapping[str, str]] | None = None,
     data_end: pd.Timestamp | str | None = None,
     drop_missing_customer: bool = False,
+    bounds: InputBounds | None = None,
+    now: pd.Timestamp | str | None = None,
 ) -> tuple[Tables, ValidationReport]:
     """Validate tables already in memory (e.g. events posted to the API).
 
@@ -77,6 +84,11 @@ def validate_tables(
         to UTC; naive ones are taken as UTC.
     drop_missing_customer : bool, default False
         Drop (and report) event rows without a customer_id instead of raising.
+    bounds : InputBounds, optional
+        Allowed time range and largest amount (default :data:`~churnlens.data.bounds.DEFAULT_BOUNDS`:
+        1900-01-01 to the load time + 1 day, amounts up to 1e12 in absolute value).
+    now : Timestamp or str, optional
+        The load time the time bound is counted from; default the clock.
 
     Returns
     -------
@@ -93,9 +105,7 @@ def validate_tables(
     present = {name: df for name, df in raw.items() if df is not None}
     for name in present:
         if name not in TABLE_SPECS:
-            raise DataValidationError(
-                name, None, f"is not a known table; known tables: {', '.join(TABLE_NAMES)}"
-            )
+            raise DataValidationError(name, None, f"is not a known table; known tables: {', '.join(TABLE_NAMES)}")
     columns = check_column_mapping(columns)
     frames: dict[str, pd.DataFrame] = {}
     ignored: dict[str, list[str]] = {}
@@ -112,6 +122,8 @@ def validate_tables(
         ignored=ignored,
         data_end=data_end,
         drop_missing_customer=drop_missing_customer,
+        bounds=bounds,
+        now=now,
     )
 
 
@@ -181,9 +193,7 @@ def resolve_columns(
     for contract, k in targets.items():
         if k > 1:
             users = [u for u, c in mapping.items() if c == contract]
-            raise DataValidationError(
-                table, contract, f"is the target of several mapped columns: {', '.join(users)}"
-            )
+            raise DataValidationError(table, contract, f"is the target of several mapped columns: {', '.join(users)}")
     for name in found:
         if name not in mapping and name in targets:
             user = next(u for u, c in mapping.items() if c == name)
@@ -193,9 +203,7 @@ def resolve_columns(
     final = {mapping.get(n, n) for n in found}
     for required in spec.required_columns:
         if required not in final:
-            raise DataValidationError(
-                table, required, f"is required but missing; columns found: {', '.join(found)}"
-            )
+            raise DataValidationError(table, required, f"is required but missing; columns found: {', '.join(found)}")
     rename = {u: c for u, c in mapping.items() if u != c}
     keep = [n for n in found if spec.open_columns or spec.column(mapping.get(n, n)) is not None]
     ignored = [n for n in found if n not in keep]
@@ -209,6 +217,8 @@ def validate_frames(
     ignored: Mapping[str, Sequence[str]] | None = None,
     data_end: pd.Timestamp | str | None = None,
     drop_missing_customer: bool = False,
+    bounds: InputBounds | None = None,
+    now: pd.Timestamp | str | None = None,
 ) -> tuple[Tables, ValidationReport]:
     """Validate frames whose columns already carry contract names (after the mapping).
 
@@ -219,6 +229,7 @@ def validate_frames(
     if "purchases" not in frames:
         raise DataValidationError("purchases", None, "is required but missing")
     end = None if data_end is None else _naive_utc(pd.Timestamp(data_end))
+    limits = _Limits.of(bounds or DEFAULT_BOUNDS, now)
     report = ValidationReport(data_end=end)
     out: dict[str, pd.DataFrame] = {}
     rows_in: dict[str, int] = {}
@@ -240,7 +251,13 @@ def validate_frames(
                     f"columns outside the contract ignored: {', '.join(skipped)}",
                 )
             )
-        typed = _coerce_table(df, spec, allow_missing_id=drop_missing_customer and name in EVENT_TABLES)
+        typed = _coerce_table(
+            df,
+            spec,
+            allow_missing_id=drop_missing_customer and name in EVENT_TABLES,
+            limits=limits,
+            repairs=report.repairs,
+        )
         if name == "contacts":
             _check_contact_groups(typed)
         if name == "customers":
@@ -250,6 +267,8 @@ def validate_frames(
     if len(out["purchases"]) == 0:
         raise DataValidationError("purchases", None, "has no rows left after repairs")
     _reconcile_customers(out, report.repairs)
+    tables = Tables(**out)
+    _note_isolated_events(tables, report.repairs)
     for name, df in out.items():
         has_time = "timestamp" in df.columns and len(df) > 0
         report.tables[name] = TableSummary(
@@ -261,7 +280,7 @@ def validate_frames(
             start=df["timestamp"].min() if has_time else None,
             end=df["timestamp"].max() if has_time else None,
         )
-    return Tables(**out), report
+    return tables, report
 
 
 # --------------------------------------------------------------------------- errors
@@ -297,8 +316,7 @@ def _render_rows(df: pd.DataFrame, limit: int = _MAX_SHOWN) -> tuple[str, ...]:
     """Render the first rows of ``df`` as ``row n: col=value, ...`` (index = 0-based input position)."""
     head = df.head(limit)
     return tuple(
-        f"row {int(label) + 1}: "
-        + ", ".join(f"{c}={_show(v)}" for c, v in zip(head.columns, row, strict=True))
+        f"row {int(label) + 1}: " + ", ".join(f"{c}={_show(v)}" for c, v in zip(head.columns, row, strict=True))
         for label, row in zip(head.index, head.itertuples(index=False, name=None), strict=True)
     )
 
@@ -306,7 +324,24 @@ def _render_rows(df: pd.DataFrame, limit: int = _MAX_SHOWN) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- typing
 
 
-def _coerce_table(df: pd.DataFrame, spec: TableSpec, *, allow_missing_id: bool) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Limits:
+    """The bounds of one validation run, resolved (time range counted from its load time)."""
+
+    earliest: pd.Timestamp
+    latest: pd.Timestamp
+    future_days: float
+    max_abs_amount: float
+
+    @classmethod
+    def of(cls, bounds: InputBounds, now: pd.Timestamp | str | None) -> _Limits:
+        earliest, latest = bounds.time_range(now)
+        return cls(earliest, latest, float(bounds.future_days), float(bounds.max_abs_amount))
+
+
+def _coerce_table(
+    df: pd.DataFrame, spec: TableSpec, *, allow_missing_id: bool, limits: _Limits, repairs: list[Repair]
+) -> pd.DataFrame:
     """Check the required columns and convert every column to its contract dtype."""
     missing = [c for c in spec.required_columns if c not in df.columns]
     if missing:
@@ -319,10 +354,10 @@ def _coerce_table(df: pd.DataFrame, spec: TableSpec, *, allow_missing_id: bool) 
     for col in df.columns:
         cspec = spec.column(col)
         kind = cspec.kind if cspec is not None else _infer_kind(df[col])
-        typed[col] = _coerce_column(spec.name, col, df[col], kind, cspec, allow_missing_id=allow_missing_id)
-    order = [c.name for c in spec.columns if c.name in typed] + [
-        c for c in df.columns if spec.column(c) is None
-    ]
+        typed[col] = _coerce_column(
+            spec.name, col, df[col], kind, cspec, allow_missing_id=allow_missing_id, limits=limits, repairs=repairs
+        )
+    order = [c.name for c in spec.columns if c.name in typed] + [c for c in df.columns if spec.column(c) is None]
     return pd.DataFrame({c: typed[c] for c in order}, index=df.index)
 
 
@@ -334,6 +369,8 @@ def _coerce_column(
     cspec: ColumnSpec | None,
     *,
     allow_missing_id: bool,
+    limits: _Limits,
+    repairs: list[Repair],
 ) -> pd.Series:
     """Convert one column; raise on unconvertible, out-of-range or missing required values."""
     if isinstance(raw.dtype, pd.CategoricalDtype) and kind != "category":
@@ -342,39 +379,87 @@ def _coerce_column(
         out = _to_category(raw)
         if cspec is not None and cspec.allowed is not None:
             out = _only_allowed(table, col, out, cspec.allowed, raw)
-    elif kind in ("id", "text"):
+    elif kind == "id":
+        out = _normalise_ids(table, col, text_column(raw), raw, repairs)
+    elif kind == "text":
         out = text_column(raw)
     elif kind == "time":
         if _is_numeric(raw):
             _raise_rows(table, col, raw.notna(), f"holds numbers, not timestamps ({_ISO_HINT})", raw)
         out, bad = _to_time(raw)
         _raise_rows(table, col, bad, f"is not a valid timestamp ({_ISO_HINT})", raw)
+        outside = ((out < limits.earliest) | (out > limits.latest)).to_numpy(dtype=bool, na_value=False)
+        _raise_rows(
+            table,
+            col,
+            outside,
+            f"is outside the allowed time range {limits.earliest.date()} to {limits.latest:%Y-%m-%d %H:%M} "
+            f"(load time + {limits.future_days:g} day(s); a typo in the year?)",
+            raw,
+        )
     elif kind == "number":
         out, bad = _to_number(raw)
         _raise_rows(table, col, bad, "is not a number", raw)
         _raise_rows(table, col, np.isinf(out.to_numpy()), "is not a finite number", raw)
+        if col in AMOUNT_COLUMNS.get(table, ()):
+            _raise_rows(
+                table,
+                col,
+                np.abs(out.to_numpy()) > limits.max_abs_amount,
+                f"is larger than the largest allowed amount ({limits.max_abs_amount:g} in absolute value)",
+                raw,
+            )
         if cspec is not None and cspec.min_value is not None:
             rng = _range_text(cspec)
-            _raise_rows(
-                table, col, out.to_numpy() < cspec.min_value, f"is outside the allowed range {rng}", raw
-            )
+            _raise_rows(table, col, out.to_numpy() < cspec.min_value, f"is outside the allowed range {rng}", raw)
         if cspec is not None and cspec.max_value is not None:
             rng = _range_text(cspec)
-            _raise_rows(
-                table, col, out.to_numpy() > cspec.max_value, f"is outside the allowed range {rng}", raw
-            )
+            _raise_rows(table, col, out.to_numpy() > cspec.max_value, f"is outside the allowed range {rng}", raw)
     else:  # flag
         out, bad = _to_flag(raw)
         _raise_rows(table, col, bad, "is not a boolean (expected true/false, 1/0 or yes/no)", raw)
     if cspec is not None and cspec.required and not (kind == "id" and allow_missing_id):
         hint = (
-            "; rows without a customer can be dropped with drop_missing_customer=True "
-            "(CLI: --drop-missing-customer)"
+            "; rows without a customer can be dropped with drop_missing_customer=True (CLI: --drop-missing-customer)"
             if kind == "id" and table in EVENT_TABLES
             else ""
         )
         _raise_rows(table, col, out.isna().to_numpy(), f"is missing (the column is required){hint}", raw)
     return out
+
+
+def _normalise_ids(table: str, col: str, ids: pd.Series, raw: pd.Series, repairs: list[Repair]) -> pd.Series:
+    """Ids without surrounding whitespace, in Unicode NFC: ``" C1"``, ``"C1 "`` and ``"C1"`` are one
+    customer, and so are "José" typed in NFC and NFD. Changes are reported; an id left empty raises.
+
+    Whitespace is trimmed by Arrow over the whole column; only non-ASCII ids (the only ones that
+    can be in another normal form) go through :func:`unicodedata.normalize` (Arrow's
+    ``utf8_normalize`` leaves NFD text decomposed here).
+    """
+    values = pa.array(ids.array)
+    trimmed = pc.utf8_trim_whitespace(values)
+    clean = pd.Series(pd.array(trimmed, dtype=STRING_DTYPE), index=ids.index, name=ids.name)
+    wide = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(trimmed), True).to_numpy(zero_copy_only=False))
+    if len(wide):
+        clean.iloc[wide] = [unicodedata.normalize("NFC", v) for v in trimmed.take(pa.array(wide)).to_pylist()]
+    changed = (clean != ids).fillna(False).to_numpy(dtype=bool)
+    if not changed.any():
+        return ids
+    _raise_rows(
+        table, col, changed & (clean == "").fillna(False).to_numpy(dtype=bool), "is blank (only whitespace)", raw
+    )
+    where = np.flatnonzero(changed)
+    repairs.append(
+        Repair(
+            table,
+            "normalised_ids",
+            len(where),
+            f"{_count(len(where), col + ' value')} with surrounding whitespace or not in Unicode NFC "
+            "normalised (stripped, NFC), so the same customer is one id",
+            tuple(f"row {int(ids.index[p]) + 1}: {ids.iloc[p]!r} -> {clean.iloc[p]!r}" for p in where[:_MAX_SHOWN]),
+        )
+    )
+    return clean
 
 
 def _range_text(cspec: ColumnSpec) -> str:
@@ -492,9 +577,7 @@ def _blank(raw: pd.Series, candidates: np.ndarray) -> np.ndarray:
     blank = np.zeros(len(raw), dtype=bool)
     if candidates.any():
         sub = raw[candidates].astype(STRING_DTYPE).str.strip().str.lower()
-        blank[np.flatnonzero(candidates)] = (
-            (sub.isin(_NULL_WORDS) | (sub == "")).fillna(True).to_numpy(dtype=bool)
-        )
+        blank[np.flatnonzero(candidates)] = (sub.isin(_NULL_WORDS) | (sub == "")).fillna(True).to_numpy(dtype=bool)
     return blank
 
 
@@ -555,9 +638,7 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
 # --------------------------------------------------------------------------- repairs
 
 
-def _repair_events(
-    df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]
-) -> pd.DataFrame:
+def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]) -> pd.DataFrame:
     """Drop rows without customer (when allowed), sort, drop exact duplicates and late events."""
     rows_in = len(df)
     missing = df["customer_id"].isna().to_numpy()
@@ -637,6 +718,32 @@ def _sort_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
         span = int(offset.max()) + 1
     key = codes.astype(np.int64) * span + offset.astype(np.int64)
     return np.argsort(key, kind="stable")
+
+
+def _note_isolated_events(tables: Tables, repairs: list[Repair]) -> None:
+    """Report events kept but left out of the data end because they stand alone far after the rest."""
+    end = tables.data_end
+    if end == tables.last_event:
+        return
+    for name, df in tables.present().items():
+        if name not in EVENT_TABLES:
+            continue
+        late = (df["timestamp"] > end).to_numpy()
+        if late.any():
+            n = int(late.sum())
+            repairs.append(
+                Repair(
+                    name,
+                    "isolated_late_events",
+                    n,
+                    f"{_count(n, 'event')} long after every other event (a typo in the date?) kept, "
+                    f"but the data end, and so the default cutoff, stays at {end.isoformat()}",
+                    tuple(
+                        f"customer_id={c!r}, timestamp={t.isoformat()}"
+                        for c, t in df.loc[late, ["customer_id", "timestamp"]].head(_MAX_SHOWN).itertuples(index=False)
+                    ),
+                )
+            )
 
 
 def _repair_customers(df: pd.DataFrame, repairs: list[Repair]) -> pd.DataFrame:

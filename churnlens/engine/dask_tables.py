@@ -33,10 +33,11 @@ import pyarrow as pa
 import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 
+from churnlens.data.bounds import InputBounds
 from churnlens.data.errors import DataValidationError
-from churnlens.data.io import arrow_to_pandas, find_table_files, read_table_file
+from churnlens.data.io import arrow_to_pandas, find_table_files, read_table_file, table_format, table_parts
 from churnlens.data.report import REPAIR_KINDS, Repair, TableSummary, ValidationReport
-from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables
+from churnlens.data.tables import EVENT_TABLES, ISOLATED_MAX, TABLE_NAMES, Tables, observed_end, top_values
 from churnlens.data.validate import (
     check_column_mapping,
     resolve_columns,
@@ -96,9 +97,11 @@ class Chunk:
 
 
 def _plan_chunks(table: str, path: Path, start: int) -> list[Chunk]:
-    if not (path.is_dir() or path.name.lower().endswith((".parquet", ".pq"))):
-        return [Chunk(table, str(path), start)]
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    if table_format(path) == "csv":  # a CSV file, or each non-empty part of a CSV table folder
+        parts = [p for p in table_parts(path, table) if p.stat().st_size > 0] if path.is_dir() else [path]
+        root = str(path) if path.is_dir() else None  # a part's partition keys come from its folders
+        return [Chunk(table, str(part), start + i, None, root) for i, part in enumerate(parts)]
+    files = table_parts(path, table) if path.is_dir() else [path]
     chunks: list[Chunk] = []
     for file in files:
         meta = pq.ParquetFile(file).metadata
@@ -117,8 +120,8 @@ def _plan_chunks(table: str, path: Path, start: int) -> list[Chunk]:
 
 def _read_chunk(chunk: Chunk, mapping: Mapping[str, str] | None) -> pd.DataFrame:
     """The chunk's rows with contract column names, typed as the local reader types them."""
-    if chunk.row_groups is None:
-        frame, _ = read_table_file(chunk.path, chunk.table, mapping=mapping)
+    if chunk.row_groups is None:  # a CSV file or part
+        frame, _ = read_table_file(chunk.path, chunk.table, mapping=mapping, folder=chunk.dataset_root)
         return frame
     root = Path(chunk.dataset_root or chunk.path)
     try:
@@ -202,6 +205,8 @@ def _validate_bucket(
     tables: tuple[str, ...],
     data_end: pd.Timestamp | None,
     drop_missing_customer: bool,
+    bounds: InputBounds | None = None,
+    now: pd.Timestamp | None = None,
 ) -> dict[str, Any]:
     """Validate one bucket with the local validator and write its typed tables."""
     frames: dict[str, pd.DataFrame] = {}
@@ -222,10 +227,17 @@ def _validate_bucket(
         sources={n: f"{n} (bucket {bucket})" for n in frames},
         data_end=data_end,
         drop_missing_customer=drop_missing_customer,
+        bounds=bounds,
+        now=now,
     )
     for name, frame in validated.present().items():
         write_parquet_atomic(frame, bucket_file(valid_root, name, bucket))
-    return {"bucket": bucket, "empty": False, "report": report}
+    events = [
+        f["timestamp"].to_numpy(dtype="datetime64[us]") for n, f in validated.present().items() if n in EVENT_TABLES
+    ]
+    # enough of the latest events for the data end of the whole base (observed_end)
+    latest = np.concatenate([top_values(ts, ISOLATED_MAX + 1) for ts in events])
+    return {"bucket": bucket, "empty": False, "report": report, "latest": latest, "events": sum(map(len, events))}
 
 
 def _merge_reports(reports: list[ValidationReport], data_end: pd.Timestamp | None) -> ValidationReport:
@@ -273,6 +285,7 @@ def stage_tables(
     columns: Mapping[str, Mapping[str, str]] | None = None,
     data_end: pd.Timestamp | str | None = None,
     drop_missing_customer: bool = False,
+    bounds: InputBounds | None = None,
 ) -> StagedData:
     """Read, bucket and validate a data directory on a Dask cluster.
 
@@ -291,6 +304,8 @@ def stage_tables(
     data_end : Timestamp or str, optional
         Events after it are dropped and reported.
     drop_missing_customer : bool
+    bounds : InputBounds, optional
+        As for :func:`churnlens.data.load_tables`; the load time is taken once, for every bucket.
 
     Returns
     -------
@@ -309,12 +324,12 @@ def stage_tables(
     for name, path in paths.items():
         chunks += _plan_chunks(name, path, len(chunks))
     total = 0
-    for path in paths.values():
-        if path.is_dir() or path.name.lower().endswith((".parquet", ".pq")):
-            files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    for name, path in paths.items():
+        files = table_parts(path, name) if path.is_dir() else [path]
+        if table_format(path) == "parquet":
             total += sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         else:
-            total += max(path.stat().st_size // 60, 1)  # ~60 bytes per CSV row
+            total += sum(max(f.stat().st_size // 60, 1) for f in files)  # ~60 bytes per CSV row
     n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {})) or 1
     n = int(n_buckets or default_buckets(total, n_workers))
     if n < 1:
@@ -337,6 +352,8 @@ def stage_tables(
             tables=present,
             data_end=end,
             drop_missing_customer=drop_missing_customer,
+            bounds=bounds,
+            now=pd.Timestamp.now(tz="UTC"),
             pure=False,
             retries=RETRIES,
         )
@@ -355,17 +372,19 @@ def stage_tables(
             None,
         )
         if first is not None:
-            write_parquet_atomic(
-                pd.read_parquet(first).iloc[:0], Path(valid_root) / "valid" / name / "_empty.parquet"
-            )
+            write_parquet_atomic(pd.read_parquet(first).iloc[:0], Path(valid_root) / "valid" / name / "_empty.parquet")
     starts = [s.start for s in report.tables.values() if s.start is not None and s.name in EVENT_TABLES]
-    ends = [s.end for s in report.tables.values() if s.end is not None and s.name in EVENT_TABLES]
+    filled = [r for r in results if not r["empty"]]
+    # the data end as Tables.data_end defines it, over every bucket's latest events
+    data_end = observed_end(
+        np.concatenate([r["latest"] for r in filled]), sum(r["events"] for r in filled), min(starts)
+    )
     return StagedData(
         root=str(valid_root),
         n_buckets=n,
         tables=present,
         data_start=min(starts),
-        data_end=max(ends),
+        data_end=data_end,
         report=report,
         rows={"input": int(sum(rows_in))},
     )

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from churnlens.data.bounds import InputBounds
 from churnlens.engine.cluster import dask_client
 from churnlens.engine.dask_tables import StagedData, stage_tables
 
@@ -32,8 +33,10 @@ def dask_session(
     partitions: int | None = None,
     work_dir: Path | None = None,
     columns: Mapping[str, Mapping[str, str]] | None = None,
+    bounds: InputBounds | None = None,
 ) -> Iterator[tuple[Any, StagedData]]:
-    """Connect (or start a LocalCluster), stage the tables; on exit remove the scratch files.
+    """Connect (or start a LocalCluster), stage the tables (``bounds`` as for ``load_tables``);
+    on exit remove the scratch files.
 
     Yields
     ------
@@ -42,7 +45,7 @@ def dask_session(
     scratch = scratch_dir(out, work_dir)
     try:
         with dask_client(scheduler) as client:
-            staged = stage_tables(client, data_dir, scratch, n_buckets=partitions, columns=columns)
+            staged = stage_tables(client, data_dir, scratch, n_buckets=partitions, columns=columns, bounds=bounds)
             yield client, staged
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

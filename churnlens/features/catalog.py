@@ -30,6 +30,7 @@ import pandas as pd
 
 from churnlens.config import FeatureConfig
 from churnlens.data.schema import TIER_ORDER
+from churnlens.errors import InputError
 from churnlens.i18n import Words, check_lang
 
 #: Bump when feature names or definitions change; models record it and serving checks it.
@@ -57,6 +58,13 @@ NAN = float("nan")
 #: Scale (maximum) of each score feature, shown as "2/5".
 SCORE_SCALES = {"csat_last": 5, "csat_mean": 5, "nps_last": 10, "ces_mean": 7}
 
+
+
+class UnknownFeatureError(InputError, KeyError):
+    """A feature name the catalog does not know (a KeyError for lookups, an InputError for the CLI)."""
+
+    def __str__(self) -> str:  # KeyError would show the message's repr
+        return str(self.args[0]) if self.args else ""
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -361,7 +369,7 @@ def spec_for(name: str) -> FeatureSpec:
             return _expand(template, {k: int(v) for k, v in match.groupdict().items()})
     if name.startswith("attr_") and len(name) > 5:
         return attribute_spec(name[5:])
-    raise KeyError(f"feature {name!r} is not in the feature catalog ({CATALOG_VERSION})")
+    raise UnknownFeatureError(f"feature {name!r} is not in the feature catalog ({CATALOG_VERSION})")
 
 
 # --------------------------------------------------------------------------- wording
@@ -424,6 +432,8 @@ def format_value(
     if unit == "category":
         return category_label(value, lang, labels)
     number = float(value)
+    if not math.isfinite(number):
+        return "—"
     if unit == "days":
         return words.duration(number)
     if unit == "days_ago":

@@ -16,6 +16,7 @@ import pandas as pd
 
 from churnlens.config import ChurnConfig
 from churnlens.data.tables import Tables
+from churnlens.errors import InputError
 from churnlens.features.kernels import customer_index, normalize_cutoff
 from churnlens.features.snapshot import build_snapshot
 
@@ -32,11 +33,11 @@ def label_mode(tables: Tables, mode: str = "auto") -> str:
         For an unknown mode, or contractual without a cancellations table.
     """
     if mode not in MODES:
-        raise ValueError(f"label mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise InputError(f"label mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "auto":
         return "contractual" if tables.cancellations is not None else "non_contractual"
     if mode == "contractual" and tables.cancellations is None:
-        raise ValueError("contractual labels need a cancellations table, and these tables have none")
+        raise InputError("contractual labels need a cancellations table, and these tables have none")
     return mode
 
 
@@ -77,7 +78,7 @@ def build_labels(
         int8, 1 = churned, named ``churned``, indexed like ``customers``.
     """
     if int(horizon_days) <= 0:
-        raise ValueError(f"horizon_days must be positive, got {horizon_days}")
+        raise InputError(f"horizon_days must be positive, got {horizon_days}")
     cutoff = normalize_cutoff(cutoff)
     end = cutoff + pd.Timedelta(days=int(horizon_days))
     mode = label_mode(tables, mode)
@@ -125,7 +126,7 @@ def cutoffs_between(
 ) -> list[pd.Timestamp]:
     """:func:`training_cutoffs` of data whose first and last events are ``data_start``, ``data_end``."""
     if step_days <= 0 or horizon_days <= 0 or min_history_days < 0:
-        raise ValueError("horizon_days and step_days must be positive and min_history_days not negative")
+        raise InputError("horizon_days and step_days must be positive and min_history_days not negative")
     latest = data_end.floor("D") + pd.Timedelta(days=1) - pd.Timedelta(days=int(horizon_days))
     earliest = data_start + pd.Timedelta(days=int(min_history_days))
     cutoffs = []
@@ -134,7 +135,7 @@ def cutoffs_between(
         cutoffs.append(c.as_unit("us"))
         c = c - pd.Timedelta(days=int(step_days))
     if not cutoffs:
-        raise ValueError(
+        raise InputError(
             f"the data ({data_start} to {data_end}) is too short for a training cutoff: "
             f"it needs {min_history_days} days of history plus a {horizon_days}-day horizon"
         )
@@ -193,11 +194,11 @@ def build_training_set(
         cutoffs = training_cutoffs(tables, horizon_days=horizon, step_days=step_days)
     cutoffs = sorted({normalize_cutoff(c) for c in cutoffs})
     if not cutoffs:
-        raise ValueError("no cutoffs given for the training set")
+        raise InputError("no cutoffs given for the training set")
     until = observed_until(tables)
     for c in cutoffs:
         if c + pd.Timedelta(days=horizon) > until:
-            raise ValueError(
+            raise InputError(
                 f"cutoff {c} has no full {horizon}-day horizon of future data: it needs data up to "
                 f"{c + pd.Timedelta(days=horizon)}, but the data ends at {tables.data_end} "
                 f"(latest usable cutoff: {until - pd.Timedelta(days=horizon)})"

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnlens.errors import InputError
 from churnlens.model import ChurnModel
 
 Progress = Callable[[int, int], None]
@@ -153,7 +154,7 @@ def select_reasons(contributions: pd.DataFrame, *, n: int = 3, only_risk_up: boo
         contributions have fewer rows. Ordered by customer then rank.
     """
     if int(n) != n or n < 1:
-        raise ValueError(f"the number of reasons must be a whole number >= 1, got {n}")
+        raise InputError(f"the number of reasons must be a whole number >= 1, got {n}")
     features = [c for c in contributions.columns if c != "base_value"]
     values = contributions[features].to_numpy(dtype="float64")
     rows, width = values.shape
@@ -394,7 +395,7 @@ def top_reasons(
 
     check_lang(lang)
     if int(n) != n or n < 1:
-        raise ValueError(f"the number of reasons must be a whole number >= 1, got {n}")
+        raise InputError(f"the number of reasons must be a whole number >= 1, got {n}")
     if matrix is None:
         matrix = model.matrix(snapshot)
     if contributions is None:

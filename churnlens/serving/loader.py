@@ -11,14 +11,17 @@ are resolved against the tracking store given by ``tracking_uri``, else
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from churnlens.errors import InputError
 from churnlens.model import ChurnModel, FeatureMismatchError, ModelMetadata
-from churnlens.tracking import DEFAULT_MODEL_NAME, configure_mlflow
+from churnlens.model_store import read_model_dir
+from churnlens.tracking import DEFAULT_MODEL_NAME, configure_mlflow, open_store
 
 DEFAULT_MODEL_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
 _SHOWN = 20
@@ -26,7 +29,7 @@ _REGISTRY = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<vers
 _RUNS = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.*))?$")
 
 
-class ModelNotFoundError(ValueError):
+class ModelNotFoundError(InputError):
     """The model URI names nothing that exists in the store."""
 
 
@@ -178,21 +181,26 @@ def load_model(model_uri: str | None = None, *, tracking_uri: str | None = None)
     ------
     ModelNotFoundError
         When the URI names nothing that exists; the message lists what does exist.
-    ValueError
-        When the URI points at a model that is not a churnlens model.
+    ModelStoreError
+        When the model directory is not a churnlens model, does not match its SHA-256 manifest or
+        holds code (a pickle, a Python file ...); :class:`~churnlens.model_store.DamagedModelError`
+        for a damaged model file. Nothing from the store is imported or unpickled.
     """
-    import mlflow.pyfunc
+    import mlflow.artifacts
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     uri = (model_uri or DEFAULT_MODEL_URI).strip()
-    tracking = configure_mlflow(tracking_uri)
+    tracking = configure_mlflow(tracking_uri, connect=False)
     client = MlflowClient()
     name: str | None = None
     version: str | None = None
     run_id: str | None = None
     resolved = uri
+    local: Path | None = None
     registry, runs = _REGISTRY.match(uri), _RUNS.match(uri)
+    if registry or runs or uri.startswith("models:"):
+        open_store(tracking)
     if registry:
         name = registry["name"]
         version, run_id = _resolve_registry(
@@ -213,17 +221,19 @@ def load_model(model_uri: str | None = None, *, tracking_uri: str | None = None)
                 else "is not an MLflow model directory (no MLmodel file)"
             )
             raise ModelNotFoundError(f"model path {path} {what}")
-        resolved = str(path.resolve())
-    try:
-        pyfunc = mlflow.pyfunc.load_model(resolved)
-    except (MlflowException, OSError) as exc:
-        raise ModelNotFoundError(f"could not load model {uri} from {tracking}: {exc}") from None
-    try:
-        model = pyfunc.unwrap_python_model()
-    except MlflowException:
-        model = None
-    if not isinstance(model, ChurnModel):
-        raise ValueError(f"{uri} is not a churnlens model (its python_model is {type(model).__name__})")
+        local = path.resolve()
+        resolved = str(local)
+    # Read as data (booster text + JSON checked against the manifest): never
+    # mlflow.pyfunc.load_model, which would run the directory's code file.
+    if local is not None:
+        model = read_model_dir(local)
+    else:
+        with tempfile.TemporaryDirectory(prefix="churnlens-model-") as tmp:
+            try:
+                directory = mlflow.artifacts.download_artifacts(artifact_uri=resolved, dst_path=tmp)
+            except (MlflowException, OSError) as exc:
+                raise ModelNotFoundError(f"could not load model {uri} from {tracking}: {exc}") from None
+            model = read_model_dir(directory)
     return LoadedModel(
         model=model,
         name=name or model.metadata.model_name,

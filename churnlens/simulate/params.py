@@ -233,19 +233,19 @@ class SimulationSettings:
 
     def __post_init__(self) -> None:
         if int(self.n_customers) < 1:
-            raise ValueError(f"n_customers must be at least 1, got {self.n_customers}")
+            raise InputError(f"n_customers must be at least 1, got {self.n_customers}")
         if int(self.months) < 1:
-            raise ValueError(f"months must be at least 1, got {self.months}")
+            raise InputError(f"months must be at least 1, got {self.months}")
         if int(self.seed) < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
+            raise InputError(f"seed must be a non-negative integer, got {self.seed}")
         if self.burn_in_days < 0:
-            raise ValueError(f"burn_in_days must be non-negative, got {self.burn_in_days}")
+            raise InputError(f"burn_in_days must be non-negative, got {self.burn_in_days}")
         try:
             start = pd.Timestamp(self.start)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"start must be a date like '2023-01-01', got {self.start!r}") from exc
+            raise InputError(f"start must be a date like '2023-01-01', got {self.start!r}") from exc
         if start != start.normalize() or start.tz is not None:
-            raise ValueError(f"start must be a naive midnight date like '2023-01-01', got {self.start!r}")
+            raise InputError(f"start must be a naive midnight date like '2023-01-01', got {self.start!r}")
 
     @property
     def start_ts(self) -> pd.Timestamp:

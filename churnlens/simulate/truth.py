@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from churnlens.errors import InputError
 from churnlens.simulate.campaigns import Treatments, apply_actions
 from churnlens.simulate.params import ACTIONS
 from churnlens.simulate.population import Population
@@ -49,18 +50,18 @@ def cutoff_day(sim: Simulation, cutoff: str | pd.Timestamp) -> tuple[pd.Timestam
     try:
         ts = pd.Timestamp(cutoff)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"cutoff must be a date like '2024-06-01', got {cutoff!r}") from exc
+        raise InputError(f"cutoff must be a date like '2024-06-01', got {cutoff!r}") from exc
     if ts.tz is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     if ts != ts.normalize():
-        raise ValueError(f"cutoff must be a midnight (whole day), got {ts}")
+        raise InputError(f"cutoff must be a midnight (whole day), got {ts}")
     day = int((ts - sim.settings.start_ts).days)
     if day <= 0:
-        raise ValueError(
+        raise InputError(
             f"cutoff {ts.date()} must be after the simulation start {sim.settings.start_ts.date()}"
         )
     if ts > sim.settings.end_ts:
-        raise ValueError(
+        raise InputError(
             f"cutoff {ts.date()} is after the end of the simulated history {sim.settings.end_ts.date()}"
         )
     return ts, day
@@ -237,11 +238,11 @@ def truth_table(
         one row per (cutoff, active customer), sorted by cutoff then customer_id.
     """
     if int(horizon_days) < 1:
-        raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
+        raise InputError(f"horizon_days must be at least 1, got {horizon_days}")
     if int(draws) < 1:
-        raise ValueError(f"draws must be at least 1, got {draws}")
+        raise InputError(f"draws must be at least 1, got {draws}")
     if len(cutoffs) == 0:
-        raise ValueError("cutoffs must not be empty")
+        raise InputError("cutoffs must not be empty")
     parsed = sorted({cutoff_day(sim, c) for c in cutoffs}, key=lambda x: x[1])
     states = states_at(sim, [d for _, d in parsed])
     treatments = Treatments(sim.campaigns)

@@ -21,7 +21,8 @@ from mlflow.types import ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 
 from churnlens.model import MODEL_CODE, ChurnModel
-from churnlens.tracking import artifact_root_for
+from churnlens.model_store import ModelStoreError, read_model_dir, write_manifest
+from churnlens.tracking import artifact_root_for, holding_store_lock
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -111,7 +112,16 @@ def pip_requirements() -> list[str]:
 
 
 def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
-    """Log the pyfunc model with signature and input example; return its ``runs:/`` URI."""
+    """Log the pyfunc model with signature and input example, then its SHA-256 manifest.
+
+    The manifest (:data:`churnlens.model_store.MANIFEST_FILE`) lists the digest of every file of
+    the logged model as stored, so serving can refuse a directory changed afterwards.
+
+    Returns
+    -------
+    str
+        The logged model's URI (``models:/m-...``).
+    """
     meta = model.metadata
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = model.save_artifacts(tmp)
@@ -124,7 +134,15 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
             input_example=signature_frame(example, meta["features"], meta["categorical_levels"]),
             pip_requirements=pip_requirements(),
         )
-    return f"runs:/{mlflow.active_run().info.run_id}/model" if info is None else info.model_uri
+    log_manifest(info.model_id, info.model_uri)
+    return info.model_uri
+
+
+def log_manifest(model_id: str, model_uri: str) -> None:
+    """Add the SHA-256 manifest of a logged model's files, as stored, to its artifacts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(Path(tmp) / "model"))
+        MlflowClient().log_model_artifact(model_id, str(write_manifest(stored)))
 
 
 @dataclass(frozen=True)
@@ -137,6 +155,7 @@ class RegistryDecision:
     champion_auc_on_test: float | None
 
 
+@holding_store_lock
 def register_and_promote(
     model_uri: str,
     model_name: str,
@@ -150,7 +169,12 @@ def register_and_promote(
 
     The current champion is re-scored on this run's test cutoff so both AUCs are measured on
     the same customers and labels; a champion that cannot score this data (other features)
-    keeps its alias and the new version becomes ``challenger``.
+    keeps its alias and the new version becomes ``challenger``. The champion is read as data
+    (:func:`churnlens.model_store.read_model_dir`), never through its code file.
+
+    The whole function, "read champion → compare → move alias" included, is one critical
+    section under the embedded store's file lock (:func:`churnlens.tracking.holding_store_lock`):
+    two trainings finishing together cannot both see the old champion and the weaker one win.
     """
     client = MlflowClient()
     version = mlflow.register_model(model_uri, model_name).version
@@ -164,8 +188,12 @@ def register_and_promote(
         decision = RegistryDecision(str(version), CHAMPION, "first registered version", None)
     else:
         try:
-            champion = mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION}").unwrap_python_model()
+            champion = read_model_version(model_name, str(current.version))
             champion_auc = float(roc_auc_score(y_test, champion.predict_proba(test_frame)))
+        except ModelStoreError as exc:  # serving refuses that champion too (no manifest, tampered): replace it
+            decision = RegistryDecision(
+                str(version), CHAMPION, f"champion v{current.version} cannot be served ({exc}); replaced", None
+            )
         except Exception as exc:  # noqa: BLE001 - any failure to re-score keeps the champion
             decision = RegistryDecision(
                 str(version), CHALLENGER, f"champion v{current.version} could not score this test set: {exc}", None
@@ -180,6 +208,13 @@ def register_and_promote(
     client.set_registered_model_alias(model_name, decision.alias, version)
     client.set_model_version_tag(model_name, version, "registry_decision", decision.reason[:5000])
     return decision
+
+
+def read_model_version(model_name: str, version: str) -> ChurnModel:
+    """A registered version read as data (manifest-checked booster and JSON), never through pyfunc."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}", dst_path=tmp)
+        return read_model_dir(stored)
 
 
 def list_model_versions(model_name: str) -> pd.DataFrame:
