@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from churnlens.data.bounds import InputBounds
 from churnlens.errors import InputError, SettingError
 
 
@@ -234,6 +235,8 @@ class ChurnConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
     serving: ScoringSettings = field(default_factory=ScoringSettings)
+    #: limits on input values (``[bounds]``: earliest, future_days, max_abs_amount)
+    bounds: InputBounds = field(default_factory=InputBounds)
     #: user column name -> contract column name, per table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: free-form sections owned by later stages (training, serving)
@@ -244,7 +247,7 @@ class ChurnConfig:
         return asdict(self)
 
 
-_SECTIONS = {"features": FeatureConfig, "labels": LabelConfig, "serving": ScoringSettings}
+_SECTIONS = {"features": FeatureConfig, "labels": LabelConfig, "serving": ScoringSettings, "bounds": InputBounds}
 
 
 def _build(cls: type, section: str, values: dict[str, Any]) -> Any:

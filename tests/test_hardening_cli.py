@@ -106,12 +106,6 @@ def test_score_writes_a_campaign_with_formulas_defused(purchases_model, tmp_path
 
 # The two tests below need the calls the lead adds to `churnlens score` (cli/score_cmd.py and
 # serving/batch.write_outputs, being rewritten): strict xfail, so they fail once wired until unmarked.
-PENDING_SCORE = pytest.mark.xfail(
-    strict=True, reason="needs check_out_path in score_cmd and commit_outputs in write_outputs (issue 11, lead)"
-)
-
-
-@PENDING_SCORE
 def test_score_refuses_to_overwrite_its_input_row_3(purchases_model, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -123,7 +117,6 @@ def test_score_refuses_to_overwrite_its_input_row_3(purchases_model, tmp_path):
     assert run.returncode == 2 and "input" in run.stderr
 
 
-@PENDING_SCORE
 def test_score_with_an_output_that_is_a_directory_writes_nothing_row_8(purchases_model, tmp_path):
     out = tmp_path / "out"
     (out / "campaign.rejects.csv").mkdir(parents=True)

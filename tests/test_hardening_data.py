@@ -21,8 +21,8 @@ from churnlens.data.tables import observed_end
 from churnlens.errors import InputError
 from churnlens.features import build_snapshot, training_cutoffs
 from churnlens.features.catalog import format_value
-from churnlens.i18n import Words
 from churnlens.features.labels import observed_until
+from churnlens.i18n import Words
 from churnlens.serving.batch import default_cutoff
 from churnlens.serving.rejects import FIRST_EVENT_AFTER, find_rejects
 

@@ -58,14 +58,19 @@ def explain(
     from churnlens.serving.card import explain_customer, write_card
     from churnlens.serving.core import customer_values, feature_config_of
     from churnlens.serving.loader import check_compatible
+    from churnlens.serving.output import check_out_path
     from churnlens.serving.rejects import find_rejects
 
     cfg = load_config(config)
     settings = scoring_settings(cfg, lang=lang, reasons=reasons, value_column=value_column)
     if html is not None and html.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--html {html} must end in .html")
+    if html is not None:
+        check_out_path(html, [data_dir, *([config] if config else [])])
     when = None if cutoff is None else parse_cutoff(cutoff, name="--cutoff")
-    tables, _ = load_tables(data_dir, columns=cfg.columns)
+    if when is not None:
+        cfg.bounds.check_cutoff(when, what="--cutoff")
+    tables, _ = load_tables(data_dir, columns=cfg.columns, bounds=cfg.bounds)
     when = default_cutoff(tables) if when is None else when
     if customer not in tables.customer_ids():
         raise InputError(f"customer {customer!r} is not in the data in {data_dir}")

@@ -48,7 +48,8 @@ def _features_on_dask(
     if out.suffix.lower() == ".csv":
         raise InputError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
     with dask_session(
-        data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns
+        data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns,
+        bounds=cfg.bounds,
     ) as (client, staged):
         rows = snapshot_to_parquet(client, staged, cutoff, out, cfg.features)
     console.print(
@@ -140,7 +141,7 @@ def features(
     fmt = _FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise InputError(f"--out {out} must end in .parquet or .csv")
-    tables, _ = load_tables(data_dir, columns=cfg.columns)
+    tables, _ = load_tables(data_dir, columns=cfg.columns, bounds=cfg.bounds)
     snapshot = build_snapshot(tables, cutoff, cfg.features)
     write_table(snapshot.reset_index(), out, fmt)
     console.print(

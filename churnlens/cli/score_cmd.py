@@ -169,6 +169,7 @@ def score(
     from churnlens.data import load_tables
     from churnlens.serving import load_model, score_base, write_outputs
     from churnlens.serving.batch import output_paths
+    from churnlens.serving.output import check_out_path
 
     cfg = load_config(config)
     settings = scoring_settings(
@@ -182,8 +183,12 @@ def score(
         output_paths(out)  # refuse a bad extension before any work
     elif out.suffix.lower() == ".csv":
         raise InputError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
+    model_path = [Path(model)] if model and Path(model).exists() else []
+    check_out_path(output_paths(out).values() if engine == "local" else out, [data_dir, *([config] if config else []), *model_path])
     when = None if cutoff is None else parse_cutoff(cutoff, name="--cutoff")
-    tables = None if engine == "dask" else load_tables(data_dir, columns=cfg.columns)[0]
+    if when is not None:
+        cfg.bounds.check_cutoff(when, what="--cutoff")
+    tables = None if engine == "dask" else load_tables(data_dir, columns=cfg.columns, bounds=cfg.bounds)[0]
     loaded = load_model(model, tracking_uri=tracking_uri)
     console.print(
         f"Model [bold]{loaded.name}[/]"
@@ -195,7 +200,8 @@ def score(
         from churnlens.engine.session import dask_session
 
         with dask_session(
-            data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns
+            data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns,
+            bounds=cfg.bounds,
         ) as (client, staged):
             summary = score_on_dask(client, staged, out, loaded, settings, cutoff=when)
         parts = ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv")

@@ -36,7 +36,7 @@ def serve(
     max_events: Annotated[int, typer.Option(help="Events per customer given as raw events.")] = 10_000,
     max_body_mb: Annotated[float, typer.Option(help="Request body size limit in MiB.")] = 32.0,
     config: Annotated[
-        Path | None, typer.Option(help="TOML config: [serving] (risk bands and scoring settings).")
+        Path | None, typer.Option(help="TOML config: [serving] (risk bands and scoring settings) and [bounds].")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -55,7 +55,8 @@ def serve(
         raise InputError(f"--max-body-mb must be > 0, got {max_body_mb}")
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
-    settings = load_config(config).serving
+    cfg = load_config(config)
+    settings = cfg.serving
     options = {
         "model_uri": model,
         "tracking_uri": tracking_uri,
@@ -63,7 +64,7 @@ def serve(
         "max_events_per_customer": max_events,
         "max_body_bytes": int(max_body_mb * 1024 * 1024),
     }
-    app = create_app(**options, settings=settings)  # loads the model: a bad URI fails here, before any worker
+    app = create_app(**options, settings=settings, bounds=cfg.bounds)  # loads the model: a bad URI fails here
     service = app.state.service
     secured = "token required" if os.environ.get(TOKEN_ENV) else f"no token ({TOKEN_ENV} not set)"
     console.print(
@@ -75,7 +76,9 @@ def serve(
         return
     # Workers are new processes: each builds the app (and loads the model) from these options.
     options["model_uri"] = service.loaded.resolved_uri  # every worker serves the same version
-    os.environ[OPTIONS_ENV] = json.dumps({**options, "settings": asdict(settings)})
+    os.environ[OPTIONS_ENV] = json.dumps(
+        {**options, "settings": asdict(settings), "bounds": asdict(cfg.bounds)}, default=str
+    )
     uvicorn.run(
         "churnlens.serving.api:app_from_environment", factory=True, workers=workers,
         host=host, port=port, log_level=log_level,

@@ -74,12 +74,12 @@ def train(
 
             client, staged = stack.enter_context(dask_session(
                 data_dir, data_dir, scheduler=scheduler, partitions=partitions, work_dir=work_dir,
-                columns=cfg.columns))  # fmt: skip
+                columns=cfg.columns, bounds=cfg.bounds))  # fmt: skip
             source, report = DaskSource(client, staged), staged.report
             console.print(f"Training set on Dask: {staged.n_buckets} customer buckets")
         else:
             console.print(f"Loading tables from [bold]{data_dir}[/]")
-            source, report = load_tables(data_dir, columns=cfg.columns)
+            source, report = load_tables(data_dir, columns=cfg.columns, bounds=cfg.bounds)
         with Progress(TextColumn("{task.description:<14}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:

@@ -58,7 +58,7 @@ def validate(
         if end is None or pd.isna(end):
             raise InputError(f"--data-end {data_end!r} is not a timestamp (e.g. 2024-06-30)")
     _, report = load_tables(
-        data_dir, columns=cfg.columns, data_end=end, drop_missing_customer=drop_missing_customer
+        data_dir, columns=cfg.columns, data_end=end, drop_missing_customer=drop_missing_customer, bounds=cfg.bounds
     )
     if as_json:
         console.print_json(json.dumps(report.to_dict()))

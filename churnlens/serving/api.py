@@ -44,6 +44,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from churnlens.config import ScoringSettings
+from churnlens.data.bounds import DEFAULT_BOUNDS, InputBounds
 from churnlens.data.errors import DataValidationError
 from churnlens.data.schema import TABLE_SPECS
 from churnlens.data.tables import Tables
@@ -172,7 +173,9 @@ def _validation_loc(exc: DataValidationError, origin: dict[str, list[tuple[int, 
     return loc + ([exc.column] if exc.column else [])
 
 
-def events_to_tables(customers: Sequence[tuple[int, EventsCustomer]], *, model: ChurnModel) -> Tables | None:
+def events_to_tables(
+    customers: Sequence[tuple[int, EventsCustomer]], *, model: ChurnModel, bounds: InputBounds | None = None
+) -> Tables | None:
     """Validate the raw events of ``customers`` into tables (None when nobody sent a purchase).
 
     Tables the model was trained with but nobody sent are added empty, so every customer
@@ -192,7 +195,7 @@ def events_to_tables(customers: Sequence[tuple[int, EventsCustomer]], *, model: 
     if "purchases" not in frames:
         return None
     try:
-        tables, _ = validate_tables(frames)
+        tables, _ = validate_tables(frames, bounds=bounds)
     except DataValidationError as exc:
         raise ApiError(422, _validation_loc(exc, origin), str(exc), "data_validation") from None
     missing = {n: _empty_table(n) for n in trained_with if n in EVENT_FIELDS and getattr(tables, n) is None}
@@ -265,6 +268,7 @@ class Service:
     max_events_per_customer: int
     settings: ScoringSettings
     token: str | None
+    bounds: InputBounds = DEFAULT_BOUNDS
 
     @property
     def ref(self) -> ModelRef:
@@ -308,8 +312,13 @@ class Service:
         snapshots: list[pd.DataFrame] = []
         not_scored: dict[str, str] = {}
         cutoff: pd.Timestamp | None = None
+        if request.cutoff is not None and by_events:
+            try:
+                self.bounds.check_cutoff(pd.Timestamp(request.cutoff), what="cutoff")
+            except InputError as exc:
+                raise ApiError(422, ["body", "cutoff"], str(exc), "value_error") from None
         if by_events:
-            tables = events_to_tables(by_events, model=model)
+            tables = events_to_tables(by_events, model=model, bounds=self.bounds)
             if request.cutoff is not None:
                 cutoff = pd.Timestamp(request.cutoff)
             elif tables is not None:  # "no cutoff": the day after the data's end, here the request's events
@@ -512,6 +521,7 @@ def create_app(
     settings: ScoringSettings | None = None,
     token: str | None = None,
     loaded: LoadedModel | None = None,
+    bounds: InputBounds | None = None,
 ) -> FastAPI:
     """Build the API around one model, loaded now (once).
 
@@ -535,6 +545,8 @@ def create_app(
         variable (no token when unset or empty).
     loaded : LoadedModel, optional
         An already loaded model (then ``model_uri`` and ``tracking_uri`` are not used).
+    bounds : InputBounds, optional
+        Limits on posted timestamps, amounts and cutoffs (``[bounds]``), as for files.
 
     Returns
     -------
@@ -551,7 +563,9 @@ def create_app(
     bands = settings.bands
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     loaded = loaded or load_model(model_uri, tracking_uri=tracking_uri)
-    service = Service(loaded, int(max_customers), int(max_events_per_customer), settings, token)
+    service = Service(
+        loaded, int(max_customers), int(max_events_per_customer), settings, token, bounds or DEFAULT_BOUNDS
+    )
 
     app = FastAPI(
         title="churnlens",
@@ -639,4 +653,5 @@ def app_from_environment() -> FastAPI:
     """
     raw = json.loads(os.environ[OPTIONS_ENV])
     settings = ScoringSettings(**raw.pop("settings", {}))
-    return create_app(**raw, settings=settings)
+    bounds = InputBounds(**raw.pop("bounds", {}))
+    return create_app(**raw, settings=settings, bounds=bounds)

@@ -38,7 +38,7 @@ from churnlens.serving.core import (
     trailing_spend,
 )
 from churnlens.serving.loader import LoadedModel
-from churnlens.serving.output import output_format, sibling, write_table
+from churnlens.serving.output import commit_outputs, output_format, sibling, table_writer
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_BANDS = ScoringSettings().bands
@@ -189,19 +189,24 @@ def write_outputs(result: BatchResult, out: str | Path) -> dict[str, Path]:
     """Write the campaign list and, beside it, reasons, rejects, drift and a JSON summary.
 
     The format (CSV or Parquet) follows the extension of ``out``; ``<stem>.drift.csv`` and
-    ``<stem>.summary.json`` are always CSV/JSON. Every file is written atomically.
+    ``<stem>.summary.json`` are always CSV/JSON. The files are committed together
+    (:func:`~churnlens.serving.output.commit_outputs`): readers see all the old ones or all
+    the new ones, never a mix.
 
     Returns
     -------
     dict of str to Path
     """
-    from churnlens.serving.output import atomic_write
-
     paths = output_paths(out)
-    write_table(result.campaign, paths["campaign"])
-    write_table(result.reasons, paths["reasons"])
-    write_table(result.rejects, paths["rejects"])
-    write_table(result.drift, paths["drift"], "csv")
+    fmt = output_format(out)
     text = json.dumps(result.summary.to_dict(), indent=1, default=str)
-    atomic_write(paths["summary"], lambda tmp: tmp.write_text(text))
+    commit_outputs(
+        {
+            paths["campaign"]: table_writer(result.campaign, fmt),
+            paths["reasons"]: table_writer(result.reasons, fmt),
+            paths["rejects"]: table_writer(result.rejects, fmt),
+            paths["drift"]: table_writer(result.drift, "csv"),
+            paths["summary"]: lambda tmp: tmp.write_text(text),
+        }
+    )
     return paths
