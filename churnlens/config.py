@@ -7,6 +7,7 @@ match the dataclasses (``[features]``, ``[labels]``, ``[training]``, ``[serving]
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -142,6 +143,8 @@ class ScoringSettings:
         None of them: the high risk band.
     cost_per_contact, save_rate, value_per_save : float
         Campaign economics (:class:`Economics`).
+    currency : str
+        ISO 4217 code of the amounts (customer value, costs), shown by cards and the web app.
     """
 
     lang: Literal["en", "fr"] = "en"
@@ -157,8 +160,11 @@ class ScoringSettings:
     cost_per_contact: float = 5.0
     save_rate: float = 0.2
     value_per_save: float | None = None
+    currency: str = "EUR"
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.currency, str) and re.fullmatch(r"[A-Z]{3}", self.currency)):
+            raise SettingError("currency", f"must be an ISO 4217 code such as EUR or USD, got {self.currency!r}")
         if self.lang not in LANGS:
             raise SettingError("lang", f"must be en or fr, got {self.lang!r}")
         if isinstance(self.reasons, bool) or int(self.reasons) != self.reasons or self.reasons < 1:
@@ -204,6 +210,74 @@ class ScoringSettings:
         return replace(self, **changes)
 
 
+#: Families of the feature catalog, the order reasons' families are shown in.
+REASON_FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "profile")
+
+
+@dataclass(frozen=True)
+class FamilyActions:
+    """One language's suggested retention action per reason family (``[actions.en]``, ``[actions.fr]``)."""
+
+    purchases: str
+    program: str
+    support: str
+    profile: str
+
+
+_DEFAULT_ACTIONS = {
+    "en": FamilyActions(
+        purchases="Win-back offer: a time-limited discount or gift on the next purchase",
+        program="Points reminder: remind them of their balance and offer a points bonus on the next visit",
+        support="Service recovery call: settle the open issue, apologise, offer a goodwill gesture",
+        profile="Welcome check-in: a personal message presenting the programme's benefits",
+    ),
+    "fr": FamilyActions(
+        purchases="Offre de reconquête : remise ou cadeau à durée limitée sur le prochain achat",
+        program="Rappel de points : rappeler le solde et offrir un bonus de points à la prochaine visite",
+        support="Appel de rattrapage : régler le problème en cours, s'excuser, offrir un geste commercial",
+        profile="Prise de contact : un message personnel présentant les avantages du programme",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """Suggested retention action per reason family, per language: the ``[actions]`` section.
+
+    The web app suggests, for each customer, the action of the family of the customer's top
+    reason. Texts given in TOML replace the shipped defaults one by one::
+
+        [actions.fr]
+        support = "Appel du service client sous 48 h"
+
+    Parameters
+    ----------
+    en, fr : FamilyActions or dict
+        Texts by family (``purchases``, ``program``, ``support``, ``profile``); a dict
+        overrides some families of the defaults.
+    """
+
+    en: FamilyActions = _DEFAULT_ACTIONS["en"]
+    fr: FamilyActions = _DEFAULT_ACTIONS["fr"]
+
+    def __post_init__(self) -> None:
+        for lang in LANGS:
+            given = getattr(self, lang)
+            if isinstance(given, FamilyActions):
+                continue
+            if not isinstance(given, dict):
+                raise InputError(f"[actions.{lang}] must be a table of family = \"text\", got {given!r}")
+            unknown = set(given) - set(REASON_FAMILIES)
+            if unknown:
+                raise InputError(
+                    f"[actions.{lang}] has unknown families: {sorted(unknown)}; known: {list(REASON_FAMILIES)}"
+                )
+            bad = [k for k, v in given.items() if not isinstance(v, str) or not v.strip()]
+            if bad:
+                raise InputError(f"[actions.{lang}] {bad[0]} must be a non-empty text")
+            object.__setattr__(self, lang, replace(_DEFAULT_ACTIONS[lang], **given))
+
+
 @dataclass(frozen=True)
 class ChurnConfig:
     """All settings of a run; sections are filled by later stages."""
@@ -211,6 +285,7 @@ class ChurnConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
     serving: ScoringSettings = field(default_factory=ScoringSettings)
+    actions: ActionSettings = field(default_factory=ActionSettings)
     #: user column name -> contract column name, per table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: free-form sections owned by later stages (training, serving)
@@ -221,7 +296,7 @@ class ChurnConfig:
         return asdict(self)
 
 
-_SECTIONS = {"features": FeatureConfig, "labels": LabelConfig, "serving": ScoringSettings}
+_SECTIONS = {"features": FeatureConfig, "labels": LabelConfig, "serving": ScoringSettings, "actions": ActionSettings}
 
 
 def _build(cls: type, section: str, values: dict[str, Any]) -> Any:

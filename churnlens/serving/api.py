@@ -43,7 +43,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from churnlens.config import ScoringSettings
+from churnlens.config import ActionSettings, ScoringSettings
 from churnlens.data.errors import DataValidationError
 from churnlens.data.schema import TABLE_SPECS
 from churnlens.data.tables import Tables
@@ -512,8 +512,12 @@ def create_app(
     settings: ScoringSettings | None = None,
     token: str | None = None,
     loaded: LoadedModel | None = None,
+    campaign: str | None = None,
+    data_dir: str | None = None,
+    columns: dict[str, dict[str, str]] | None = None,
+    actions: ActionSettings | dict[str, Any] | None = None,
 ) -> FastAPI:
-    """Build the API around one model, loaded now (once).
+    """Build the API around one model, loaded now (once), and the web app when given a campaign.
 
     Parameters
     ----------
@@ -535,6 +539,16 @@ def create_app(
         variable (no token when unset or empty).
     loaded : LoadedModel, optional
         An already loaded model (then ``model_uri`` and ``tracking_uri`` are not used).
+    campaign : str, optional
+        A campaign written by ``churnlens score`` (or a folder of them): serves the web app at
+        ``/`` (:mod:`churnlens.serving.webapp`), its pages behind a login when a token is set.
+    data_dir : str, optional
+        The customers' tables for the web app's cards; default the directory each campaign's
+        summary records.
+    columns : dict, optional
+        ``[columns.<table>]`` mappings for reading those tables.
+    actions : ActionSettings or dict, optional
+        ``[actions]``: the suggested retention action per reason family.
 
     Returns
     -------
@@ -553,7 +567,7 @@ def create_app(
     loaded = loaded or load_model(model_uri, tracking_uri=tracking_uri)
     service = Service(loaded, int(max_customers), int(max_events_per_customer), settings, token)
 
-    app = FastAPI(
+    app = _fastapi(
         title="churnlens",
         version="1",
         summary="Churn probability, risk band and plain-language reasons for loyalty-program customers.",
@@ -627,8 +641,24 @@ def create_app(
         """
         return service.score(request)
 
+    if campaign is not None:
+        from churnlens.serving.webapp import build_webapp, mount_webapp
+
+        web_actions = ActionSettings(**actions) if isinstance(actions, dict) else actions
+        mount_webapp(app, build_webapp(campaign, loaded=loaded, settings=settings, token=token, data_dir=data_dir,
+                                       columns=columns, actions=web_actions))  # fmt: skip
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
+
+
+def _fastapi(**kwargs: Any) -> FastAPI:
+    """The FastAPI app, with ``/docs`` and ``/redoc`` served from local files (fastapi-offline), never
+    from a CDN; without that package both pages are left out."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        return FastAPI(docs_url=None, redoc_url=None, **kwargs)
+    return FastAPIOffline(**kwargs)
 
 
 def app_from_environment() -> FastAPI:
