@@ -56,11 +56,11 @@ def explain(
     from churnlens.serving import load_model
     from churnlens.serving.batch import default_cutoff
     from churnlens.serving.card import explain_customer, write_card
-    from churnlens.serving.formatting import Formatter
-    from churnlens.serving.timeline import customer_timeline
     from churnlens.serving.core import customer_values, feature_config_of
+    from churnlens.serving.formatting import Formatter
     from churnlens.serving.loader import check_compatible
     from churnlens.serving.rejects import find_rejects
+    from churnlens.serving.timeline import customer_timeline
 
     cfg = load_config(config)
     settings = scoring_settings(cfg, lang=lang, reasons=reasons, value_column=value_column)

@@ -10,6 +10,7 @@ inside a number: every space Babel or this module puts in one is a no-break spac
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +35,16 @@ def _missing(value: Any) -> bool:
         return math.isnan(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def _exact(value: Any) -> decimal.Decimal:
+    """The decimal a float prints as (2.675 is 2.675, not 2.67499...), so rounding is as written."""
+    return decimal.Decimal(repr(float(value)))
+
+
+def _half_up() -> Any:
+    """Round halves up, as people do (Babel follows the decimal context, half-even by default)."""
+    return decimal.localcontext(rounding=decimal.ROUND_HALF_UP)
 
 
 def _minus(text: str) -> str:
@@ -74,7 +85,8 @@ class Formatter:
         if _missing(value):
             return MISSING
         pattern = "#,##0" + ("." + ("0" if fixed else "#") * decimals if decimals > 0 else "")
-        return _minus(format_decimal(float(value), format=pattern, locale=self.locale))
+        with _half_up():
+            return _minus(format_decimal(_exact(value), format=pattern, locale=self.locale))
 
     def integer(self, value: Any) -> str:
         """A whole number with thousands separators (``12 345``)."""
@@ -96,7 +108,10 @@ class Formatter:
         pattern = "¤#,##0" + ("." + "0" * places if places else "")
         if self.lang == "fr":
             pattern = "#,##0" + ("." + "0" * places if places else "") + NBSP + "¤"
-        return _minus(format_currency(value, self.currency, format=pattern, locale=self.locale, currency_digits=False))
+        with _half_up():
+            return _minus(
+                format_currency(_exact(value), self.currency, format=pattern, locale=self.locale, currency_digits=False)
+            )
 
     def points(self, effect: Any) -> str:
         """A change of probability in signed percentage points: ``+6 pts``, ``−0.4 pts``, ``+1 pt``.
@@ -107,7 +122,7 @@ class Formatter:
             return MISSING
         pp = 100.0 * float(effect)
         decimals = 0 if abs(pp) >= 0.95 else 1
-        shown = round(abs(pp), decimals)
+        shown = float(_exact(abs(pp)).quantize(decimal.Decimal(1).scaleb(-decimals), rounding=decimal.ROUND_HALF_UP))
         if shown == 0:
             return f"0{NBSP}pt" if self.lang == "fr" else f"0{NBSP}pts"
         sign = "+" if pp > 0 else MINUS

@@ -23,7 +23,7 @@ WIDTH = 760
 LEFT, RIGHT = 110, 744
 LANE = 34
 TOP = 8
-DAYS = 365
+MONTHS = 12
 
 #: Shape and colour (Okabe–Ito) of each kind of mark, by lane.
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -94,12 +94,17 @@ def _flag(frame: pd.DataFrame, column: str, value: bool) -> np.ndarray:
     return (frame[column] == value).fillna(False).to_numpy(dtype=bool)
 
 
-def customer_events(tables: Tables, cutoff: pd.Timestamp, days: int = DAYS) -> pd.DataFrame:
-    """One customer's events in ``[cutoff - days, cutoff)``: timestamp, kind, amount (purchases).
+def window_start(cutoff: pd.Timestamp, months: int = MONTHS) -> pd.Timestamp:
+    """The first day the timeline shows: ``months`` calendar months before the cutoff."""
+    return pd.Timestamp(cutoff) - pd.DateOffset(months=months)
+
+
+def customer_events(tables: Tables, cutoff: pd.Timestamp, months: int = MONTHS) -> pd.DataFrame:
+    """One customer's events in the ``months`` before ``cutoff``: timestamp, kind, amount (purchases).
 
     ``tables`` holds that customer only. Kinds are the keys of :data:`KINDS`.
     """
-    start = cutoff - pd.Timedelta(days=days)
+    start = window_start(cutoff, months)
     parts = []
     purchases = _window(tables.purchases, start, cutoff)
     if len(purchases):
@@ -124,12 +129,12 @@ def customer_events(tables: Tables, cutoff: pd.Timestamp, days: int = DAYS) -> p
     return pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def customer_timeline(tables: Tables, cutoff: pd.Timestamp, fmt: Formatter, days: int = DAYS) -> Timeline:
-    """Lay out one customer's last ``days`` days before ``cutoff`` (``tables``: that customer only)."""
+def customer_timeline(tables: Tables, cutoff: pd.Timestamp, fmt: Formatter, months: int = MONTHS) -> Timeline:
+    """Lay out one customer's last ``months`` months before ``cutoff`` (``tables``: that customer only)."""
     t = Messages(fmt.lang)
     cutoff = pd.Timestamp(cutoff)
-    start = cutoff - pd.Timedelta(days=days)
-    events = customer_events(tables, cutoff, days)
+    start = window_start(cutoff, months)
+    events = customer_events(tables, cutoff, months)
     lanes = tuple((lane, TOP + LANE * (i + 0.5)) for i, lane in enumerate(LANES))
     lane_y = dict(lanes)
 
@@ -152,7 +157,7 @@ def customer_timeline(tables: Tables, cutoff: pd.Timestamp, fmt: Formatter, days
             marks.append(Mark(x(day + pd.Timedelta(hours=12)), lane_y[lane], shape, colour,
                               f"{fmt.date(day.date())} — {what}"))
     months = []
-    month = (start + pd.offsets.MonthBegin(1)).normalize() if start.day != 1 else start.normalize()
+    month = start.normalize() if start.day == 1 else (start + pd.offsets.MonthBegin(1)).normalize()
     while month < cutoff:
         months.append((x(month), fmt.month(month.date())))
         month += pd.offsets.MonthBegin(1)
