@@ -226,9 +226,9 @@ def test_a_new_or_rewritten_campaign_is_seen_without_restart(tmp_path):
 def test_one_customers_rows_by_binary_search_equal_a_mask():
     rng = np.random.default_rng(4)
     ids = np.sort(rng.choice([f"C{i:04d}" for i in range(300)], 5000))
+    days = pd.to_timedelta(rng.integers(0, 300, 5000), "D")
     purchases = pd.DataFrame({"customer_id": pd.array(ids, dtype="string"),
-                              "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, 5000), "D"),
-                              "amount": rng.random(5000)})  # fmt: skip
+                              "timestamp": pd.Timestamp("2024-01-01") + days, "amount": rng.random(5000)})  # fmt: skip
     tables = CustomerTables(Tables(purchases=purchases), "memory")
     for cid in ["C0000", "C0150", "C0299", "C9999", "", "C01"]:
         got = tables.customer(cid).purchases

@@ -85,10 +85,12 @@ class WebApp:
         lang = context.pop("lang", None) or self.lang(request)
         token, new = csrf_token(request)
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        fmt = context.pop("fmt", None) or Formatter(lang, self.settings.currency)
+        allowed = self.access.allowed(request)
         base = {
-            "lang": lang, "t": Messages(lang), "fmt": context.pop("fmt", None) or Formatter(lang, self.settings.currency),
-            "csrf": token, "here": here, "secured": self.access.secured, "logged_in": self.access.allowed(request),
-            "campaign_names": [r.name for r in self.campaigns.refs()] if self.access.allowed(request) else [],
+            "lang": lang, "t": Messages(lang), "fmt": fmt, "csrf": token, "here": here,
+            "secured": self.access.secured, "logged_in": allowed,
+            "campaign_names": [r.name for r in self.campaigns.refs()] if allowed else [],
             "current": None,
         }  # fmt: skip
         response = HTMLResponse(render(template, **{**base, **context}), status_code=status, headers=PAGE_HEADERS)

@@ -76,7 +76,8 @@ class CampaignRef:
 
 def _ref(summary: Path, root: Path) -> CampaignRef | None:
     stem = summary.name[: -len(SUMMARY_SUFFIX)]
-    table = next((summary.with_name(stem + s) for s in CAMPAIGN_SUFFIXES if summary.with_name(stem + s).is_file()), None)
+    tables = [summary.with_name(stem + suffix) for suffix in CAMPAIGN_SUFFIXES]
+    table = next((t for t in tables if t.is_file()), None)
     if table is None:
         return None
     reasons = next(
