@@ -33,8 +33,7 @@ MESSAGES: dict[str, dict[str, Text]] = {
         "no_reason": "No factor raises this customer's risk above the average customer's.",
         "effect_title": "Change of churn probability this reason explains, in percentage points",
         "chart": "What moves this customer's churn probability",
-        "chart_desc": "Waterfall from the average customer's risk ({start}) to this customer's ({end}), "
-        "one bar per factor: {steps}.",
+        "chart_desc": "Waterfall from “{average}” ({start}) to “{this}” ({end}), one bar per factor: {steps}.",
         "average": "Average customer's risk",
         "this": "This customer",
         "others": "{n} other factors",
@@ -171,7 +170,7 @@ MESSAGES: dict[str, dict[str, Text]] = {
         "no_reason": "Aucun facteur n'élève le risque de ce client au-dessus du risque moyen des clients.",
         "effect_title": "Variation de la probabilité d'attrition expliquée par cette raison, en points",
         "chart": "Ce qui fait varier la probabilité d'attrition de ce client",
-        "chart_desc": f"Cascade du risque moyen des clients ({{start}}) à celui de ce client ({{end}}), une barre par "
+        "chart_desc": f"Cascade de «{__}{{average}}{__}» ({{start}}) à «{__}{{this}}{__}» ({{end}}), une barre par "
         f"facteur{_}: {{steps}}.",
         "average": "Risque moyen des clients",
         "this": "Ce client",

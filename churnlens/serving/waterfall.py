@@ -174,7 +174,7 @@ def waterfall(
         axis_y=axis_y,
         axis_label=t("axis"),
         title=t("chart"),
-        desc=t("chart_desc", start=start_text, end=end_text, steps=described),
+        desc=t("chart_desc", average=t("average"), this=t("this"), start=start_text, end=end_text, steps=described),
         legend_y=axis_y + 52,
         raises=t("raises"),
         lowers=t("lowers"),
