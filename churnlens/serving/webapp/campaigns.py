@@ -341,7 +341,11 @@ def _top_reasons(ref: CampaignRef, ids_sorted: np.ndarray, id_order: np.ndarray,
     text = np.full(n, None, dtype=object)
     if ref.reasons is None:
         return feature, family, effect, text
-    reasons = _read(ref.reasons)
+    if ref.reasons.suffix.lower() == ".csv":
+        reasons = _read(ref.reasons)
+    else:  # only the top reasons are read
+        reasons = pq.read_table(ref.reasons, filters=[("rank", "=", 1)] if "rank" in pq.read_schema(ref.reasons).names
+                                else None)  # fmt: skip
     if "rank" in reasons.column_names:
         reasons = reasons.filter(pc.equal(reasons["rank"], 1))
     if reasons.num_rows == 0:
