@@ -302,3 +302,14 @@ def test_sessions_are_signed_expire_and_are_revoked():
     assert safe_next("/?campaign=a") == "/?campaign=a"
     for bad in ("//evil.example", "https://evil.example", "javascript:alert(1)", "/\\evil", None, ""):
         assert safe_next(bad) == "/"
+
+
+def test_serve_refuses_a_missing_campaign_and_data_without_campaign(tmp_path):
+    from typer.testing import CliRunner
+
+    from churnlens.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--campaign", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "--data needs --campaign" in result.output

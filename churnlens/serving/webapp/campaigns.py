@@ -343,9 +343,10 @@ def _top_reasons(ref: CampaignRef, ids_sorted: np.ndarray, id_order: np.ndarray,
         return feature, family, effect, text
     if ref.reasons.suffix.lower() == ".csv":
         reasons = _read(ref.reasons)
-    else:  # only the top reasons are read
-        reasons = pq.read_table(ref.reasons, filters=[("rank", "=", 1)] if "rank" in pq.read_schema(ref.reasons).names
-                                else None)  # fmt: skip
+    else:  # only the columns and rows used: the top reasons
+        names = pq.read_schema(ref.reasons).names
+        wanted = [c for c in ("customer_id", "rank", "feature", "effect", "text") if c in names]
+        reasons = pq.read_table(ref.reasons, columns=wanted, filters=[("rank", "=", 1)] if "rank" in names else None)
     if "rank" in reasons.column_names:
         reasons = reasons.filter(pc.equal(reasons["rank"], 1))
     if reasons.num_rows == 0:
@@ -373,7 +374,7 @@ def load_campaign(ref: CampaignRef) -> Campaign:
         When the campaign file lacks a column of the campaign list, naming it.
     """
     summary = json.loads(ref.summary.read_text(encoding="utf-8"))
-    table = _read(ref.table)
+    table = _read(ref.table).combine_chunks()  # one chunk: taking a page's rows is then O(rows taken)
     needed = ["customer_id", "churn_probability", "risk_band", "rank", "selected"]
     missing = [c for c in needed if c not in table.column_names]
     if missing:
