@@ -256,6 +256,15 @@ def mount_webapp(app: FastAPI, web: WebApp) -> None:
         css = template_source("app.css") + "\n" + template_source("card.css")
         return Response(css, media_type="text/css; charset=utf-8", headers={"Cache-Control": "max-age=300"})
 
+    async def checked_form(request: Request) -> dict[str, str] | None:
+        """The POSTed form's fields, None when its CSRF token does not match the cookie's."""
+        form = await request.form(max_files=0, max_fields=8)
+        fields = {k: str(v) for k, v in form.items()}
+        return fields if csrf_ok(request, fields.get("csrf")) else None
+
+    def bad_form(request: Request) -> Response:
+        return web.error(request, 400, "error", Messages(web.lang(request))("bad_form"))
+
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request) -> Response:
         if not web.access.secured or web.access.allowed(request):
@@ -264,14 +273,14 @@ def mount_webapp(app: FastAPI, web: WebApp) -> None:
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=8)
-        target = safe_next(str(form.get("next") or "/"))
+        form = await checked_form(request)
         t = Messages(web.lang(request))
-        if not csrf_ok(request, str(form.get("csrf") or "")):
-            return web.page(request, "login.html", status=400, next=target, failed=t("bad_form"))
+        if form is None:
+            return web.page(request, "login.html", status=400, next="/", failed=t("bad_form"))
+        target = safe_next(form.get("next", "/"))
         if not web.access.secured:
             return RedirectResponse(target, status_code=303)
-        if not web.access.check_token(str(form.get("token") or "")):
+        if not web.access.check_token(form.get("token", "")):
             await asyncio.sleep(LOGIN_DELAY_S)
             logger.warning("web app: failed login from %s", request.client.host if request.client else "?")
             return web.page(request, "login.html", status=401, next=target, failed=t("bad_token"))
@@ -281,9 +290,8 @@ def mount_webapp(app: FastAPI, web: WebApp) -> None:
 
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=8)
-        if not csrf_ok(request, str(form.get("csrf") or "")):
-            return web.error(request, 400, "error", Messages(web.lang(request))("bad_form"))
+        if await checked_form(request) is None:
+            return bad_form(request)
         web.access.revoke(request)
         response = RedirectResponse("/login" if web.access.secured else "/", status_code=303)
         web.access.clear_session(response)
@@ -291,11 +299,11 @@ def mount_webapp(app: FastAPI, web: WebApp) -> None:
 
     @app.post("/lang", include_in_schema=False)
     async def switch_language(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=8)
-        if not csrf_ok(request, str(form.get("csrf") or "")):
-            return web.error(request, 400, "error", Messages(web.lang(request))("bad_form"))
-        lang = str(form.get("lang") or "")
-        response = RedirectResponse(safe_next(str(form.get("next") or "/")), status_code=303)
+        form = await checked_form(request)
+        if form is None:
+            return bad_form(request)
+        lang = form.get("lang", "")
+        response = RedirectResponse(safe_next(form.get("next", "/")), status_code=303)
         if lang in LANGS:
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="strict",
                                 secure=request.url.scheme == "https", path="/")  # fmt: skip
