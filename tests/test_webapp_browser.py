@@ -129,6 +129,13 @@ def login(page, url: str, token: str = TOKEN) -> None:
     page.goto(url + "/")
     page.fill("#token", token)
     page.click("form.login button[type=submit]")
+    page.wait_for_url(lambda address: "/login" not in address)
+
+
+def follow(page, selector: str) -> None:
+    """Click something that loads a new page, and wait for that page."""
+    with page.expect_navigation():
+        page.click(selector)
 
 
 def shown_ids(page) -> list[str]:
@@ -154,10 +161,10 @@ def test_marketer_end_to_end(world, browser, tmp_path):
     page.goto(url + "/?campaign=spring")
     assert "/login" in page.url
     page.fill("#token", "not the token")
-    page.click("form.login button[type=submit]")
+    follow(page, "form.login button[type=submit]")
     assert page.locator(".error").inner_text() == "Wrong token."
     page.fill("#token", TOKEN)
-    page.click("form.login button[type=submit]")
+    follow(page, "form.login button[type=submit]")
     assert page.url == url + "/?campaign=spring"
     cookie = {c["name"]: c for c in context.cookies()}["churnlens_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > time.time()
@@ -169,7 +176,7 @@ def test_marketer_end_to_end(world, browser, tmp_path):
     assert f"{int(campaign['selected'].sum()):,}" in page.locator("dl.figures").inner_text()
 
     # in French
-    page.click("form.lang button")
+    follow(page, "form.lang button")
     assert page.locator("h1").inner_text() == "Campagne spring"
     assert page.locator("#match-count").inner_text() == f"{len(campaign):,} clients correspondent".replace(",", NNBSP)
     assert "1\u00a0févr.\u00a02024" in page.locator("dl.facts").inner_text()
@@ -178,17 +185,17 @@ def test_marketer_end_to_end(world, browser, tmp_path):
     # filter by band, sort by value at risk, search an id prefix
     band = campaign["risk_band"].value_counts().drop("low", errors="ignore").idxmax()
     page.select_option("#f-band", band)
-    page.click("form.filters button[type=submit]")
+    follow(page, "form.filters button[type=submit]")
     expected = campaign[campaign["risk_band"] == band]
     assert page.locator("#match-count").inner_text().startswith(f"{len(expected)} client")
     assert set(page.locator("#customers tbody td .band").all_inner_texts()) == {"élevé" if band == "high" else "moyen"}
-    page.click("th.col-value_at_risk a")
+    follow(page, "th.col-value_at_risk a")
     assert page.locator("th.col-value_at_risk").get_attribute("aria-sort") == "descending"
     by_risk = expected.sort_values(["value_at_risk", "rank"], ascending=[False, True], kind="stable")
     assert shown_ids(page) == by_risk["customer_id"].head(50).tolist()
     prefix = by_risk["customer_id"].iloc[0][:-1]
     page.fill("#f-q", prefix)
-    page.click("form.filters button[type=submit]")
+    follow(page, "form.filters button[type=submit]")
     searched = by_risk[by_risk["customer_id"].str.startswith(prefix)]
     assert shown_ids(page) == searched["customer_id"].tolist() and len(searched) >= 1
 
@@ -203,7 +210,7 @@ def test_marketer_end_to_end(world, browser, tmp_path):
 
     # a customer's card, in French: French reasons, the SVG waterfall, an action, the timeline
     customer = shown_ids(page)[0]
-    page.click("#customers tbody th a")
+    follow(page, "#customers tbody th a")
     assert f"/customer/{customer}" in page.url
     assert page.locator("#card-title").inner_text() == f"Explication du risque d'attrition — Client {customer}"
     assert page.locator("ol.reasons .reason-text").all_inner_texts() == explained_texts(world, customer, "fr")
@@ -220,14 +227,14 @@ def test_marketer_end_to_end(world, browser, tmp_path):
     page.screenshot(path=tmp_path / "card_fr.png", full_page=True)
 
     # switch to English: the same card in English
-    page.click("form.lang button")
+    follow(page, "form.lang button")
     assert page.locator("#card-title").inner_text() == f"Churn risk explanation — Customer {customer}"
     assert page.locator("ol.reasons .reason-text").all_inner_texts() == explained_texts(world, customer, "en")
     assert "Average customer's risk" in page.locator("svg.waterfall > desc").text_content()
     page.screenshot(path=tmp_path / "card_en.png", full_page=True)
 
     # back to the list with the filters kept
-    page.click("a.back")
+    follow(page, "a.back")
     kept = parse_qs(urlsplit(page.url).query)
     assert kept["band"] == [band] and kept["q"] == [prefix] and kept["sort"] == ["value_at_risk"]
     assert shown_ids(page) == searched["customer_id"].tolist()
@@ -238,7 +245,7 @@ def test_marketer_end_to_end(world, browser, tmp_path):
 
     # log out: every page is closed, the old session too
     session = {c["name"]: c for c in context.cookies()}["churnlens_session"]["value"]
-    page.click("form.logout button")
+    follow(page, "form.logout button")
     assert "/login" in page.url
     closed = ("/?campaign=spring", f"/customer/{customer}?campaign=spring", "/export.csv?campaign=spring", "/campaigns")
     for path in closed:
@@ -254,7 +261,8 @@ def test_keyboard_alone_reaches_filters_table_and_links(world, browser):
     page.goto(world["url"] + "/")
     page.focus("#token")
     page.keyboard.type(TOKEN)
-    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # submits the login form
+    page.wait_for_url(lambda address: "/login" not in address)
     page.goto(world["url"] + "/?campaign=spring&size=25")
     reached = []
     for _ in range(120):
