@@ -228,6 +228,74 @@ class ScoringSettings:
         return replace(self, **changes)
 
 
+#: Families of the feature catalog, the order reasons' families are shown in.
+REASON_FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "profile")
+
+
+@dataclass(frozen=True)
+class FamilyActions:
+    """One language's suggested retention action per reason family (``[actions.en]``, ``[actions.fr]``)."""
+
+    purchases: str
+    program: str
+    support: str
+    profile: str
+
+
+_DEFAULT_ACTIONS = {
+    "en": FamilyActions(
+        purchases="Win-back offer: a time-limited discount or gift on the next purchase",
+        program="Points reminder: remind them of their balance and offer a points bonus on the next visit",
+        support="Service recovery call: settle the open issue, apologise, offer a goodwill gesture",
+        profile="Welcome check-in: a personal message presenting the programme's benefits",
+    ),
+    "fr": FamilyActions(
+        purchases="Offre de reconquête : remise ou cadeau à durée limitée sur le prochain achat",
+        program="Rappel de points : rappeler le solde et offrir un bonus de points à la prochaine visite",
+        support="Appel de rattrapage : régler le problème en cours, s'excuser, offrir un geste commercial",
+        profile="Prise de contact : un message personnel présentant les avantages du programme",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """Suggested retention action per reason family, per language: the ``[actions]`` section.
+
+    The web app suggests, for each customer, the action of the family of the customer's top
+    reason. Texts given in TOML replace the shipped defaults one by one::
+
+        [actions.fr]
+        support = "Appel du service client sous 48 h"
+
+    Parameters
+    ----------
+    en, fr : FamilyActions or dict
+        Texts by family (``purchases``, ``program``, ``support``, ``profile``); a dict
+        overrides some families of the defaults.
+    """
+
+    en: FamilyActions = _DEFAULT_ACTIONS["en"]
+    fr: FamilyActions = _DEFAULT_ACTIONS["fr"]
+
+    def __post_init__(self) -> None:
+        for lang in LANGS:
+            given = getattr(self, lang)
+            if isinstance(given, FamilyActions):
+                continue
+            if not isinstance(given, dict):
+                raise InputError(f"[actions.{lang}] must be a table of family = \"text\", got {given!r}")
+            unknown = set(given) - set(REASON_FAMILIES)
+            if unknown:
+                raise InputError(
+                    f"[actions.{lang}] has unknown families: {sorted(unknown)}; known: {list(REASON_FAMILIES)}"
+                )
+            bad = [k for k, v in given.items() if not isinstance(v, str) or not v.strip()]
+            if bad:
+                raise InputError(f"[actions.{lang}] {bad[0]} must be a non-empty text")
+            object.__setattr__(self, lang, replace(_DEFAULT_ACTIONS[lang], **given))
+
+
 @dataclass(frozen=True)
 class ChurnConfig:
     """All settings of a run; sections are filled by later stages."""
@@ -237,6 +305,7 @@ class ChurnConfig:
     serving: ScoringSettings = field(default_factory=ScoringSettings)
     #: limits on input values (``[bounds]``: earliest, future_days, max_abs_amount)
     bounds: InputBounds = field(default_factory=InputBounds)
+    actions: ActionSettings = field(default_factory=ActionSettings)
     #: user column name -> contract column name, per table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: free-form sections owned by later stages (training, serving)
@@ -247,7 +316,13 @@ class ChurnConfig:
         return asdict(self)
 
 
-_SECTIONS = {"features": FeatureConfig, "labels": LabelConfig, "serving": ScoringSettings, "bounds": InputBounds}
+_SECTIONS = {
+    "features": FeatureConfig,
+    "labels": LabelConfig,
+    "serving": ScoringSettings,
+    "bounds": InputBounds,
+    "actions": ActionSettings,
+}
 
 
 def _build(cls: type, section: str, values: dict[str, Any]) -> Any:

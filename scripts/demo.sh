@@ -16,3 +16,4 @@ $bin/churnlens explain "$out/data" --customer "$top" --html "$out/card_$top.html
 $bin/churnlens explain "$out/data" --customer "$top" --lang fr --html "$out/card_${top}_fr.html"
 echo "Campaign list: $out/campaign.csv (reasons, rejects and drift beside it); cards: $out/card_$top*.html"
 echo "Look at the run: make mlflow-ui  ->  http://127.0.0.1:5000"
+echo "Open the web app on this campaign: $bin/churnlens serve --campaign $out/campaign.csv  ->  http://127.0.0.1:8000/"

@@ -297,7 +297,7 @@ def test_cli_explain_prints_reasons_and_writes_a_card(store, scored, tmp_path):
     )
     assert result.exit_code == 0, result.output
     page = card.read_text(encoding="utf-8")
-    assert customer in page and "data:image/png;base64," in page
+    assert customer in page and "<svg" in page and "Risque moyen des clients" in page
     first = scored.reasons[scored.reasons["customer_id"] == customer]
     assert f"{scored.campaign['churn_probability'].iloc[0]:.1%}" in result.output
     assert len(first) >= 1

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import lightgbm as lgb
+import markupsafe
 import numpy as np
 import pandas as pd
 import pytest
@@ -530,12 +531,18 @@ def test_card_is_self_contained_and_escaped(model_and_data, tmp_path):
     )
     assert expl.base_value + expl.contributions.sum() == pytest.approx(expl.margin)
     assert expl.probability == pytest.approx(float(model.predict_proba(weird)[0]))
+    # effects in probability add up from the average customer's risk to this customer's
+    assert expl.effects.sum() == pytest.approx(expl.probability - expl.typical_probability)
     page = render_card(expl)
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert "m&amp;m v3" in page
-    assert "data:image/png;base64," in page and "Probabilité de départ" in page
+    assert "Probabilité d&#39;attrition" in page
+    assert "<svg" in page and "<title id=\"waterfall-title\">" in page and "<desc id=\"waterfall-desc\">" in page
+    assert "data:image/png" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "Risque moyen des clients" in page and "Ce client" in page
+    assert "log-odds" not in page and "1\u202f235\u00a0€" in page  # value in French, with the currency
     for text in expl.reasons["text"]:
-        assert text.replace("'", "&#x27;") in page
+        assert str(markupsafe.escape(text)) in page
     path = write_card(expl, tmp_path / "card.html")
     assert path.read_text(encoding="utf-8") == page
     with pytest.raises(KeyError, match="customer 'nobody' is not in the scored snapshot"):

@@ -57,9 +57,11 @@ def explain(
     from churnlens.serving.batch import default_cutoff
     from churnlens.serving.card import explain_customer, write_card
     from churnlens.serving.core import customer_values, feature_config_of
+    from churnlens.serving.formatting import Formatter
     from churnlens.serving.loader import check_compatible
     from churnlens.serving.output import check_out_path
     from churnlens.serving.rejects import find_rejects
+    from churnlens.serving.timeline import customer_timeline
 
     cfg = load_config(config)
     settings = scoring_settings(cfg, lang=lang, reasons=reasons, value_column=value_column)
@@ -95,17 +97,19 @@ def explain(
     )
     table.add_column("#", justify="right")
     table.add_column("reason")
-    table.add_column("effect (log-odds)", justify="right")
+    table.add_column("effect on churn probability", justify="right")
+    fmt = Formatter(settings.lang, settings.currency)
     for row in explanation.reasons.itertuples():
-        table.add_row(str(row.rank), str(row.text), f"{row.contribution:+.3f}")
+        table.add_row(str(row.rank), str(row.text), fmt.points(row.effect))
     if explanation.reasons.empty:
         table.add_row("", "no factor raises this customer's risk above the typical customer", "")
     console.print(table)
     if explanation.value_at_risk is not None:
         console.print(
-            f"Customer value {explanation.customer_value:,.2f}, value at risk "
-            f"{explanation.value_at_risk:,.2f}"
+            f"Customer value {fmt.money(explanation.customer_value)}, value at risk "
+            f"{fmt.money(explanation.value_at_risk)}"
         )
     if html is not None:
-        path = write_card(explanation, html)
+        timeline = customer_timeline(mine, when, fmt)
+        path = write_card(explanation, html, actions=cfg.actions, timeline=timeline)
         console.print(f"Wrote explanation card {path}")

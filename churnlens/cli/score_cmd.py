@@ -223,7 +223,7 @@ def score(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = score_base(tables, when, loaded, settings, progress=on_progress)
+        result = score_base(tables, when, loaded, settings, progress=on_progress, source=str(data_dir.resolve()))
     paths = write_outputs(result, out)
     if result.summary.scored == 0:
         console.print(f"[bold yellow]warning:[/] no active customer at cutoff {result.summary.cutoff}")

@@ -39,12 +39,21 @@ def serve(
         Path | None, typer.Option(help="TOML config: [serving] (risk bands and scoring settings) and [bounds].")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    campaign: Annotated[
+        Path | None,
+        typer.Option(help="Also serve the web app at / on this campaign (the --out of churnlens score) or on a folder of campaigns; new campaigns appear without a restart."),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="With --campaign: the customers' tables for the cards (default: the directory the campaign's summary records)."),
+    ] = None,
 ) -> None:
     """Serve churn scores over HTTP: GET /health, GET /ready, GET /v1/model, POST /v1/score (OpenAPI at /docs).
 
-    When the CHURNLENS_API_TOKEN environment variable is set, /v1 endpoints require
-    ``Authorization: Bearer <token>``.
-    """
+    When the CHURNLENS_API_TOKEN environment variable is set, /v1 endpoints require ``Authorization: Bearer <token>`` and the web app's pages a login with that token.
+
+    With --campaign, the web app for marketers is served at /: the campaign list (filters, sort, search, CSV download) and each customer's card, in English and French. Without --model it serves the model that scored the newest campaign.
+    """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
     import uvicorn
 
     from churnlens.serving.api import OPTIONS_ENV, TOKEN_ENV, create_app
@@ -57,6 +66,12 @@ def serve(
         raise InputError(f"--workers must be >= 1, got {workers}")
     cfg = load_config(config)
     settings = cfg.serving
+    if data is not None and campaign is None:
+        raise InputError("--data needs --campaign (it holds the customers' tables for the web app's cards)")
+    if data is not None and not data.is_dir():
+        raise InputError(f"--data {data} is not a directory")
+    if campaign is not None and model is None:
+        model = campaign_model(campaign)
     options = {
         "model_uri": model,
         "tracking_uri": tracking_uri,
@@ -64,6 +79,9 @@ def serve(
         "max_events_per_customer": max_events,
         "max_body_bytes": int(max_body_mb * 1024 * 1024),
     }
+    if campaign is not None:
+        options.update(campaign=str(campaign), data_dir=None if data is None else str(data), columns=cfg.columns,
+                       actions=asdict(cfg.actions))  # fmt: skip
     app = create_app(**options, settings=settings, bounds=cfg.bounds)  # loads the model: a bad URI fails here
     service = app.state.service
     secured = "token required" if os.environ.get(TOKEN_ENV) else f"no token ({TOKEN_ENV} not set)"
@@ -71,6 +89,8 @@ def serve(
         f"Serving {service.loaded.name} version {service.loaded.version or '-'} "
         f"({service.loaded.resolved_uri}) on http://{host}:{port} with {workers} worker(s) — {secured}; docs at /docs"
     )
+    if campaign is not None:
+        console.print(f"Web app on {campaign}: open http://{host}:{port}/")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
         return
@@ -83,3 +103,14 @@ def serve(
         "churnlens.serving.api:app_from_environment", factory=True, workers=workers,
         host=host, port=port, log_level=log_level,
     )  # fmt: skip
+
+
+def campaign_model(campaign: Path) -> str | None:
+    """The model URI the newest campaign at ``campaign`` was scored with (None: not recorded)."""
+    from churnlens.serving.webapp import find_campaigns
+
+    refs = find_campaigns(campaign)
+    if not refs:
+        return None
+    summary = json.loads(refs[0].summary.read_text(encoding="utf-8"))
+    return summary.get("model_uri") or None

@@ -229,7 +229,8 @@ def score_on_dask(
         drift.to_csv(tmp / "drift.csv", index=False)
         summary = build_summary(
             cutoff=when, model_name=loaded.name, model_version=loaded.version, settings=settings,
-            counts=merged, selected=selected, drift=drift, seconds=seconds,
+            counts=merged, selected=selected, drift=drift, seconds=seconds, model=loaded.model,
+            model_uri=loaded.resolved_uri,
         )  # fmt: skip
         (tmp / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1, default=str))
         for scratch in ("_scores", "_snapshot", "_ranked"):

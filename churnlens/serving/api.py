@@ -43,7 +43,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from churnlens.config import ScoringSettings
+from churnlens.config import ActionSettings, ScoringSettings
 from churnlens.data.bounds import DEFAULT_BOUNDS, InputBounds
 from churnlens.data.errors import DataValidationError
 from churnlens.data.schema import TABLE_SPECS
@@ -522,8 +522,12 @@ def create_app(
     token: str | None = None,
     loaded: LoadedModel | None = None,
     bounds: InputBounds | None = None,
+    campaign: str | None = None,
+    data_dir: str | None = None,
+    columns: dict[str, dict[str, str]] | None = None,
+    actions: ActionSettings | dict[str, Any] | None = None,
 ) -> FastAPI:
-    """Build the API around one model, loaded now (once).
+    """Build the API around one model, loaded now (once), and the web app when given a campaign.
 
     Parameters
     ----------
@@ -547,6 +551,16 @@ def create_app(
         An already loaded model (then ``model_uri`` and ``tracking_uri`` are not used).
     bounds : InputBounds, optional
         Limits on posted timestamps, amounts and cutoffs (``[bounds]``), as for files.
+    campaign : str, optional
+        A campaign written by ``churnlens score`` (or a folder of them): serves the web app at
+        ``/`` (:mod:`churnlens.serving.webapp`), its pages behind a login when a token is set.
+    data_dir : str, optional
+        The customers' tables for the web app's cards; default the directory each campaign's
+        summary records.
+    columns : dict, optional
+        ``[columns.<table>]`` mappings for reading those tables.
+    actions : ActionSettings or dict, optional
+        ``[actions]``: the suggested retention action per reason family.
 
     Returns
     -------
@@ -567,7 +581,7 @@ def create_app(
         loaded, int(max_customers), int(max_events_per_customer), settings, token, bounds or DEFAULT_BOUNDS
     )
 
-    app = FastAPI(
+    app = _fastapi(
         title="churnlens",
         version="1",
         summary="Churn probability, risk band and plain-language reasons for loyalty-program customers.",
@@ -641,8 +655,24 @@ def create_app(
         """
         return service.score(request)
 
+    if campaign is not None:
+        from churnlens.serving.webapp import build_webapp, mount_webapp
+
+        web_actions = ActionSettings(**actions) if isinstance(actions, dict) else actions
+        mount_webapp(app, build_webapp(campaign, loaded=loaded, settings=settings, token=token, data_dir=data_dir,
+                                       columns=columns, actions=web_actions))  # fmt: skip
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
+
+
+def _fastapi(**kwargs: Any) -> FastAPI:
+    """The FastAPI app, with ``/docs`` and ``/redoc`` served from local files (fastapi-offline), never
+    from a CDN; without that package both pages are left out."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        return FastAPI(docs_url=None, redoc_url=None, **kwargs)
+    return FastAPIOffline(**kwargs)
 
 
 def app_from_environment() -> FastAPI:

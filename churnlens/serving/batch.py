@@ -106,6 +106,7 @@ def score_base(
     *,
     snapshot: pd.DataFrame | None = None,
     progress: Progress | None = None,
+    source: str | None = None,
     **options: Any,
 ) -> BatchResult:
     """Score every active customer at ``cutoff`` into a campaign list.
@@ -123,6 +124,8 @@ def score_base(
         A snapshot already built at ``cutoff`` with the model's feature configuration.
     progress : callable(stage, done, total), optional
         Stages ``features``, ``explaining``, ``drift``.
+    source : str, optional
+        Where ``tables`` came from (a data directory), recorded in the summary.
     **options
         Fields of :class:`~churnlens.config.ScoringSettings` set on top of ``settings``
         (``top=100``, ``lang="fr"`` ...).
@@ -167,7 +170,8 @@ def score_base(
         cutoff=when,
         model_name=loaded.name if loaded else churn_model.metadata.model_name,
         model_version=loaded.version if loaded else None,
-        settings=settings, counts=counts, selected=selected, drift=drift, seconds=seconds,
+        settings=settings, counts=counts, selected=selected, drift=drift, seconds=seconds, model=churn_model,
+        model_uri=loaded.resolved_uri if loaded else None, data_source=source,
     )  # fmt: skip
     return BatchResult(campaign=campaign, reasons=reasons, rejects=part.rejects, drift=drift, summary=summary)
 

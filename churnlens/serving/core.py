@@ -385,6 +385,15 @@ class ScoreSummary:
     drift_flagged: list[str]
     rejects_by_reason: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Where the scored tables came from (a data directory), for the web app's cards.
+    data_source: str | None = None
+    #: The model URI actually loaded (``models:/name/3``), so the web app can serve the same one.
+    model_uri: str | None = None
+    horizon_days: int | None = None
+    trained_through: str | None = None
+    currency: str = "EUR"
+    #: The targeting rule as settings (``top``, ``threshold``, ``budget``; all None = high band).
+    targeting: dict[str, float | int | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -404,8 +413,15 @@ def build_summary(
     selected: pd.DataFrame,
     drift: pd.DataFrame,
     seconds: dict[str, float] | None = None,
+    model: ChurnModel | None = None,
+    model_uri: str | None = None,
+    data_source: str | None = None,
 ) -> ScoreSummary:
-    """The run's summary from the merged counts and the selected rows."""
+    """The run's summary from the merged counts and the selected rows.
+
+    ``model`` (its horizon and "trained through"), ``model_uri`` and ``data_source`` are
+    recorded for the web app when given.
+    """
     economics = settings.economics
     campaign = summarize(
         selected[SCORE_COLUMN].to_numpy(dtype="float64"), np.ones(len(selected), dtype=bool),
@@ -432,4 +448,10 @@ def build_summary(
         drift_flagged=drift.loc[drift["flagged"], "feature"].tolist(),
         rejects_by_reason=dict(counts.rejects),
         seconds=dict(seconds or {}),
+        data_source=data_source,
+        model_uri=model_uri,
+        horizon_days=None if model is None else model.metadata.horizon_days,
+        trained_through=None if model is None else model.metadata.trained_through,
+        currency=settings.currency,
+        targeting={"top": settings.top, "threshold": settings.threshold, "budget": settings.budget},
     )
