@@ -77,11 +77,10 @@ def _reason_columns(ids: pd.Index, reasons: pd.DataFrame | None) -> dict[str, np
     if reasons is not None and len(reasons):
         frame = reasons[["customer_id", "rank", "feature"]].copy()
         frame["customer_id"] = frame["customer_id"].astype("string")
-        frame = frame[frame["customer_id"].isin(ids)]
+        frame = frame[frame["customer_id"].isin(ids)].sort_values(["customer_id", "rank"], kind="stable")
         names = frame["feature"].astype("string").fillna("")
         family_of = {f: _family(f) for f in names.unique()}
         frame["family"] = names.map(family_of)
-        frame = frame.sort_values(["customer_id", "rank"], kind="stable")
         position = pd.Index(ids).get_indexer(frame["customer_id"])
         first = ~frame["customer_id"].duplicated().to_numpy()
         top_feature[position[first]] = names.to_numpy(dtype=object)[first]

@@ -95,8 +95,8 @@ def log_campaign_report(
         mlflow.set_tags(tags)
         mlflow.log_params({
             "campaign_id": report.campaign_id, "send_date": report.send_date, "horizon_days": report.horizon_days,
-            "label_mode": report.label_mode, "value_source": report.value_source[:500],
-            "cost_source": report.cost_source[:500],
+            "label_mode": report.label_mode, "value_source": report.value_source.text("en")[:500],
+            "cost_source": report.cost_source.text("en")[:500],
         })  # fmt: skip
         mlflow.log_metrics(report_metrics(report))
         for path in files.values():
