@@ -85,8 +85,8 @@ def hand_tables(extra_purchase_days: int = 100):
     before = pd.DataFrame({"customer_id": ids, "timestamp": "2024-01-15", "amount": 100.0})
     buyers = ["t1", "t2", "t3", "c1", "m1"]
     after = pd.DataFrame({"customer_id": buyers, "timestamp": "2024-03-10", "amount": 50.0})
-    end = pd.DataFrame({"customer_id": ["t1"], "timestamp": [str(pd.Timestamp(SEND) + pd.Timedelta(days=extra_purchase_days))],
-                        "amount": [1.0]})  # fmt: skip
+    last = str(pd.Timestamp(SEND) + pd.Timedelta(days=extra_purchase_days))
+    end = pd.DataFrame({"customer_id": ["t1"], "timestamp": [last], "amount": [1.0]})
     return validate_tables({"purchases": pd.concat([before, after, end]), "contacts": contacts})[0]
 
 
@@ -131,7 +131,8 @@ def test_costs_fall_back_to_the_rules_and_unmeasurable_actions_are_noted():
 
 def test_an_immature_campaign_is_refused_with_the_date_it_will_be_possible(tmp_path):
     tables = hand_tables(extra_purchase_days=20)  # data ends 20 days after the send
-    with pytest.raises(CampaignNotMatureError, match=r"outcome runs to 2024-03-30, but the data ends on 2024-03-21") as e:
+    message = r"outcome runs to 2024-03-30, but the data ends on 2024-03-21"
+    with pytest.raises(CampaignNotMatureError, match=message) as e:
         campaign_report(tables, "k1", horizon_days=30, mode="non_contractual")
     assert e.value.ready_on == pd.Timestamp("2024-03-31")
     write_tables(tables, tmp_path / "data")
@@ -250,7 +251,8 @@ def test_score_send_append_report_and_measured_save_rate(loop, tmp_path):
         (data / f.name).write_bytes(f.read_bytes())
     plan.to_csv(data / "contacts.csv", index=False)
     report_out = tmp_path / "report"
-    result = _run("campaign-report", data, "--campaign", "c1", "--list", out, "--tracking-uri", uri, "--out", report_out)
+    result = _run("campaign-report", data, "--campaign", "c1", "--list", out, "--tracking-uri", uri,
+                  "--out", report_out)  # fmt: skip
     record = json.loads(report_out.with_suffix(".json").read_text())
     assert record["model"]["version"] == "1" and record["label_mode"] == "non_contractual"
     assert record["quality"]["roc_auc"] > 0.6 and len(record["quality"]["calibration"]) == 10
