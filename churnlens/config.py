@@ -340,7 +340,7 @@ class ScoringSettings:
     holdout: float = 0.1
     holdout_seed: int = 0
     send_date: str | None = None
-    measured_save_rate: dict[str, Any] | None = None
+    measured_save_rate: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.lang not in LANGS:

@@ -276,7 +276,10 @@ def test_score_send_append_report_and_measured_save_rate(loop, tmp_path):
     # save_rate = "measured" feeds --budget economics and says so
     budget_out = tmp_path / "budget.csv"
     result = _run("score", data, "--out", budget_out, "--tracking-uri", uri, "--budget", "500",
-                  "--save-rate", "measured")  # fmt: skip
+                  "--save-rate", "measured", "--actions")  # fmt: skip
     budget = json.loads((tmp_path / "budget.summary.json").read_text())
     assert budget["save_rate"]["value"] == pytest.approx(overall["save_rate"])
     assert budget["save_rate"]["campaign_id"] == "c1" and "save rate (measured)" in result.output
+    per_action = {e["action"]: e["save_rate"] for e in record["effects"][:-1] if e["save_rate"] is not None}
+    assert {a: r["value"] for a, r in budget["save_rate"]["per_action"].items()} == pytest.approx(per_action)
+    assert set(budget["save_rate"]["expected_saved_value_by_action"]) <= set(per_action)

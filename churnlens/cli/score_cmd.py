@@ -67,6 +67,9 @@ def _action_rows(table: Table, summary: Any) -> None:
                 "  expected saved value at the interval's ends",
                 f"{_money(rate['expected_saved_value_low'])} to {_money(rate['expected_saved_value_high'])}",
             )
+        for action, saved in (rate.get("expected_saved_value_by_action") or {}).items():
+            measured = rate["per_action"][action]["value"]
+            table.add_row(f"  {action}: expected saved value at its own rate {measured:.3f}", _money(saved))
     if summary.actions:
         counts = summary.actions
         table.add_row("actions", ", ".join(f"{k} {v:,}" for k, v in counts["actions"].items()) + f", none {counts['none']:,}")

@@ -459,7 +459,15 @@ def plan_actions(
         )  # fmt: skip
         group = pd.Series(plan.contacts["group"].to_numpy(), index=plan.contacts["customer_id"].to_numpy())
         rows["group"] = pd.array(group.reindex(rows["customer_id"].to_numpy()).to_numpy(), dtype="string")
-    return CampaignActions(rows, plan, assignment.counts)
+    # value at risk the actions address (treated customers only when a control group is held out)
+    reached = assignment.rows["action"].notna().to_numpy(copy=True)
+    if "group" in rows.columns:
+        reached &= (rows["group"] == "treatment").to_numpy(dtype=bool, na_value=False)
+    value_at_risk = assignment.rows.loc[reached].groupby(assignment.rows.loc[reached, "action"].astype(str))[
+        "value_at_risk"
+    ].sum()
+    counts = {**assignment.counts, "value_at_risk": {str(k): float(v) for k, v in value_at_risk.items()}}
+    return CampaignActions(rows, plan, counts)
 
 
 def with_actions(campaign: pd.DataFrame, actions: CampaignActions | None) -> pd.DataFrame:
@@ -562,6 +570,13 @@ def build_summary(
         for end in ("low", "high"):
             rate = min(max(float(save_rate[end]), 0.0), 1.0) if save_rate.get(end) is not None else None
             save_rate[f"expected_saved_value_{end}"] = None if rate is None else float(np.sum(p * rate * value))
+        if actions is not None:  # each action's own measured rate on the value at risk it reaches
+            measured = save_rate.get("per_action") or {}
+            save_rate["expected_saved_value_by_action"] = {
+                a: min(max(float(measured[a]["value"]), 0.0), 1.0) * var
+                for a, var in actions.counts.get("value_at_risk", {}).items()
+                if a in measured
+            }
     value_source = counts.value_source or ("spend_365d" if settings.value_column is None else settings.value_column)
     return ScoreSummary(
         cutoff=str(cutoff.date()),
