@@ -130,6 +130,29 @@ def test_actions_follow_the_default_rules_by_priority(sim, uplift):
     assert counts.min() > 300, counts
 
 
+def test_the_simulators_rules_are_the_shipped_rules_on_what_the_data_records(sim, uplift):
+    """The simulator assigns actions without a model: the data conditions of DEFAULT_ACTION_RULES.
+    Evaluated on the snapshot at the send date (no reasons, so no "support drives the risk" clause),
+    the shipped rules agree with the simulator's eligibility; win_back differs only at an overdue
+    ratio of exactly 1 (the features count fractional days, the simulator whole days)."""
+    from churnlens.config import DEFAULT_ACTION_RULES
+    from churnlens.features import build_snapshot
+    from churnlens.serving.actions import rule_inputs
+
+    for campaign_id, rows in uplift.groupby("campaign_id"):
+        ids = pd.Index(rows["customer_id"].astype("string"))
+        snapshot = build_snapshot(sim.tables, rows["send_date"].iloc[0])
+        scored = pd.DataFrame({"customer_id": ids, "churn_probability": 0.5, "risk_band": "high",
+                               "customer_value": 1.0, "value_at_risk": 1.0})  # fmt: skip
+        got = rule_inputs(DEFAULT_ACTION_RULES, scored, snapshot, None).frame
+        for name in ("service_recovery", "points_reminder"):
+            np.testing.assert_array_equal(got[f"eligible:{name}"], rows[f"eligible_{name}"], err_msg=campaign_id)
+        differ = got["eligible:win_back"].to_numpy() != rows["eligible_win_back"].to_numpy()
+        assert differ.mean() < 0.01
+        overdue = snapshot["overdue_ratio"].reindex(ids).to_numpy()
+        assert (np.abs(overdue[differ] - 1) < 0.05).all(), overdue[differ]
+
+
 def test_selected_customers_are_the_riskiest_active_ones(sim):
     """Selected by the time since the last purchase: the contacted are more often lost than the active base."""
     campaign = sim.campaigns[1]
