@@ -29,6 +29,9 @@ _EXPORTS = {
     "train_model": "churnlens.training",
     "load_model": "churnlens.serving",
     "score_base": "churnlens.serving",
+    "ActionRule": "churnlens.config",
+    "campaign_report": "churnlens.serving",
+    "suggest_actions": "churnlens.serving",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

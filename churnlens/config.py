@@ -2,14 +2,16 @@
 
 Settings are frozen dataclasses. :func:`load_config` reads a TOML file whose sections
 match the dataclasses (``[features]``, ``[labels]``, ``[training]``, ``[serving]``,
-``[columns.<table>]``); anything not given keeps its default.
+``[columns.<table>]``, and the top-level ``[[actions]]`` rules, which become
+``ScoringSettings.actions``); anything not given keeps its default.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,6 +118,163 @@ class Economics:
         return np.clip(np.nan_to_num(np.asarray(customer_value, dtype="float64"), nan=0.0), 0.0, None)
 
 
+#: Words an action rule's name may use (it is written into the ``contacts`` table).
+_RULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    """One retention action and who may get it: an ``[[actions]]`` entry of the TOML.
+
+    Parameters
+    ----------
+    name : str
+        Identifier, written in the ``action`` column of the list and of the contact plan.
+    label_en, label_fr : str
+        What the action is called, in English and in French.
+    cost : float
+        Cost of one contact with this action (>= 0).
+    eligible : str
+        Who may get it: an expression over the scored columns (see
+        :mod:`churnlens.expressions` and :func:`churnlens.serving.actions.rule_names`),
+        parsed safely, never evaluated as Python.
+    priority : int
+        Rules are tried in increasing priority; a customer gets the first one that fits.
+    min_days_since_contact : int
+        Contact pressure: only customers not contacted (a ``treatment`` row of
+        ``contacts``) in the last N days before the cutoff; 0 = no limit.
+    capacity : int or None
+        At most this many customers per run (those with the highest value at risk); the
+        others fall to their next eligible action. None = no limit.
+    channel : str or None
+        Contact channel written in the contact plan (``phone``, ``email``, ...).
+    """
+
+    name: str
+    label_en: str
+    label_fr: str
+    cost: float
+    eligible: str
+    priority: int
+    min_days_since_contact: int = 0
+    capacity: int | None = None
+    channel: str | None = None
+
+    def __post_init__(self) -> None:
+        from churnlens.expressions import parse
+
+        where = f"action rule {self.name!r}"
+        if not isinstance(self.name, str) or not _RULE_NAME.match(self.name):
+            raise InputError(
+                f"action rule name {self.name!r} must start with a letter and hold only letters, digits, _ or -"
+            )
+        for key in ("label_en", "label_fr"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key).strip():
+                raise InputError(f"{where}: {key} must be a non-empty text")
+        if isinstance(self.cost, bool) or not isinstance(self.cost, int | float) or not self.cost >= 0:
+            raise InputError(f"{where}: cost must be a non-negative number, got {self.cost!r}")
+        object.__setattr__(self, "cost", float(self.cost))
+        for key in ("priority", "min_days_since_contact"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InputError(f"{where}: {key} must be a whole number >= 0, got {value!r}")
+        if self.capacity is not None and (
+            isinstance(self.capacity, bool) or not isinstance(self.capacity, int) or self.capacity < 0
+        ):
+            raise InputError(f"{where}: capacity must be a whole number >= 0, got {self.capacity!r}")
+        if self.channel is not None and (not isinstance(self.channel, str) or not self.channel.strip()):
+            raise InputError(f"{where}: channel must be a non-empty text, got {self.channel!r}")
+        try:
+            parse(self.eligible)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+
+    def label(self, lang: str) -> str:
+        """The action's label in ``lang``."""
+        return self.label_fr if lang == "fr" else self.label_en
+
+
+#: The shipped rules. Their data conditions are those the simulator's campaigns apply
+#: (``churnlens.simulate.campaigns.eligibility``); the reason clause needs a model.
+DEFAULT_ACTION_RULES: tuple[ActionRule, ...] = (
+    ActionRule(
+        name="service_recovery",
+        label_en="Service recovery call",
+        label_fr="Appel de rattrapage du service client",
+        cost=8.0,
+        eligible='top_reason_family == "support" or support_complaints_30d > 0 '
+        "or (support_open_issues > 0 and days_since_last_contact <= 90)",
+        priority=1,
+        min_days_since_contact=30,
+        channel="phone",
+    ),
+    ActionRule(
+        name="points_reminder",
+        label_en="Points reminder or bonus",
+        label_fr="Rappel des points ou bonus de points",
+        cost=0.5,
+        eligible="points_balance >= 250 and days_since_last_program_activity > 45",
+        priority=2,
+        min_days_since_contact=30,
+        channel="email",
+    ),
+    ActionRule(
+        name="win_back",
+        label_en="Win-back offer",
+        label_fr="Offre de reconquête",
+        cost=5.0,
+        eligible="overdue_ratio >= 1 or days_since_last_purchase > 60",
+        priority=3,
+        min_days_since_contact=30,
+        channel="email",
+    ),
+)
+
+
+def action_rules(raw: Any, where: str = "[[actions]]") -> tuple[ActionRule, ...]:
+    """Typed, checked rules from ``[[actions]]`` tables (or ActionRule objects), by priority.
+
+    Raises
+    ------
+    InputError
+        A rule with unknown or missing keys, a bad value, or two rules sharing a name or a priority.
+    """
+    if isinstance(raw, dict):
+        raise InputError(
+            f"{where} must be an array of rules ([[actions]] tables, one per action), got a single table"
+        )
+    if not isinstance(raw, list | tuple):
+        raise InputError(f"{where} must be an array of rules, got {raw!r}")
+    known = {f.name for f in fields(ActionRule)}
+    required = {f.name for f in fields(ActionRule) if f.default is MISSING}
+    rules: list[ActionRule] = []
+    for i, item in enumerate(raw, start=1):
+        if isinstance(item, ActionRule):
+            rules.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise InputError(f"{where} rule {i} must be a table of settings, got {item!r}")
+        label = f"{where} rule {i} ({item.get('name', 'no name')!r})"
+        unknown, absent = set(item) - known, required - set(item)
+        if unknown:
+            raise InputError(f"{label} has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        if absent:
+            raise InputError(f"{label} lacks {sorted(absent)}")
+        rules.append(ActionRule(**item))
+    for key in ("name", "priority"):
+        seen: dict[Any, str] = {}
+        for rule in rules:
+            value = getattr(rule, key)
+            if value in seen:
+                raise InputError(f"{where}: rules {seen[value]!r} and {rule.name!r} share the {key} {value!r}")
+            seen[value] = rule.name
+    return tuple(sorted(rules, key=lambda r: r.priority))
+
+
+#: ``[serving] save_rate`` value that takes the latest campaign report's measured save rate.
+MEASURED = "measured"
+
+
 @dataclass(frozen=True)
 class ScoringSettings:
     """How a base is scored, explained and targeted: the ``[serving]`` section.
@@ -150,6 +309,24 @@ class ScoringSettings:
         Display labels per language (``[serving.labels.fr]``): attribute names and category
         values as marketers should read them (``acquisition_channel = "Canal d'acquisition"``,
         ``paid_social = "réseaux sociaux payants"``); anything not listed reads as written.
+        Campaign economics (:class:`Economics`). ``save_rate = "measured"`` takes the save
+        rate the latest ``campaign-report`` measured (resolved by
+        :func:`churnlens.serving.report_tracking.resolve_save_rate` into ``measured_save_rate``).
+    assign_actions : bool
+        Give each selected customer the first action of ``actions`` that fits (``--actions``).
+    actions : tuple of ActionRule
+        The action rules: the top-level ``[[actions]]`` of the TOML, else
+        :data:`DEFAULT_ACTION_RULES`.
+    campaign_id : str or None
+        Draw the campaign's contact plan (a randomised control group) under this id.
+    holdout : float
+        Control share of the contact plan, in [0, 1), stratified by action and risk band.
+    holdout_seed : int
+        Seed of the control group: the same seed and list give the same groups.
+    send_date : str or None
+        Send date (YYYY-MM-DD) written as the plan's ``timestamp``; None = the cutoff.
+    measured_save_rate : dict or None
+        Set by the resolver, not by users: the measured rate, its interval and its source.
     """
 
     lang: Literal["en", "fr"] = "en"
@@ -163,10 +340,17 @@ class ScoringSettings:
     threshold: float | None = None
     budget: float | None = None
     cost_per_contact: float = 5.0
-    save_rate: float = 0.2
+    save_rate: float | str = 0.2
     value_per_save: float | None = None
     currency: str = "EUR"
     labels: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
+    assign_actions: bool = False
+    actions: tuple[ActionRule, ...] = DEFAULT_ACTION_RULES
+    campaign_id: str | None = None
+    holdout: float = 0.1
+    holdout_seed: int = 0
+    send_date: str | None = None
+    measured_save_rate: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.currency, str) or not re.fullmatch(r"[A-Z]{3}", self.currency):
@@ -204,7 +388,37 @@ class ScoringSettings:
             raise SettingError("threshold", f"must lie in [0, 1], got {self.threshold}")
         if self.budget is not None and self.budget < 0:
             raise SettingError("budget", f"must be non-negative, got {self.budget}")
-        self.economics  # noqa: B018 - validates the economics
+        self._check_campaign()
+        if isinstance(self.save_rate, str):
+            if self.save_rate != MEASURED:
+                raise SettingError("save_rate", f'must be a number in [0, 1] or "{MEASURED}", got {self.save_rate!r}')
+            if self.measured_save_rate is not None:
+                self.economics  # noqa: B018 - validates the economics
+            else:
+                Economics(float(self.cost_per_contact), 0.0, self.value_per_save)  # the rest of the economics
+        else:
+            self.economics  # noqa: B018 - validates the economics
+
+    def _check_campaign(self) -> None:
+        """Validate the action rules and the contact plan's settings."""
+        object.__setattr__(self, "actions", action_rules(list(self.actions)))
+        if not isinstance(self.assign_actions, bool):
+            raise SettingError("assign_actions", f"must be true or false, got {self.assign_actions!r}")
+        if self.campaign_id is not None:
+            if not isinstance(self.campaign_id, str) or not self.campaign_id.strip():
+                raise SettingError("campaign_id", f"must be a non-empty text, got {self.campaign_id!r}")
+            object.__setattr__(self, "campaign_id", self.campaign_id.strip())
+        if isinstance(self.holdout, bool) or not 0 <= self.holdout < 1:
+            raise SettingError("holdout", f"must lie in [0, 1), got {self.holdout}")
+        if isinstance(self.holdout_seed, bool) or int(self.holdout_seed) != self.holdout_seed or self.holdout_seed < 0:
+            raise SettingError("holdout_seed", f"must be a whole number >= 0, got {self.holdout_seed}")
+        object.__setattr__(self, "holdout_seed", int(self.holdout_seed))
+        if self.send_date is not None:
+            try:
+                day = dt.date.fromisoformat(str(self.send_date))
+            except ValueError:
+                raise SettingError("send_date", f"must be a date YYYY-MM-DD, got {self.send_date!r}") from None
+            object.__setattr__(self, "send_date", day.isoformat())
 
     @property
     def bands(self) -> tuple[float, float]:
@@ -213,9 +427,22 @@ class ScoringSettings:
 
     @property
     def economics(self) -> Economics:
-        """The campaign economics of these settings."""
-        return Economics(float(self.cost_per_contact), float(self.save_rate),
+        """The campaign economics of these settings (a measured save rate once resolved)."""
+        return Economics(float(self.cost_per_contact), self.save_rate_value,
                          None if self.value_per_save is None else float(self.value_per_save))
+
+    @property
+    def save_rate_value(self) -> float:
+        """The save rate as a number: the configured one, or the measured one clipped to [0, 1]."""
+        if self.save_rate != MEASURED:
+            return float(self.save_rate)
+        if self.measured_save_rate is None:
+            raise SettingError(
+                "save_rate",
+                f'is "{MEASURED}" but no campaign report was read: resolve it with '
+                "churnlens.serving.report_tracking.resolve_save_rate (churnlens score does)",
+            )
+        return min(max(float(self.measured_save_rate["value"]), 0.0), 1.0)
 
     def override(self, **given: Any) -> ScoringSettings:
         """These settings with the options actually given (None = not given) on top, validated."""
@@ -229,71 +456,7 @@ class ScoringSettings:
 
 
 #: Families of the feature catalog, the order reasons' families are shown in.
-REASON_FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "profile")
-
-
-@dataclass(frozen=True)
-class FamilyActions:
-    """One language's suggested retention action per reason family (``[actions.en]``, ``[actions.fr]``)."""
-
-    purchases: str
-    program: str
-    support: str
-    profile: str
-
-
-_DEFAULT_ACTIONS = {
-    "en": FamilyActions(
-        purchases="Win-back offer: a time-limited discount or gift on the next purchase",
-        program="Points reminder: remind them of their balance and offer a points bonus on the next visit",
-        support="Service recovery call: settle the open issue, apologise, offer a goodwill gesture",
-        profile="Welcome check-in: a personal message presenting the programme's benefits",
-    ),
-    "fr": FamilyActions(
-        purchases="Offre de reconquête : remise ou cadeau à durée limitée sur le prochain achat",
-        program="Rappel de points : rappeler le solde et offrir un bonus de points à la prochaine visite",
-        support="Appel de rattrapage : régler le problème en cours, s'excuser, offrir un geste commercial",
-        profile="Prise de contact : un message personnel présentant les avantages du programme",
-    ),
-}
-
-
-@dataclass(frozen=True)
-class ActionSettings:
-    """Suggested retention action per reason family, per language: the ``[actions]`` section.
-
-    The web app suggests, for each customer, the action of the family of the customer's top
-    reason. Texts given in TOML replace the shipped defaults one by one::
-
-        [actions.fr]
-        support = "Appel du service client sous 48 h"
-
-    Parameters
-    ----------
-    en, fr : FamilyActions or dict
-        Texts by family (``purchases``, ``program``, ``support``, ``profile``); a dict
-        overrides some families of the defaults.
-    """
-
-    en: FamilyActions = _DEFAULT_ACTIONS["en"]
-    fr: FamilyActions = _DEFAULT_ACTIONS["fr"]
-
-    def __post_init__(self) -> None:
-        for lang in LANGS:
-            given = getattr(self, lang)
-            if isinstance(given, FamilyActions):
-                continue
-            if not isinstance(given, dict):
-                raise InputError(f"[actions.{lang}] must be a table of family = \"text\", got {given!r}")
-            unknown = set(given) - set(REASON_FAMILIES)
-            if unknown:
-                raise InputError(
-                    f"[actions.{lang}] has unknown families: {sorted(unknown)}; known: {list(REASON_FAMILIES)}"
-                )
-            bad = [k for k, v in given.items() if not isinstance(v, str) or not v.strip()]
-            if bad:
-                raise InputError(f"[actions.{lang}] {bad[0]} must be a non-empty text")
-            object.__setattr__(self, lang, replace(_DEFAULT_ACTIONS[lang], **given))
+REASON_FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "contacts", "profile")
 
 
 @dataclass(frozen=True)
@@ -305,7 +468,6 @@ class ChurnConfig:
     serving: ScoringSettings = field(default_factory=ScoringSettings)
     #: limits on input values (``[bounds]``: earliest, future_days, max_abs_amount)
     bounds: InputBounds = field(default_factory=InputBounds)
-    actions: ActionSettings = field(default_factory=ActionSettings)
     #: user column name -> contract column name, per table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: free-form sections owned by later stages (training, serving)
@@ -321,7 +483,6 @@ _SECTIONS = {
     "labels": LabelConfig,
     "serving": ScoringSettings,
     "bounds": InputBounds,
-    "actions": ActionSettings,
 }
 
 
@@ -356,8 +517,17 @@ def config_from_dict(raw: dict[str, Any]) -> ChurnConfig:
     kwargs: dict[str, Any] = {}
     extra: dict[str, dict[str, Any]] = {}
     for section, values in raw.items():
+        if section == "serving" and isinstance(values, dict):
+            internal = {"actions", "measured_save_rate"} & set(values)
+            if internal:
+                raise InputError(
+                    f"config section [serving] cannot set {sorted(internal)}: action rules are top-level "
+                    "[[actions]] tables, and the measured save rate comes from campaign reports"
+                )
         if section in _SECTIONS:
             kwargs[section] = _build(_SECTIONS[section], section, values)
+        elif section == "actions":
+            continue
         elif section == "columns":
             for table, mapping in values.items():
                 if not isinstance(mapping, dict):
@@ -365,6 +535,9 @@ def config_from_dict(raw: dict[str, Any]) -> ChurnConfig:
             kwargs["columns"] = {t: dict(m) for t, m in values.items()}
         else:
             extra[section] = dict(values)
+    if "actions" in raw:
+        rules = action_rules(raw["actions"])
+        kwargs["serving"] = replace(kwargs.get("serving", ScoringSettings()), actions=rules)
     return ChurnConfig(**kwargs, extra=extra)
 
 

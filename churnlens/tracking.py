@@ -133,3 +133,14 @@ def configure_mlflow(tracking_uri: str | None = None, *, connect: bool = True) -
     if connect:
         open_store(uri)
     return uri
+
+
+def ensure_experiment(name: str, tracking_uri: str) -> str:
+    """Experiment id for ``name``, created (with artifacts beside an embedded sqlite db) if new."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri))

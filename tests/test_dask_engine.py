@@ -302,6 +302,23 @@ def test_dask_scores_equal_local_scores(client, data, staged, trained, tmp_path,
     _assert_same_scoring(out, summary, local)
 
 
+def test_dask_actions_and_contact_plan_equal_local(client, data, staged, trained, tmp_path):
+    """Actions (capacities are global) and the stratified control group: the same as one process."""
+    from dataclasses import replace
+
+    from churnlens.config import DEFAULT_ACTION_RULES, ScoringSettings
+
+    rules = (*DEFAULT_ACTION_RULES[:2], replace(DEFAULT_ACTION_RULES[2], capacity=15))
+    settings = ScoringSettings(top=80, assign_actions=True, actions=rules, campaign_id="c1", holdout=0.3,
+                               holdout_seed=4)  # fmt: skip
+    out = tmp_path / "campaign"
+    summary = score_on_dask(client, staged, out, trained["loaded"], settings)
+    local = score_base(data["tables"], None, trained["loaded"], settings)
+    assert summary.actions["over_capacity"]["win_back"] > 0 and summary.plan["control"] > 0
+    _assert_same_scoring(out, summary, local)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "contacts.parquet"), local.contacts)
+
+
 def test_cli_score_on_dask(client, data, trained, tmp_path):
     out = tmp_path / "campaign"
     result = CliRunner().invoke(

@@ -30,11 +30,17 @@ SCORE_SETTINGS = [
     ("high_risk", 0.6, 0.7),
     ("medium_risk", 0.1, 0.15),
     ("psi_threshold", 0.2, 0.3),
+    ("assign_actions", True, False),
+    ("campaign_id", "spring", "summer"),
+    ("holdout", 0.2, 0.3),
+    ("holdout_seed", 1, 2),
+    ("send_date", "2024-01-01", "2024-02-01"),
 ]
 
 
-#: [serving] settings that are TOML only (no `score` option).
-TOML_ONLY = {"currency", "labels"}
+#: [serving] settings that are TOML only (no `score` option); the action rules are top-level
+#: [[actions]] and the measured save rate is read from campaign reports (neither in [serving]).
+TOML_ONLY = {"currency", "labels", "actions", "measured_save_rate"}
 
 
 def test_every_serving_setting_is_covered():

@@ -78,7 +78,8 @@ def world(tmp_path_factory):
     save_model(model, model_dir, pip_requirements=["churnlens"])
     tracking = f"sqlite:///{root / 'mlflow.db'}"
     loaded = load_model(str(model_dir), tracking_uri=tracking)
-    result = score_base(tables, CUTOFF, loaded, lang="fr", top=150, explain_all=True, source=str(data))
+    result = score_base(tables, CUTOFF, loaded, lang="fr", top=150, explain_all=True, source=str(data),
+                        assign_actions=True)
     campaigns = root / "campaigns"
     write_outputs(result, campaigns / "spring.csv")
     port = free_port()
@@ -204,7 +205,7 @@ def test_marketer_end_to_end(world, browser, tmp_path):
     assert exported["customer_id"].tolist() == shown_ids(page)
     mine = campaign.set_index("customer_id").loc[exported["customer_id"]]
     assert exported["churn_probability"].to_numpy() == pytest.approx(mine["churn_probability"].to_numpy())
-    assert {"reason_family", "suggested_action"} <= set(exported.columns)
+    assert {"reason_family", "action", "action_label"} <= set(exported.columns)
 
     # a customer's card, in French: French reasons, the SVG waterfall, an action, the timeline
     customer = shown_ids(page)[0]

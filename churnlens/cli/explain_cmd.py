@@ -111,5 +111,5 @@ def explain(
         )
     if html is not None:
         timeline = customer_timeline(mine, when, fmt)
-        path = write_card(explanation, html, actions=cfg.actions, timeline=timeline)
+        path = write_card(explanation, html, timeline=timeline)
         console.print(f"Wrote explanation card {path}")

@@ -7,6 +7,7 @@ import os
 import typer
 
 from churnlens.cli import (
+    campaign_cmd,
     explain_cmd,
     features_cmd,
     import_cmd,
@@ -52,6 +53,7 @@ app.command("models")(train_cmd.models)
 app.command("score")(score_cmd.score)
 app.command("explain")(explain_cmd.explain)
 app.command("serve")(serve_cmd.serve)
+app.command("campaign-report")(campaign_cmd.campaign_report)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -10,13 +10,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
-from churnlens.config import ChurnConfig, ScoringSettings, load_config
+from churnlens.config import MEASURED, ChurnConfig, ScoringSettings, load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.errors import InputError, SettingError
 from churnlens.features import parse_cutoff
 
 #: What "no cutoff" means, said the same way in every command's help.
 NO_CUTOFF_HELP = "default: the day after the data's last event"
+#: Settings whose option is not named after them.
+OPTION_NAMES = {"holdout_seed": "--seed", "assign_actions": "--actions"}
 
 def scoring_settings(config: ChurnConfig, **given: Any) -> ScoringSettings:
     """The ``[serving]`` settings of ``config`` with the command line's given options on top.
@@ -27,12 +29,65 @@ def scoring_settings(config: ChurnConfig, **given: Any) -> ScoringSettings:
         return config.serving.override(**given)
     except SettingError as exc:
         if given.get(exc.setting) is not None:
+            if exc.setting in OPTION_NAMES:
+                raise InputError(f"{OPTION_NAMES[exc.setting]} {exc.problem}") from None
             raise exc.as_option() from None
         raise
 
 
+def save_rate_option(value: str | None) -> float | str | None:
+    """``--save-rate``: a number in [0, 1] or ``measured``."""
+    if value is None or value.strip().lower() == MEASURED:
+        return None if value is None else MEASURED
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f'--save-rate must be a number in [0, 1] or "{MEASURED}", got {value!r}') from None
+
+
 def _money(x: float) -> str:
     return f"{x:,.2f}"
+
+
+def _action_rows(table: Table, summary: Any) -> None:
+    """Rows of the summary table about actions, the contact plan and a measured save rate."""
+    if summary.save_rate:
+        rate = summary.save_rate
+        interval = (
+            f" (95 % interval {rate['low']:.3f} to {rate['high']:.3f})"
+            if rate.get("low") is not None and rate.get("high") is not None
+            else ""
+        )
+        table.add_row(
+            "save rate (measured)",
+            f"{rate['value']:.3f}{interval}, campaign {rate['campaign_id']} report (run {str(rate['run_id'])[:8]})",
+        )
+        if rate.get("expected_saved_value_low") is not None and rate.get("expected_saved_value_high") is not None:
+            table.add_row(
+                "  expected saved value at the interval's ends",
+                f"{_money(rate['expected_saved_value_low'])} to {_money(rate['expected_saved_value_high'])}",
+            )
+        for action, saved in (rate.get("expected_saved_value_by_action") or {}).items():
+            measured = rate["per_action"][action]["value"]
+            table.add_row(f"  {action}: expected saved value at its own rate {measured:.3f}", _money(saved))
+    if summary.actions:
+        counts = summary.actions
+        table.add_row("actions", ", ".join(f"{k} {v:,}" for k, v in counts["actions"].items()) + f", none {counts['none']:,}")
+        for rule, n in counts.get("blocked_by_pressure", {}).items():
+            if n:
+                table.add_row(f"  {rule}: contacted too recently", f"{n:,}")
+        for rule, n in counts.get("over_capacity", {}).items():
+            if n:
+                table.add_row(f"  {rule}: over capacity", f"{n:,}")
+        for note in counts.get("notes", []):
+            table.add_row("  note", note)
+    if summary.plan:
+        plan = summary.plan
+        table.add_row(
+            f"contact plan {plan['campaign_id']} (send {plan['send_date']})",
+            f"{plan['treatment']:,} treatment / {plan['control']:,} control "
+            f"(holdout {plan['holdout']:g}, seed {plan['seed']}); cost {_money(plan['cost'])}",
+        )
 
 
 def summary_table(summary: Any, paths: dict[str, Path]) -> Table:
@@ -62,6 +117,7 @@ def summary_table(summary: Any, paths: dict[str, Path]) -> Table:
     table.add_row(
         "explained", f"{summary.explained:,} customers x {summary.n_reasons} reasons ({summary.lang})"
     )
+    _action_rows(table, summary)
     flagged = summary.drift_flagged
     table.add_row(
         f"drift (PSI > {summary.psi_threshold:g})",
@@ -110,7 +166,11 @@ def score(
         typer.Option(help="Cost of one contact (default [serving] cost_per_contact, else 5)."),
     ] = None,
     save_rate: Annotated[
-        float | None, typer.Option(help="Share of contacted would-be churners retained.")
+        str | None,
+        typer.Option(
+            help='Share of contacted would-be churners retained, or "measured": the latest campaign report\'s '
+            "(churnlens campaign-report), with its interval in the summary."
+        ),
     ] = None,
     value_per_save: Annotated[
         float | None,
@@ -135,7 +195,32 @@ def score(
     psi_threshold: Annotated[
         float | None, typer.Option(help="Flag drift above this PSI (default 0.25).")
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [serving]; options given here win.")] = None,
+    actions: Annotated[
+        bool | None,
+        typer.Option(
+            "--actions/--no-actions",
+            help="Give each selected customer the first [[actions]] rule that fits (by priority, with contact "
+            "pressure and capacity), or none and why: columns action, action_label, action_rule, action_reason.",
+        ),
+    ] = None,
+    campaign_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Draw the campaign's contact plan under this id: a random control group and <out>.contacts.csv|parquet "
+            "(rows of the contacts table, control rows included) to append once the campaign is sent."
+        ),
+    ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(help="Control share of the plan, stratified by action and risk band (default 0.1; needs --campaign-id)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the control group: the same seed draws the same groups (default 0).")
+    ] = None,
+    send_date: Annotated[
+        str | None, typer.Option(help="Send date written in the plan (YYYY-MM-DD, default: the cutoff).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>], [serving] and [[actions]]; options given here win.")] = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -170,14 +255,20 @@ def score(
     from churnlens.serving import load_model, score_base, write_outputs
     from churnlens.serving.batch import output_paths
     from churnlens.serving.output import check_out_path
+    from churnlens.serving.report_tracking import resolve_save_rate
 
     cfg = load_config(config)
+    if campaign_id is None and (holdout is not None or seed is not None or send_date is not None):
+        given = [n for n, v in (("--holdout", holdout), ("--seed", seed), ("--send-date", send_date)) if v is not None]
+        raise InputError(f"{', '.join(given)} shape a campaign's contact plan: give --campaign-id too")
     settings = scoring_settings(
         cfg, lang=lang, reasons=reasons, top=top, threshold=threshold, budget=budget,
-        cost_per_contact=cost_per_contact, save_rate=save_rate, value_per_save=value_per_save,
+        cost_per_contact=cost_per_contact, save_rate=save_rate_option(save_rate), value_per_save=value_per_save,
         value_column=value_column, explain_all=explain_all, high_risk=high_risk, medium_risk=medium_risk,
-        psi_threshold=psi_threshold,
+        psi_threshold=psi_threshold, assign_actions=actions, campaign_id=campaign_id, holdout=holdout,
+        holdout_seed=seed, send_date=send_date,
     )  # fmt: skip
+    settings = resolve_save_rate(settings, tracking_uri=tracking_uri)
     check_engine(engine, scheduler)
     if engine == "local":
         output_paths(out)  # refuse a bad extension before any work
@@ -204,7 +295,9 @@ def score(
             bounds=cfg.bounds,
         ) as (client, staged):
             summary = score_on_dask(client, staged, out, loaded, settings, cutoff=when)
-        parts = ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv")
+        parts = ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv") + (
+            ("contacts.parquet",) if summary.plan else ()
+        )
         paths = {name: out / name for name in parts}
         console.print(summary_table(summary, paths))
         return

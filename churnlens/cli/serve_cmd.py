@@ -80,8 +80,7 @@ def serve(
         "max_body_bytes": int(max_body_mb * 1024 * 1024),
     }
     if campaign is not None:
-        options.update(campaign=str(campaign), data_dir=None if data is None else str(data), columns=cfg.columns,
-                       actions=asdict(cfg.actions))  # fmt: skip
+        options.update(campaign=str(campaign), data_dir=None if data is None else str(data), columns=cfg.columns)
     app = create_app(**options, settings=settings, bounds=cfg.bounds)  # loads the model: a bad URI fails here
     service = app.state.service
     secured = "token required" if os.environ.get(TOKEN_ENV) else f"no token ({TOKEN_ENV} not set)"

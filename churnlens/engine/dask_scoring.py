@@ -12,8 +12,11 @@ the campaign parts come out in rank order.
 
 Output (a directory): ``campaign/part-*.parquet`` (rank order), ``reasons/``, ``rejects/``
 (one part per bucket), ``selection.parquet`` (the selected customers, by rank),
-``drift.csv``, ``summary.json`` and ``_SUCCESS``. It is written in a hidden temp directory
-and renamed into place only when every task succeeded.
+``drift.csv``, ``summary.json``, with a campaign id ``contacts.parquet`` (the contact plan),
+and ``_SUCCESS``. Actions and the control group need the whole selection (capacities,
+strata): each bucket evaluates the rules on its selected rows and the client assigns them
+with the core's :func:`~churnlens.serving.core.plan_actions`, as a single process does. It is
+written in a hidden temp directory and renamed into place only when every task succeeded.
 """
 
 from __future__ import annotations
@@ -41,15 +44,19 @@ from churnlens.engine.dask_tables import (
 from churnlens.features import observed_until, parse_cutoff
 from churnlens.serving.core import (
     CAMPAIGN_COLUMNS,
+    CampaignActions,
     ScoreSummary,
+    action_inputs,
     build_summary,
     campaign_rows,
     drift_table,
     explain_rows,
     merge_counts,
     merge_selection,
+    plan_actions,
     rank_order,
     score_partition,
+    with_actions,
 )
 from churnlens.serving.explain import reasons_wide
 from churnlens.serving.loader import LoadedModel, load_model
@@ -97,8 +104,9 @@ def _score_part(bucket: int, job: ScoreJob) -> dict[str, Any]:
     return {"counts": part.counts, "candidates": part.candidates, "sample": sample}
 
 
-def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarray) -> np.ndarray:
-    """Phase 2: campaign rows (without rank) and reasons of one bucket, split by probability range."""
+def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarray) -> dict[str, Any]:
+    """Phase 2: campaign rows (without rank) and reasons of one bucket, split by probability range;
+    the action rules' verdicts on its selected rows."""
     model = worker_model(job.model_uri, job.tracking_uri)
     tmp = Path(job.tmp)
     scores = pd.read_parquet(tmp / "_scores" / f"part-{bucket:05d}.parquet")
@@ -110,6 +118,7 @@ def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarra
     explain = np.ones(len(scores), dtype=bool) if job.settings.explain_all else mask
     reasons = explain_rows(model, snapshot.iloc[order[explain[order]]], job.settings)
     write_parquet_atomic(reasons, tmp / "reasons" / f"part-{bucket:05d}.parquet")
+    inputs = action_inputs(job.settings, scores, snapshot, reasons, mask)
     campaign = campaign_rows(scores, mask, reasons, job.settings.reasons)
     proba = campaign["churn_probability"].to_numpy()
     # range r holds probabilities in (cuts[r], cuts[r-1]]: range 0 is the most at risk
@@ -122,11 +131,12 @@ def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarra
     for r in np.flatnonzero(counts):
         part = campaign[ranges == r]
         write_parquet_atomic(part, tmp / "_ranked" / f"r={r:05d}" / f"b={bucket:05d}.parquet")
-    return counts
+    return {"counts": counts, "inputs": inputs}
 
 
-def _rank_part(r: int, job: ScoreJob, offset: int) -> pd.DataFrame:
-    """Phase 3: sort one probability range, number its rows, write it; return its selected rows."""
+def _rank_part(r: int, job: ScoreJob, offset: int, actions: CampaignActions | None = None) -> pd.DataFrame:
+    """Phase 3: sort one probability range, number its rows, add the actions, write it; return its
+    selected rows."""
     tmp = Path(job.tmp)
     files = sorted((tmp / "_ranked" / f"r={r:05d}").glob("b=*.parquet"))
     if not files:
@@ -135,6 +145,7 @@ def _rank_part(r: int, job: ScoreJob, offset: int) -> pd.DataFrame:
     frame["customer_id"] = frame["customer_id"].astype("string")
     frame = frame.iloc[rank_order(frame)].reset_index(drop=True)
     frame["rank"] = np.arange(offset + 1, offset + len(frame) + 1, dtype="int64")
+    frame = with_actions(frame, actions)
     write_parquet_atomic(frame, tmp / "campaign" / f"part-{r:05d}.parquet")
     return frame[frame["selected"].to_numpy(dtype=bool)]
 
@@ -204,23 +215,33 @@ def score_on_dask(
         t0 = time.perf_counter()
         # the selection can be large (top 1M): send it once to every worker, not inside each task
         shared = client.scatter(chosen, broadcast=True, hash=False)
-        counts = client.gather(
+        second = client.gather(
             client.map(
                 _campaign_part, buckets, job=job, chosen=shared, cuts=cuts, pure=False, retries=RETRIES
             )
         )
+        counts = [s["counts"] for s in second]
         seconds["explaining"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        # actions need the whole selection (capacities); the same step as a single process
+        actions = plan_actions(settings, [s["inputs"] for s in second], cutoff=when)
+        shared_actions = None if actions is None else client.scatter(actions, broadcast=True, hash=False)
+        if actions is not None and actions.plan is not None:
+            write_parquet_atomic(actions.plan.contacts, tmp / "contacts.parquet")
         per_range = np.sum(counts, axis=0) if counts else np.zeros(1, dtype=int)
         offsets = np.concatenate([[0], np.cumsum(per_range)[:-1]]).astype(int)
         ranked = client.gather(
             [
-                client.submit(_rank_part, r, job, int(offsets[r]), pure=False, retries=RETRIES)
+                client.submit(_rank_part, r, job, int(offsets[r]), shared_actions, pure=False, retries=RETRIES)
                 for r in range(len(per_range))
             ]
         )
         seconds["ranking"] = time.perf_counter() - t0
-        columns = CAMPAIGN_COLUMNS + list(reasons_wide(pd.DataFrame(), settings.reasons).columns)
+        columns = (
+            CAMPAIGN_COLUMNS
+            + ([] if actions is None else actions.columns)
+            + list(reasons_wide(pd.DataFrame(), settings.reasons).columns)
+        )
         selection_frame = pd.concat([s for s in ranked if len(s)] or [pd.DataFrame(columns=columns)])
         write_parquet_atomic(selection_frame.reset_index(drop=True), tmp / "selection.parquet")
 
@@ -229,10 +250,13 @@ def score_on_dask(
         drift.to_csv(tmp / "drift.csv", index=False)
         summary = build_summary(
             cutoff=when, model_name=loaded.name, model_version=loaded.version, settings=settings,
-            counts=merged, selected=selected, drift=drift, seconds=seconds, model=loaded.model,
+            counts=merged, selected=selected, drift=drift, seconds=seconds, actions=actions, model=loaded,
             model_uri=loaded.resolved_uri,
         )  # fmt: skip
-        (tmp / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1, default=str))
+        record = summary.to_dict()
+        if record.get("plan"):
+            record["plan"] = {**record["plan"], "contacts_file": "contacts.parquet", "list_file": "campaign"}
+        (tmp / "summary.json").write_text(json.dumps(record, indent=1, default=str))
         for scratch in ("_scores", "_snapshot", "_ranked"):
             shutil.rmtree(tmp / scratch, ignore_errors=True)
         publish(tmp, out)

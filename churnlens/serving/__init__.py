@@ -6,8 +6,10 @@ Imports go one way: serving uses ``churnlens.model``, ``monitoring``, ``tracking
 ``features`` and ``data`` and never ``churnlens.training``.
 """
 
-from churnlens.config import Economics, ScoringSettings
+from churnlens.config import ActionRule, Economics, ScoringSettings
+from churnlens.serving.actions import assign_actions, rule_inputs, suggest_actions
 from churnlens.serving.batch import BatchResult, default_cutoff, score_base, write_outputs
+from churnlens.serving.campaign_report import CampaignNotMatureError, CampaignReport, campaign_report, read_scored_list
 from churnlens.serving.card import CustomerExplanation, explain_customer, render_card, write_card
 from churnlens.serving.core import (
     PartitionScores,
@@ -21,6 +23,7 @@ from churnlens.serving.core import (
 )
 from churnlens.serving.drift import drift_report
 from churnlens.serving.explain import reasons_wide, select_reasons, shap_contributions, top_reasons
+from churnlens.serving.holdout import contact_plan, draw_holdout
 from churnlens.serving.loader import (
     DEFAULT_MODEL_URI,
     IncompatibleModelError,
@@ -45,8 +48,11 @@ from churnlens.serving.targeting import (
 
 __all__ = [
     "DEFAULT_MODEL_URI",
+    "ActionRule",
     "BatchResult",
     "Budget",
+    "CampaignNotMatureError",
+    "CampaignReport",
     "CustomerExplanation",
     "CampaignSummary",
     "Economics",
@@ -61,8 +67,12 @@ __all__ = [
     "Threshold",
     "TopN",
     "apply_rule",
+    "assign_actions",
+    "campaign_report",
     "check_compatible",
+    "contact_plan",
     "default_cutoff",
+    "draw_holdout",
     "drift_report",
     "explain_customer",
     "explain_rows",
@@ -70,9 +80,11 @@ __all__ = [
     "load_model",
     "merge_counts",
     "merge_selection",
+    "read_scored_list",
     "reasons_wide",
     "render_card",
     "risk_bands",
+    "rule_inputs",
     "score_base",
     "score_partition",
     "score_rows",
@@ -81,6 +93,7 @@ __all__ = [
     "select_threshold",
     "select_top_n",
     "shap_contributions",
+    "suggest_actions",
     "top_reasons",
     "write_card",
     "write_outputs",

@@ -43,7 +43,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from churnlens.config import ActionSettings, ScoringSettings
+from churnlens.config import ScoringSettings
 from churnlens.data.bounds import DEFAULT_BOUNDS, InputBounds
 from churnlens.data.errors import DataValidationError
 from churnlens.data.schema import TABLE_SPECS
@@ -525,7 +525,6 @@ def create_app(
     campaign: str | None = None,
     data_dir: str | None = None,
     columns: dict[str, dict[str, str]] | None = None,
-    actions: ActionSettings | dict[str, Any] | None = None,
 ) -> FastAPI:
     """Build the API around one model, loaded now (once), and the web app when given a campaign.
 
@@ -559,8 +558,6 @@ def create_app(
         summary records.
     columns : dict, optional
         ``[columns.<table>]`` mappings for reading those tables.
-    actions : ActionSettings or dict, optional
-        ``[actions]``: the suggested retention action per reason family.
 
     Returns
     -------
@@ -658,9 +655,8 @@ def create_app(
     if campaign is not None:
         from churnlens.serving.webapp import build_webapp, mount_webapp
 
-        web_actions = ActionSettings(**actions) if isinstance(actions, dict) else actions
         mount_webapp(app, build_webapp(campaign, loaded=loaded, settings=settings, token=token, data_dir=data_dir,
-                                       columns=columns, actions=web_actions))  # fmt: skip
+                                       columns=columns))  # fmt: skip
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
 

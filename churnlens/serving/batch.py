@@ -24,6 +24,7 @@ from churnlens.serving.core import (
     CAMPAIGN_COLUMNS,
     EXPLAIN_CHUNK,
     ScoreSummary,
+    action_inputs,
     build_summary,
     campaign_rows,
     customer_values,
@@ -32,10 +33,12 @@ from churnlens.serving.core import (
     feature_config_of,
     merge_counts,
     merge_selection,
+    plan_actions,
     rank_order,
     risk_bands,
     score_partition,
     trailing_spend,
+    with_actions,
 )
 from churnlens.serving.loader import LoadedModel
 from churnlens.serving.output import commit_outputs, output_format, sibling, table_writer
@@ -69,7 +72,9 @@ class BatchResult:
     ----------
     campaign : DataFrame
         One row per scored customer, by rank: customer_id, churn_probability, risk_band,
-        rank, customer_value, value_at_risk, selected, reason_1..reason_n.
+        rank, customer_value, value_at_risk, selected, (with actions or a campaign id:
+        action, action_label, action_rule, action_reason, and group with a plan),
+        reason_1..reason_n.
     reasons : DataFrame
         Long table: customer_id, rank, feature, value, value_label, contribution (log-odds), text.
     rejects : DataFrame
@@ -77,6 +82,9 @@ class BatchResult:
     drift : DataFrame
         feature, psi, status, flagged (the score as ``churn_probability``).
     summary : ScoreSummary
+    contacts : DataFrame or None
+        With a campaign id: the contact plan, rows of the ``contacts`` table (control rows
+        included) to append once the campaign is sent.
     """
 
     campaign: pd.DataFrame
@@ -84,6 +92,7 @@ class BatchResult:
     rejects: pd.DataFrame
     drift: pd.DataFrame
     summary: ScoreSummary
+    contacts: pd.DataFrame | None = None
 
 
 def check_bands(bands: tuple[float, float]) -> tuple[float, float]:
@@ -161,6 +170,8 @@ def score_base(
     rank[order] = np.arange(1, len(scores) + 1)
     campaign = campaign_rows(scores, mask, reasons, settings.reasons, rank=rank).iloc[order].reset_index(drop=True)
     seconds["explaining"] = time.perf_counter() - t0
+    actions = plan_actions(settings, [action_inputs(settings, scores, part.snapshot, reasons, mask)], cutoff=when)
+    campaign = with_actions(campaign, actions)
 
     step("drift", 0, 1)
     counts = merge_counts([part.counts])
@@ -170,47 +181,59 @@ def score_base(
         cutoff=when,
         model_name=loaded.name if loaded else churn_model.metadata.model_name,
         model_version=loaded.version if loaded else None,
-        settings=settings, counts=counts, selected=selected, drift=drift, seconds=seconds, model=churn_model,
-        model_uri=loaded.resolved_uri if loaded else None, data_source=source,
+        settings=settings, counts=counts, selected=selected, drift=drift, seconds=seconds, actions=actions,
+        model=loaded or churn_model, model_uri=loaded.resolved_uri if loaded else None, data_source=source,
     )  # fmt: skip
-    return BatchResult(campaign=campaign, reasons=reasons, rejects=part.rejects, drift=drift, summary=summary)
+    return BatchResult(
+        campaign=campaign, reasons=reasons, rejects=part.rejects, drift=drift, summary=summary,
+        contacts=None if actions is None or actions.plan is None else actions.plan.contacts,
+    )  # fmt: skip
 
 
-def output_paths(out: str | Path) -> dict[str, Path]:
-    """Where :func:`write_outputs` writes each part for the campaign file ``out``."""
+def output_paths(out: str | Path, *, contacts: bool = False) -> dict[str, Path]:
+    """Where :func:`write_outputs` writes each part for the campaign file ``out``
+    (``contacts``: the contact plan ``<stem>.contacts.<ext>`` too)."""
     out = Path(out)
     output_format(out)
-    return {
+    paths = {
         "campaign": out,
         "reasons": sibling(out, "reasons"),
         "rejects": sibling(out, "rejects"),
         "drift": sibling(out, "drift", ".csv"),
         "summary": sibling(out, "summary", ".json"),
     }
+    if contacts:
+        paths["contacts"] = sibling(out, "contacts")
+    return paths
 
 
 def write_outputs(result: BatchResult, out: str | Path) -> dict[str, Path]:
     """Write the campaign list and, beside it, reasons, rejects, drift and a JSON summary.
 
     The format (CSV or Parquet) follows the extension of ``out``; ``<stem>.drift.csv`` and
-    ``<stem>.summary.json`` are always CSV/JSON. The files are committed together
-    (:func:`~churnlens.serving.output.commit_outputs`): readers see all the old ones or all
-    the new ones, never a mix.
+    ``<stem>.summary.json`` are always CSV/JSON. With a contact plan, ``<stem>.contacts.<ext>``
+    holds it (the ``contacts`` table's columns) and the summary names it. The files are
+    committed together (:func:`~churnlens.serving.output.commit_outputs`): readers see all the
+    old ones or all the new ones, never a mix.
 
     Returns
     -------
     dict of str to Path
     """
-    paths = output_paths(out)
+    paths = output_paths(out, contacts=result.contacts is not None)
     fmt = output_format(out)
-    text = json.dumps(result.summary.to_dict(), indent=1, default=str)
-    commit_outputs(
-        {
-            paths["campaign"]: table_writer(result.campaign, fmt),
-            paths["reasons"]: table_writer(result.reasons, fmt),
-            paths["rejects"]: table_writer(result.rejects, fmt),
-            paths["drift"]: table_writer(result.drift, "csv"),
-            paths["summary"]: lambda tmp: tmp.write_text(text),
-        }
-    )
+    summary = result.summary.to_dict()
+    writers = {
+        paths["campaign"]: table_writer(result.campaign, fmt),
+        paths["reasons"]: table_writer(result.reasons, fmt),
+        paths["rejects"]: table_writer(result.rejects, fmt),
+        paths["drift"]: table_writer(result.drift, "csv"),
+    }
+    if result.contacts is not None:
+        writers[paths["contacts"]] = table_writer(result.contacts, fmt)
+        files = {"contacts_file": paths["contacts"].name, "list_file": paths["campaign"].name}
+        summary["plan"] = {**summary["plan"], **files}
+    text = json.dumps(summary, indent=1, default=str)
+    writers[paths["summary"]] = lambda tmp: tmp.write_text(text)
+    commit_outputs(writers)
     return paths

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnlens.config import ActionSettings, ScoringSettings
+from churnlens.config import ScoringSettings
 from churnlens.model import ChurnModel
-from churnlens.serving.actions import reason_family, suggested_action
-from churnlens.serving.core import explain_rows, score_rows
+from churnlens.serving.actions import reason_family, suggest_actions
+from churnlens.serving.core import explain_rows, score_rows, value_at_risk
 from churnlens.serving.explain import probability_effects, shap_contributions
 from churnlens.serving.formatting import Formatter
 from churnlens.serving.messages import Messages
@@ -59,6 +59,9 @@ class CustomerExplanation:
     effects: pd.Series
     currency: str = "EUR"
     trained_through: str | None = None
+    #: the first retention action rule that fits this customer (its label), and the rule's name
+    action: str | None = None
+    action_rule: str | None = None
 
     @property
     def value_at_risk(self) -> float | None:
@@ -78,8 +81,7 @@ class CustomerExplanation:
         if self.reasons.empty:
             return None
         first = self.reasons.sort_values("rank").iloc[0]
-        family = first.get("family") if "family" in self.reasons.columns else None
-        return family if isinstance(family, str) else reason_family(str(first["feature"]))
+        return reason_family(str(first["feature"]))
 
 
 def _labels(model: ChurnModel, snapshot: pd.DataFrame, lang: str) -> pd.Series:
@@ -141,6 +143,18 @@ def explain_customer(
         raise KeyError(f"customer {customer_id!r} is not in the scored snapshot")
     row = snapshot.loc[[customer_id]]
     scored = score_rows(model, row, settings)
+    reasons = explain_rows(model, row, settings)
+    probability = float(scored["churn_probability"].iloc[0])
+    value = np.nan if customer_value is None else float(customer_value)
+    suggested = suggest_actions(
+        settings.actions,
+        pd.DataFrame({
+            "customer_id": pd.array([str(customer_id)], dtype="string"), "churn_probability": [probability],
+            "risk_band": pd.array([str(scored["risk_band"].iloc[0])], dtype="string"), "customer_value": [value],
+            "value_at_risk": [value_at_risk(np.array([probability]), np.array([value]))[0]],
+        }),
+        row, reasons, lang=settings.lang,
+    ).iloc[0]  # fmt: skip
     contributions = shap_contributions(model, row)
     parts = contributions.drop(columns="base_value")
     margin = float(contributions.to_numpy().sum())
@@ -160,13 +174,15 @@ def explain_customer(
         margin=margin,
         contributions=parts.iloc[0],
         labels=_labels(model, row, settings.lang),
-        reasons=explain_rows(model, row, settings),
+        reasons=reasons,
         model_name=model_name,
         model_version=model_version,
         horizon_days=model.metadata.horizon_days,
         effects=pd.Series(effects, index=parts.columns),
         currency=settings.currency,
         trained_through=model.metadata.trained_through,
+        action=None if pd.isna(suggested["action_label"]) else str(suggested["action_label"]),
+        action_rule=None if pd.isna(suggested["action_rule"]) else str(suggested["action_rule"]),
     )
 
 
@@ -181,19 +197,12 @@ def chart_of(explanation: CustomerExplanation, *, top: int = CHART_FEATURES) -> 
     )  # fmt: skip
 
 
-def card_context(
-    explanation: CustomerExplanation,
-    *,
-    actions: ActionSettings | None = None,
-    timeline: Timeline | None = None,
-) -> dict[str, Any]:
+def card_context(explanation: CustomerExplanation, *, timeline: Timeline | None = None) -> dict[str, Any]:
     """What ``card_body.html`` needs: the explanation, its chart, its suggested action, texts.
 
     Parameters
     ----------
     explanation : CustomerExplanation
-    actions : ActionSettings, optional
-        Texts of the suggested actions (default: the shipped ones).
     timeline : Timeline, optional
         The customer's last 12 months (:func:`churnlens.serving.timeline.customer_timeline`).
     """
@@ -201,7 +210,6 @@ def card_context(
     fmt = Formatter(e.lang, e.currency)
     t = Messages(e.lang)
     family = e.top_family
-    action = suggested_action(family, e.lang, actions or ActionSettings())
     reasons = [
         {"text": str(r.text), "effect": fmt.points(getattr(r, "effect", float("nan")))}
         for r in e.reasons.sort_values("rank").itertuples()
@@ -213,19 +221,14 @@ def card_context(
         "reasons": reasons,
         "chart": chart_of(e),
         "timeline": timeline,
-        "action": action,
+        "action": e.action,
         "action_family": t(f"family_{family}") if family else None,
     }
 
 
-def render_card(
-    explanation: CustomerExplanation,
-    *,
-    actions: ActionSettings | None = None,
-    timeline: Timeline | None = None,
-) -> str:
+def render_card(explanation: CustomerExplanation, *, timeline: Timeline | None = None) -> str:
     """The explanation card as a self-contained HTML page (style inline, charts as inline SVG)."""
-    return render("card_page.html", **card_context(explanation, actions=actions, timeline=timeline))
+    return render("card_page.html", **card_context(explanation, timeline=timeline))
 
 
 def waterfall_svg(explanation: CustomerExplanation) -> str:
@@ -234,15 +237,9 @@ def waterfall_svg(explanation: CustomerExplanation) -> str:
     return render("waterfall.svg", chart=chart_of(e), fmt=Formatter(e.lang, e.currency), t=Messages(e.lang))
 
 
-def write_card(
-    explanation: CustomerExplanation,
-    path: str | Path,
-    *,
-    actions: ActionSettings | None = None,
-    timeline: Timeline | None = None,
-) -> Path:
+def write_card(explanation: CustomerExplanation, path: str | Path, *, timeline: Timeline | None = None) -> Path:
     """Write the card's HTML to ``path`` atomically."""
-    text = render_card(explanation, actions=actions, timeline=timeline)
+    text = render_card(explanation, timeline=timeline)
     return atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 

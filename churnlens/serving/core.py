@@ -20,18 +20,27 @@ customer bucket and merges, so both give the same answers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from churnlens.config import FeatureConfig, ScoringSettings
+from churnlens.config import MEASURED, FeatureConfig, ScoringSettings
 from churnlens.data.tables import Tables
 from churnlens.errors import InputError
 from churnlens.model import ChurnModel
 from churnlens.monitoring import Counts, add_counts, bin_counts, stability_from_counts
+from churnlens.serving.actions import (
+    ACTION_COLUMNS,
+    RuleInputs,
+    assign_actions,
+    generic_assignment,
+    pool_inputs,
+    rule_inputs,
+)
 from churnlens.serving.explain import DEFAULT_CHUNK, REASON_COLUMNS, reasons_wide, top_reasons
+from churnlens.serving.holdout import ContactPlan, contact_plan
 from churnlens.serving.rejects import find_rejects
 from churnlens.serving.targeting import CampaignSummary, describe, rule_of, select_mask, summarize
 
@@ -363,6 +372,137 @@ def campaign_rows(
     return out
 
 
+# --------------------------------------------------------------------------- actions and contact plans
+
+
+@dataclass
+class CampaignActions:
+    """The actions of the selected customers and, with a campaign id, the contact plan.
+
+    Attributes
+    ----------
+    rows : DataFrame
+        customer_id then :data:`~churnlens.serving.actions.ACTION_COLUMNS` (and ``group``
+        with a plan), one row per selected customer, sorted by customer id.
+    plan : ContactPlan or None
+    counts : dict
+        What :class:`~churnlens.serving.actions.Assignment` counts.
+    """
+
+    rows: pd.DataFrame
+    plan: ContactPlan | None
+    counts: dict[str, Any]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns these actions add to the campaign list."""
+        return [c for c in self.rows.columns if c != "customer_id"]
+
+
+def wants_actions(settings: ScoringSettings) -> bool:
+    """Whether the run assigns actions or draws a contact plan."""
+    return bool(settings.assign_actions or settings.campaign_id)
+
+
+def action_inputs(
+    settings: ScoringSettings,
+    scores: pd.DataFrame,
+    snapshot: pd.DataFrame,
+    reasons: pd.DataFrame,
+    selected: np.ndarray,
+) -> RuleInputs | None:
+    """A partition's part of the actions: the rules' verdicts on its selected rows (None: not asked).
+
+    Row-wise, so partitions can compute it apart; :func:`plan_actions` pools them.
+    """
+    if not wants_actions(settings):
+        return None
+    rules = settings.actions if settings.assign_actions else ()
+    return rule_inputs(rules, scores[np.asarray(selected, dtype=bool)], snapshot, reasons)
+
+
+def send_date_of(settings: ScoringSettings, cutoff: pd.Timestamp) -> pd.Timestamp:
+    """The contact plan's send date: ``settings.send_date``, else the cutoff; never before the cutoff."""
+    if settings.send_date is None:
+        return pd.Timestamp(cutoff)
+    send = pd.Timestamp(settings.send_date)
+    if send < pd.Timestamp(cutoff).floor("D"):
+        raise InputError(
+            f"--send-date {send.date()} is before the cutoff {pd.Timestamp(cutoff).date()}: the list was scored "
+            "with data the campaign could not have seen; send on or after the cutoff"
+        )
+    return send
+
+
+def plan_actions(
+    settings: ScoringSettings, inputs: list[RuleInputs | None], *, cutoff: pd.Timestamp
+) -> CampaignActions | None:
+    """Actions of the whole selection (capacities are global) and its contact plan.
+
+    The one step both scoring paths run on the pooled :func:`action_inputs` of every partition,
+    so batch and Dask give the same actions and the same control group.
+    """
+    if not wants_actions(settings):
+        return None
+    pooled = pool_inputs([i for i in inputs if i is not None])
+    if not len(pooled.frame.columns):
+        pooled = rule_inputs((), pd.DataFrame(columns=SCORED_COLUMNS), pd.DataFrame(), None)
+    if settings.assign_actions:
+        assignment = assign_actions(settings.actions, pooled, lang=settings.lang)
+    else:
+        assignment = generic_assignment(pooled, lang=settings.lang)
+    rows = assignment.rows[["customer_id", *ACTION_COLUMNS]].copy()
+    plan = None
+    if settings.campaign_id:
+        plan = contact_plan(
+            assignment.rows, settings.actions, campaign_id=settings.campaign_id,
+            send_date=send_date_of(settings, cutoff), share=settings.holdout, seed=settings.holdout_seed,
+            generic_cost=settings.cost_per_contact,
+        )  # fmt: skip
+        group = pd.Series(plan.contacts["group"].to_numpy(), index=plan.contacts["customer_id"].to_numpy())
+        rows["group"] = pd.array(group.reindex(rows["customer_id"].to_numpy()).to_numpy(), dtype="string")
+    # value at risk the actions address (treated customers only when a control group is held out)
+    reached = assignment.rows["action"].notna().to_numpy(copy=True)
+    if "group" in rows.columns:
+        reached &= (rows["group"] == "treatment").to_numpy(dtype=bool, na_value=False)
+    value_at_risk = assignment.rows.loc[reached].groupby(assignment.rows.loc[reached, "action"].astype(str))[
+        "value_at_risk"
+    ].sum()
+    counts = {**assignment.counts, "value_at_risk": {str(k): float(v) for k, v in value_at_risk.items()}}
+    return CampaignActions(rows, plan, counts)
+
+
+def with_actions(campaign: pd.DataFrame, actions: CampaignActions | None) -> pd.DataFrame:
+    """Campaign rows with the action columns inserted after ``selected`` (NA for customers without one)."""
+    if actions is None:
+        return campaign
+    extra = actions.rows.set_index(actions.rows["customer_id"].astype("string"))
+    ids = campaign["customer_id"].astype("string").to_numpy()
+    at = list(campaign.columns).index("selected") + 1
+    out = campaign.copy()
+    for offset, column in enumerate(actions.columns):
+        values = pd.array(extra[column].reindex(ids).to_numpy(), dtype="string")
+        out.insert(at + offset, column, values)
+    return out
+
+
+def model_record(model: Any) -> dict[str, Any] | None:
+    """What identifies the model that scored a campaign (a LoadedModel or a ChurnModel)."""
+    if model is None:
+        return None
+    churn_model = getattr(model, "model", model)
+    meta = churn_model.metadata
+    return {
+        "name": getattr(model, "name", None) or meta.model_name,
+        "version": getattr(model, "version", None),
+        "uri": getattr(model, "uri", None),
+        "resolved_uri": getattr(model, "resolved_uri", None),
+        "run_id": getattr(model, "run_id", None),
+        "horizon_days": meta.horizon_days,
+        "label_mode": meta.label_mode,
+    }
+
+
 @dataclass(frozen=True)
 class ScoreSummary:
     """What a scoring run did, for the CLI summary and ``<stem>.summary.json``."""
@@ -394,6 +534,12 @@ class ScoreSummary:
     currency: str = "EUR"
     #: The targeting rule as settings (``top``, ``threshold``, ``budget``; all None = high band).
     targeting: dict[str, float | int | None] = field(default_factory=dict)
+    #: with --actions or a campaign id: customers per action, blocked ones, notes
+    actions: dict[str, Any] | None = None
+    #: with a campaign id: the contact plan (groups, strata) and the model that scored it
+    plan: dict[str, Any] | None = None
+    #: with save_rate = "measured": the rate used, its interval and the report it came from
+    save_rate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -413,21 +559,38 @@ def build_summary(
     selected: pd.DataFrame,
     drift: pd.DataFrame,
     seconds: dict[str, float] | None = None,
-    model: ChurnModel | None = None,
+    model: Any = None,
     model_uri: str | None = None,
     data_source: str | None = None,
+    actions: CampaignActions | None = None,
 ) -> ScoreSummary:
     """The run's summary from the merged counts and the selected rows.
 
-    ``model`` (its horizon and "trained through"), ``model_uri`` and ``data_source`` are
-    recorded for the web app when given.
+    ``model`` (the LoadedModel or ChurnModel that scored: its horizon and "trained through"),
+    ``model_uri`` and ``data_source`` are recorded for the web app when given; ``actions``
+    (from :func:`plan_actions`) adds the actions and the contact plan, with what
+    ``campaign-report`` needs to find the model again.
     """
     economics = settings.economics
+    p = selected[SCORE_COLUMN].to_numpy(dtype="float64")
+    value = economics.values(selected["customer_value"].to_numpy(dtype="float64"))
     campaign = summarize(
-        selected[SCORE_COLUMN].to_numpy(dtype="float64"), np.ones(len(selected), dtype=bool),
-        cost_per_contact=economics.cost_per_contact, save_rate=economics.save_rate,
-        value=economics.values(selected["customer_value"].to_numpy(dtype="float64")),
+        p, np.ones(len(selected), dtype=bool),
+        cost_per_contact=economics.cost_per_contact, save_rate=economics.save_rate, value=value,
     )  # fmt: skip
+    save_rate = None
+    if settings.measured_save_rate is not None and settings.save_rate == MEASURED:
+        save_rate = dict(settings.measured_save_rate)
+        for end in ("low", "high"):
+            rate = min(max(float(save_rate[end]), 0.0), 1.0) if save_rate.get(end) is not None else None
+            save_rate[f"expected_saved_value_{end}"] = None if rate is None else float(np.sum(p * rate * value))
+        if actions is not None:  # each action's own measured rate on the value at risk it reaches
+            measured = save_rate.get("per_action") or {}
+            save_rate["expected_saved_value_by_action"] = {
+                a: min(max(float(measured[a]["value"]), 0.0), 1.0) * var
+                for a, var in actions.counts.get("value_at_risk", {}).items()
+                if a in measured
+            }
     value_source = counts.value_source or ("spend_365d" if settings.value_column is None else settings.value_column)
     return ScoreSummary(
         cutoff=str(cutoff.date()),
@@ -454,4 +617,10 @@ def build_summary(
         trained_through=None if model is None else model.metadata.trained_through,
         currency=settings.currency,
         targeting={"top": settings.top, "threshold": settings.threshold, "budget": settings.budget},
+        actions=None if actions is None else dict(actions.counts),
+        plan=None if actions is None or actions.plan is None else {
+            **actions.plan.summary, "cutoff": str(cutoff.date()), "model": model_record(model),
+            "rules": [asdict(r) for r in settings.actions] if settings.assign_actions else [],
+        },
+        save_rate=save_rate,
     )

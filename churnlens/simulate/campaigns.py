@@ -2,8 +2,8 @@
 and the true effect of each action on the treated customers' hidden state.
 
 A campaign is sent at the start of its send day ``S`` (midnight, before that day's events):
-it is selected from what the company has recorded before ``S`` (:class:`ObservedHistory`,
-the hidden state's observable parts: points balance, last program activity, cancellations),
+it is selected from what the company has recorded before ``S`` (:class:`ObservedHistory`:
+purchases, support contacts, program events; and cancellations),
 and its treatment changes the hidden state of the treated customers (:func:`apply_actions`)
 before day ``S`` is simulated. Control customers are left alone. See
 :class:`churnlens.simulate.params.CampaignSettings` for the rules and effects.
@@ -105,7 +105,14 @@ class ObservedHistory:
     """What the company has recorded of each customer so far (recorded days ``t >= 0`` only).
 
     Arrays of the whole population: first and last purchase day, number of purchase days,
-    last support contact day and whether it was left unresolved, last complaint day.
+    last support contact day and whether it was left unresolved, whether any contact was
+    left unresolved, last complaint day, the points balance the program events record
+    (earned minus redeemed: an opening balance from before the data is not recorded) and
+    the last day of the customer's own program activity (enrolment, login, points earned or
+    redeemed, offer viewed or completed). These are exactly what the snapshot features the
+    default action rules read are built from (``support_open_issues``, ``points_balance``,
+    ``days_since_last_program_activity``, ...), so the simulator's rules agree with
+    :data:`churnlens.config.DEFAULT_ACTION_RULES` on its data.
     """
 
     def __init__(self, n: int) -> None:
@@ -114,7 +121,10 @@ class ObservedHistory:
         self.buy_days = np.zeros(n, dtype=np.int64)
         self.last_contact = np.full(n, NEVER_DAY, dtype=np.int64)
         self.last_unresolved = np.zeros(n, dtype=bool)
+        self.unresolved = np.zeros(n, dtype=bool)
         self.last_complaint = np.full(n, NEVER_DAY, dtype=np.int64)
+        self.points = np.zeros(n, dtype=np.float64)
+        self.last_program = np.full(n, NEVER_DAY, dtype=np.int64)
 
     def recorder(self, offset: int) -> Callable[[int, StepResult, State], None]:
         """An ``on_day`` callback for the block whose first customer is ``offset``."""
@@ -129,7 +139,12 @@ class ObservedHistory:
             c = r.contact_idx + offset
             self.last_contact[c] = t
             self.last_unresolved[c] = ~r.resolved
+            self.unresolved[c[~r.resolved]] = True
             self.last_complaint[c[r.complaint]] = t
+            np.add.at(self.points, r.earned_idx + offset, r.earned_points.astype(np.float64))
+            np.add.at(self.points, r.redeem_idx + offset, -r.redeem_points.astype(np.float64))
+            for own in (r.newly_idx, r.login_idx, r.earned_idx, r.redeem_idx, r.viewed_idx, r.completed_idx):
+                self.last_program[own + offset] = t
 
         return on_day
 
@@ -149,15 +164,19 @@ def eligibility(
     pop: Population,
     settings: SimulationSettings,
 ) -> np.ndarray:
-    """The default rules at ``day`` for ``customers``: (customers, actions) booleans, ACTIONS order."""
+    """The default rules at ``day`` for ``customers``: (customers, actions) booleans, ACTIONS order.
+
+    The data conditions of :data:`churnlens.config.DEFAULT_ACTION_RULES` on what was recorded
+    (their reason clause needs a model: campaigns here are model-free).
+    """
     cs, p = settings.campaigns, settings.params
     service = (
-        (seen.last_contact[customers] >= day - cs.support_window_days) & seen.last_unresolved[customers]
+        (seen.last_contact[customers] >= day - cs.support_window_days) & seen.unresolved[customers]
     ) | (seen.last_complaint[customers] >= day - cs.complaint_window_days)
     reminder = (
         pop.member[customers]
-        & (state.points[customers] >= cs.reminder_min_points)
-        & ((day - state.last_act[customers]) > p.lapse_days)
+        & (seen.points[customers] >= cs.reminder_min_points)
+        & ((day - seen.last_program[customers]) > p.lapse_days)
     )
     since = day - seen.last_buy[customers]
     win_back = (seen.overdue_ratio(day, customers) >= 1.0) | (since > cs.win_back_min_days)

@@ -125,14 +125,15 @@ class CampaignSettings:
     (:data:`ACTIONS` order), and holds out a random ``holdout`` share of each action's
     customers as the control group. Treated customers' hidden state changes on ``S``:
 
-    - ``service_recovery`` (rule: the last support contact in ``support_window_days`` was
-      unresolved, or a complaint in ``complaint_window_days``): the open issue is resolved,
+    - ``service_recovery`` (rule: a support contact in the last ``support_window_days`` and an
+      unresolved one on record, or a complaint in ``complaint_window_days``): the open issue is resolved,
       the dissatisfaction stock keeps ``recovery_dissatisfaction_kept`` of itself, and
       engagement gains ``recovery_restore`` per unit of dissatisfaction removed (part of what
       bad experiences took) plus ``recovery_goodwill`` — it helps mainly customers with an
       open issue;
-    - ``points_reminder`` (rule: member with at least ``reminder_min_points`` points and no
-      program activity for more than ``lapse_days``): engagement gains ``reminder_boost`` ×
+    - ``points_reminder`` (rule: member with at least ``reminder_min_points`` points recorded —
+      earned minus redeemed in the data — and no program activity of their own for more than
+      ``lapse_days``): engagement gains ``reminder_boost`` ×
       min(points / redeem_unit, 1) — members with unused points respond, others do not;
     - ``win_back`` (rule: a purchase lapse — the overdue ratio is at least 1, or no purchase
       for more than ``win_back_min_days``): engagement gains ``win_back_boost`` ×

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from churnlens.config import ActionSettings, ScoringSettings
+from churnlens.config import ScoringSettings
 from churnlens.serving.loader import LoadedModel
 from churnlens.serving.webapp.app import WebApp, mount_webapp
 from churnlens.serving.webapp.auth import SESSION_HOURS, Access
@@ -26,7 +26,6 @@ def build_webapp(
     token: str | None,
     data_dir: str | Path | None = None,
     columns: dict[str, dict[str, str]] | None = None,
-    actions: ActionSettings | None = None,
     session_hours: float = SESSION_HOURS,
     preload: bool = True,
 ) -> WebApp:
@@ -46,8 +45,6 @@ def build_webapp(
         The customers' tables (``--data``); default the directory each campaign's summary records.
     columns : dict, optional
         ``[columns.<table>]`` mappings for reading the tables.
-    actions : ActionSettings, optional
-        ``[actions]`` texts (default: the shipped ones).
     session_hours : float
         Life of a login session.
     preload : bool
@@ -63,7 +60,7 @@ def build_webapp(
             store.get(refs[0].name)
         data.preload([json.loads(r.summary.read_text(encoding="utf-8")) for r in refs])
     return WebApp(
-        campaigns=store, data=data, loaded=loaded, settings=settings, actions=actions or ActionSettings(),
+        campaigns=store, data=data, loaded=loaded, settings=settings,
         access=Access(token, max_age=session_hours * 3600),
     )  # fmt: skip
 

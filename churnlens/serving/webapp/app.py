@@ -25,7 +25,7 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from churnlens.config import LANGS, ActionSettings, ScoringSettings
+from churnlens.config import LANGS, ScoringSettings
 from churnlens.errors import InputError
 from churnlens.serving.card import card_context, explain_customer
 from churnlens.serving.formatting import Formatter
@@ -61,13 +61,12 @@ LOGIN_DELAY_S = 0.5
 
 @dataclass
 class WebApp:
-    """What the pages need: campaigns, data, model, settings, actions, access."""
+    """What the pages need: campaigns, data, model, settings (action rules included), access."""
 
     campaigns: CampaignStore
     data: DataStore
     loaded: LoadedModel
     settings: ScoringSettings
-    actions: ActionSettings
     access: Access
 
     # ----------------------------------------------------------------- helpers
@@ -121,13 +120,13 @@ class WebApp:
             return self.error(request, 404, "not_found", t("no_campaign", path=str(self.campaigns.path)))
         fmt = self.formatter(lang, campaign)
         query = Query.parse(params)
-        page = campaign.page(query, views.action_texts(self.actions, lang))
+        page = campaign.page(query)
         query = replace(query, page=page.page)
         sorted_by = t(f"col_{query.sort}")
         return self.page(
             request, "campaign.html", lang=lang, fmt=fmt, current=campaign.name, campaign=campaign, query=query,
             page=page, header=views.header(campaign, fmt, t), columns=views.columns(campaign.name, query, t),
-            rows=views.rows(campaign, page.rows, query, fmt, t, self.actions), page_sizes=PAGE_SIZES,
+            rows=views.rows(campaign, page.rows, query, fmt, t), page_sizes=PAGE_SIZES,
             caption=t("table_caption", n=fmt.integer(page.total), column=sorted_by,
                       direction=t("ascending" if query.direction == "asc" else "descending")),
             export_url="/export.csv?" + urlencode({"campaign": campaign.name, **query.params(page=1)}),
@@ -143,11 +142,10 @@ class WebApp:
         campaign = self.campaigns.get(params.get("campaign"))
         if campaign is None:
             return self.error(request, 404, "not_found", Messages(self.lang(request))("not_found"))
-        lang = self.lang(request)
-        positions = campaign.rows(Query.parse(params), views.action_texts(self.actions, lang))
+        positions = campaign.rows(Query.parse(params))
         filename = campaign.name.replace("/", "_") + ".filtered.csv"
         return StreamingResponse(
-            views.export_csv(campaign, positions, lang, self.actions), media_type="text/csv; charset=utf-8",
+            views.export_csv(campaign, positions), media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
                      "X-Content-Type-Options": "nosniff"},
         )  # fmt: skip
@@ -203,7 +201,7 @@ class WebApp:
             customer_value=None if np.isnan(value) else float(value), model_name=self.loaded.name,
             model_version=self.loaded.version,
         )  # fmt: skip
-        context = card_context(explanation, actions=self.actions, timeline=customer_timeline(mine, cutoff, fmt))
+        context = card_context(explanation, timeline=customer_timeline(mine, cutoff, fmt))
         notice = None
         scored_with = (summary.get("model_name"), summary.get("model_version"))
         if scored_with != (self.loaded.name, self.loaded.version):

@@ -232,9 +232,11 @@ class Campaign:
     reason_feature: np.ndarray
     reason_effect: np.ndarray
     reason_text: np.ndarray
+    #: each customer's action label (``score --actions``); None when the campaign assigned none
+    action: np.ndarray
     id_order: np.ndarray
     sorted_ids: np.ndarray
-    _orders: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    _orders: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -257,7 +259,7 @@ class Campaign:
 
     # ----------------------------------------------------------------- sorting
 
-    def _key(self, column: str, action_rank: np.ndarray) -> np.ndarray:
+    def _key(self, column: str) -> np.ndarray:
         """The numeric key of a sort column (NaN: no value, always last)."""
         if column == "customer_id":
             key = np.empty(len(self), dtype="float64")
@@ -270,24 +272,21 @@ class Campaign:
         if column == "top_reason":
             return self.reason_effect
         if column == "action":
-            return np.where(self.family < 0, np.nan, action_rank[np.maximum(self.family, 0)])
+            labels = np.array([a if isinstance(a, str) else "" for a in self.action], dtype=object)
+            distinct, code = np.unique(labels, return_inverse=True)
+            return np.where(labels == "", np.nan, code.astype("float64"))
         return {
             "rank": self.rank.astype("float64"), "churn_probability": self.probability,
             "customer_value": self.value, "value_at_risk": self.value_at_risk,
         }[column]  # fmt: skip
 
-    def order(self, column: str, direction: str, action_texts: tuple[str, ...] = ()) -> np.ndarray:
-        """Row positions sorted by ``column`` (ties by rank, missing values last), cached.
-
-        ``action_texts`` are the actions' texts per family in the reader's language (the
-        action column sorts alphabetically, so its order depends on the language).
-        """
-        cache_key = (column, direction, "|".join(action_texts) if column == "action" else "")
+    def order(self, column: str, direction: str) -> np.ndarray:
+        """Row positions sorted by ``column`` (ties by rank, missing values last), cached."""
+        cache_key = (column, direction)
         cached = self._orders.get(cache_key)
         if cached is not None:
             return cached
-        action_rank = np.argsort(np.argsort(np.array(action_texts or REASON_FAMILIES, dtype=object))).astype("float64")
-        key = self._key(column, action_rank)
+        key = self._key(column)
         missing = np.isnan(key)
         key = np.where(missing, np.inf, key if direction == "asc" else -key)
         order = np.lexsort((self.rank, key)).astype(np.int32 if len(self) < 2**31 else np.int64)
@@ -317,15 +316,15 @@ class Campaign:
             mask = both(found)
         return mask
 
-    def rows(self, query: Query, action_texts: tuple[str, ...] = ()) -> np.ndarray:
+    def rows(self, query: Query) -> np.ndarray:
         """Every row the query keeps, in its order."""
-        order = self.order(query.sort, query.direction, action_texts)
+        order = self.order(query.sort, query.direction)
         mask = self.mask(query)
         return order if mask is None else order[mask[order]]
 
-    def page(self, query: Query, action_texts: tuple[str, ...] = ()) -> Page:
+    def page(self, query: Query) -> Page:
         """The rows of the query's page (the last page when it asks beyond the end)."""
-        rows = self.rows(query, action_texts)
+        rows = self.rows(query)
         total = len(rows)
         pages = max(1, -(-total // query.size))
         page = min(query.page, pages)
@@ -393,6 +392,7 @@ def load_campaign(ref: CampaignRef) -> Campaign:
         value=_float(table, "customer_value"), value_at_risk=_float(table, "value_at_risk"), selected=selected,
         rank=_float(table, "rank").astype(np.int64), family=family, reason_feature=feature, reason_effect=effect,
         reason_text=text, id_order=id_order, sorted_ids=sorted_ids,
+        action=_text(table, "action_label") if "action_label" in table.column_names else np.full(len(ids), None),
     )  # fmt: skip
 
 

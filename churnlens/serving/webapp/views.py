@@ -17,8 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from churnlens.config import REASON_FAMILIES, ActionSettings
-from churnlens.serving.actions import suggested_action
+from churnlens.config import REASON_FAMILIES
 from churnlens.serving.formatting import Formatter
 from churnlens.serving.messages import Messages
 from churnlens.serving.webapp.campaigns import BANDS, DEFAULT_DIRECTION, SORT_COLUMNS, Campaign, Query
@@ -36,11 +35,6 @@ def list_url(campaign: str, query: Query, **changes: Any) -> str:
 def customer_url(campaign: str, customer_id: str, query: Query) -> str:
     """A customer's page, carrying the list's query so its back link restores the list."""
     return f"/customer/{quote(customer_id, safe='')}?" + urlencode({"campaign": campaign, **query.params()})
-
-
-def action_texts(actions: ActionSettings, lang: str) -> tuple[str, ...]:
-    """The actions' texts in family order (what the action column sorts on)."""
-    return tuple(suggested_action(f, lang, actions) or "" for f in REASON_FAMILIES)
 
 
 def rule_text(summary: dict[str, Any], fmt: Formatter, t: Messages) -> str:
@@ -123,7 +117,7 @@ def top_reason(campaign: Campaign, row: int, lang: str) -> str | None:
 
 
 def rows(
-    campaign: Campaign, positions: np.ndarray, query: Query, fmt: Formatter, t: Messages, actions: ActionSettings
+    campaign: Campaign, positions: np.ndarray, query: Query, fmt: Formatter, t: Messages
 ) -> list[dict[str, Any]]:
     """The table's rows for the page's row positions, formatted."""
     out = []
@@ -146,25 +140,23 @@ def rows(
             "reason": top_reason(campaign, i, fmt.lang),
             "reason_effect": None if np.isnan(effect) else fmt.points(effect),
             "family": t(f"family_label_{family_name}") if family_name else None,
-            "action": suggested_action(family_name, fmt.lang, actions),
+            "action": campaign.action[i] if isinstance(campaign.action[i], str) else None,
         })  # fmt: skip
     return out
 
 
-def export_csv(campaign: Campaign, positions: np.ndarray, lang: str, actions: ActionSettings) -> Iterator[bytes]:
-    """The campaign file's own columns for these rows, in this order, as CSV, plus the top reason's
-    family and the suggested action (``reason_family``, ``suggested_action``); streamed in chunks."""
+def export_csv(campaign: Campaign, positions: np.ndarray) -> Iterator[bytes]:
+    """The campaign file's own columns for these rows, in this order, as CSV (with its actions when
+    it was scored with ``--actions``), plus the top reason's family (``reason_family``); streamed."""
     names = np.array([*REASON_FAMILIES, ""], dtype=object)
-    texts = np.array([*action_texts(actions, lang), ""], dtype=object)
     for start in range(0, max(len(positions), 1), EXPORT_CHUNK):
         chunk = positions[start : start + EXPORT_CHUNK]
         family = campaign.family[chunk].astype(np.int64)
         table = campaign.table.take(pa.array(chunk, type=pa.int64()))
         table = table.append_column("reason_family", pa.array(names[family], type=pa.string()))
-        table = table.append_column("suggested_action", pa.array(texts[family], type=pa.string()))
         buffer = io.BytesIO()
         pa_csv.write_csv(table, buffer, write_options=pa_csv.WriteOptions(include_header=start == 0))
         yield buffer.getvalue()
 
 
-__all__ = ["action_texts", "columns", "customer_url", "export_csv", "header", "list_url", "rows", "rule_text"]
+__all__ = ["columns", "customer_url", "export_csv", "header", "list_url", "rows", "rule_text"]
