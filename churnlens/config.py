@@ -2,7 +2,7 @@
 
 Settings are frozen dataclasses. :func:`load_config` reads a TOML file whose sections
 match the dataclasses (``[features]``, ``[labels]``, ``[training]``, ``[serving]``,
-``[columns.<table>]``, and the top-level ``[[actions]]`` rules, which become
+``[columns.<table>]``, ``[warehouse.tables]``, ``[pipeline]``, and the top-level ``[[actions]]`` rules, which become
 ``ScoringSettings.actions``); anything not given keeps its default.
 """
 
@@ -455,6 +455,96 @@ class ScoringSettings:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class WarehouseSettings:
+    """Where the contract tables are in a PostgreSQL database: the ``[warehouse]`` section.
+
+    Parameters
+    ----------
+    tables : dict
+        ``[warehouse.tables]``: contract table -> a table or view (``orders``, ``sales.orders``;
+        unqualified names are looked up in the URI's schema first) or a query (``SELECT ...``).
+        Tables not listed are read under their contract name from the URI's schema.
+    """
+
+    tables: dict[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        from churnlens.data.tables import TABLE_NAMES
+
+        if not isinstance(self.tables, dict):
+            raise InputError(f'[warehouse.tables] must be a table of contract_table = "table, view or SELECT", '
+                             f"got {self.tables!r}")  # fmt: skip
+        for table, source in self.tables.items():
+            if table not in TABLE_NAMES:
+                known = ", ".join(TABLE_NAMES)
+                raise InputError(f"[warehouse.tables] {table!r} is not a contract table; known: {known}")
+            if not isinstance(source, str) or not source.strip():
+                raise InputError(f"[warehouse.tables] {table} must be a table, a view or a SELECT, got {source!r}")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What ``churnlens run`` does on each scheduled run: the ``[pipeline]`` section.
+
+    Relative paths are relative to the folder of the config file.
+
+    Parameters
+    ----------
+    data : str
+        The input tables: a data directory or ``postgresql://...?schema=NAME``.
+    outputs : tuple of str
+        Where each run's campaign goes: ``postgresql://...?schema=S&table=PREFIX`` and/or
+        campaign files (``.csv``/``.parquet``; ``{date}`` in the name becomes the cutoff's date).
+    state_dir : str
+        The pipeline's lock, state and one JSON log per run (``runs/``).
+    reports_dir : str
+        Where campaign reports are written.
+    campaign_prefix : str
+        Each run's campaign id is ``<prefix>-<cutoff date>`` (a re-run of a day replaces its rows).
+    retrain_every_days : int or None
+        Also retrain when the champion is this many days old; None: only when labels mature.
+    min_new_label_days : int
+        Retrain when at least this many days of new labels have matured since the model's
+        "trained through" day.
+    model_name, experiment : str
+        Registered model and MLflow experiment.
+    tracking_uri : str or None
+        MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the working folder).
+    """
+
+    data: str | None = None
+    outputs: tuple[str, ...] = ()
+    state_dir: str = "churnlens-state"
+    reports_dir: str = "campaign-reports"
+    campaign_prefix: str = "churn"
+    retrain_every_days: int | None = None
+    min_new_label_days: int = 30
+    model_name: str = "churnlens"
+    experiment: str = "churnlens"
+    tracking_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.data is not None and (not isinstance(self.data, str) or not self.data.strip()):
+            raise SettingError("data", f"must be a data directory or a postgresql:// URI, got {self.data!r}")
+        outputs = (self.outputs,) if isinstance(self.outputs, str) else self.outputs
+        if not all(isinstance(o, str) and o.strip() for o in outputs):
+            raise SettingError("outputs", f"must be a list of files or postgresql:// URIs, got {self.outputs!r}")
+        object.__setattr__(self, "outputs", tuple(outputs))
+        for key in ("state_dir", "reports_dir", "campaign_prefix", "model_name", "experiment"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key).strip():
+                raise SettingError(key, f"must be a non-empty text, got {getattr(self, key)!r}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,60}", self.campaign_prefix):
+            raise SettingError("campaign_prefix",
+                               f"must be letters, digits, '_', '.' or '-', got {self.campaign_prefix!r}")  # fmt: skip
+        for key, least in (("retrain_every_days", 1), ("min_new_label_days", 0)):
+            value = getattr(self, key)
+            if value is None and key == "retrain_every_days":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise SettingError(key, f"must be a whole number of days >= {least}, got {value!r}")
+
+
 #: Families of the feature catalog, the order reasons' families are shown in.
 REASON_FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "contacts", "profile")
 
@@ -470,6 +560,10 @@ class ChurnConfig:
     bounds: InputBounds = field(default_factory=InputBounds)
     #: user column name -> contract column name, per table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: where the contract tables are in a PostgreSQL database (``[warehouse.tables]``)
+    warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
+    #: what ``churnlens run`` does (``[pipeline]``)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     #: free-form sections owned by later stages (training, serving)
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -483,6 +577,8 @@ _SECTIONS = {
     "labels": LabelConfig,
     "serving": ScoringSettings,
     "bounds": InputBounds,
+    "warehouse": WarehouseSettings,
+    "pipeline": PipelineSettings,
 }
 
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
+from churnlens.cli.sources import load_data
 from churnlens.config import load_config
 from churnlens.i18n import check_lang
 
@@ -54,7 +55,7 @@ def quality_tables(texts: dict) -> list[Table]:
 
 @handle_errors
 def campaign_report(
-    data_dir: Annotated[Path, typer.Argument(help="Directory of input tables, with the campaign's rows in contacts.")],
+    data_dir: Annotated[str, typer.Argument(help="Directory of input tables or postgresql://...?schema=NAME, with the campaign's rows in contacts.")],
     campaign: Annotated[str, typer.Option("--campaign", help="Campaign id (contacts.campaign_id).")],
     horizon: Annotated[
         int | None,
@@ -90,7 +91,6 @@ def campaign_report(
 
     Refuses (exit status 2) until send date + horizon has passed in the data, saying when the report will be possible. With --list it also reports the model's ROC AUC and calibration on the customers the campaign did not treat. Writes a JSON and an HTML report and logs them to MLflow, tagging the model version that scored the list.
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
-    from churnlens.data import load_tables
     from churnlens.serving.campaign_report import campaign_report as build_report
     from churnlens.serving.campaign_report import read_scored_list
     from churnlens.serving.report_render import report_texts, write_report
@@ -100,7 +100,7 @@ def campaign_report(
     language = check_lang(lang or cfg.serving.lang)
     scored = None if scored_list is None else read_scored_list(scored_list)
     with console.status("reading the data"):
-        tables = load_tables(data_dir, columns=cfg.columns)[0]
+        tables = load_data(data_dir, cfg)[0]
     report = build_report(tables, campaign, horizon_days=horizon, mode=label_mode, scored=scored, config=cfg)
     target = out if out is not None else Path(f"campaign-report-{campaign}")
     files = write_report(report, target, language)

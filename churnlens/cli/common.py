@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from churnlens.errors import InputError
+from churnlens.warehouse.uri import mask_uri
 
 #: Width when writing to a file or pipe (CI logs, `| tee`): rich would otherwise squeeze
 #: tables into 80 columns and truncate ids and dates. COLUMNS still wins when set.
@@ -40,8 +41,8 @@ DEBUG_ENV = "CHURNLENS_DEBUG"
 
 
 def fail(message: str) -> typer.Exit:
-    """Print an error to stderr and return the Exit to raise (status 2)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print an error to stderr (passwords of URIs masked) and return the Exit to raise (status 2)."""
+    err_console.print(f"[bold red]error:[/] {mask_uri(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -81,7 +82,7 @@ def handle_errors(func: F) -> F:
             raise  # click's own: usage errors and exits keep their meaning
         except Exception as exc:  # noqa: BLE001 - the one place every error becomes an exit status
             if debug_enabled():
-                err_console.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)
+                err_console.print(mask_uri(traceback.format_exc()), highlight=False, markup=False, soft_wrap=True)
             if isinstance(exc, InputError):
                 raise fail(str(exc)) from None
             # TRANSITIONAL (issue 11): plain ValueError still means bad input until the options of
@@ -94,7 +95,7 @@ def handle_errors(func: F) -> F:
                 message = f"internal error ({type(exc).__name__}): {_one_line(exc)}"
                 if not debug_enabled():
                     message += f" — run with --debug (or {DEBUG_ENV}=1) for the traceback"
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+            err_console.print(f"[bold red]error:[/] {mask_uri(message)}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(EXIT_FAILURE) from None
 
     return wrapper  # type: ignore[return-value]

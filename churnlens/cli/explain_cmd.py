@@ -10,6 +10,7 @@ from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
 from churnlens.cli.score_cmd import NO_CUTOFF_HELP, scoring_settings
+from churnlens.cli.sources import DATA_HELP, load_data, local_inputs, shown
 from churnlens.config import load_config
 from churnlens.data.tables import Tables
 from churnlens.errors import InputError
@@ -28,7 +29,7 @@ def one_customer(tables: Tables, customer_id: str) -> Tables:
 
 @handle_errors
 def explain(
-    data_dir: Annotated[Path, typer.Argument(help="Directory of input tables (<table>.parquet|csv).")],
+    data_dir: Annotated[str, typer.Argument(help=DATA_HELP)],
     customer: Annotated[str, typer.Option("--customer", help="Customer id to explain.")],
     cutoff: Annotated[
         str | None, typer.Option(help=f"As of this date (YYYY-MM-DD, exclusive); {NO_CUTOFF_HELP}.")
@@ -51,7 +52,6 @@ def explain(
     config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [serving]; options given here win.")] = None,
 ) -> None:
     """Print the churn probability, risk band and top reasons of one customer; --html writes a card."""
-    from churnlens.data import load_tables
     from churnlens.features import build_snapshot
     from churnlens.serving import load_model
     from churnlens.serving.batch import default_cutoff
@@ -68,14 +68,14 @@ def explain(
     if html is not None and html.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--html {html} must end in .html")
     if html is not None:
-        check_out_path(html, [data_dir, *([config] if config else [])])
+        check_out_path(html, [*local_inputs(data_dir), *([config] if config else [])])
     when = None if cutoff is None else parse_cutoff(cutoff, name="--cutoff")
     if when is not None:
         cfg.bounds.check_cutoff(when, what="--cutoff")
-    tables, _ = load_tables(data_dir, columns=cfg.columns, bounds=cfg.bounds)
+    tables, _ = load_data(data_dir, cfg)
     when = default_cutoff(tables) if when is None else when
     if customer not in tables.customer_ids():
-        raise InputError(f"customer {customer!r} is not in the data in {data_dir}")
+        raise InputError(f"customer {customer!r} is not in the data in {shown(data_dir)}")
     loaded = load_model(model, tracking_uri=tracking_uri)
     mine = one_customer(tables, customer)
     features = feature_config_of(loaded.model)

@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
+from churnlens.cli.sources import data_directory, load_data, local_inputs
 from churnlens.config import ChurnConfig, load_config
-from churnlens.data import load_tables
 from churnlens.engine.cluster import check_engine
 from churnlens.errors import InputError
 from churnlens.features import build_snapshot, catalog_frame
@@ -60,10 +60,10 @@ def _features_on_dask(
 
 @handle_errors
 def features(
-    data_dir: Path | None = typer.Argument(
+    data_dir: str | None = typer.Argument(
         None,
         help="Directory holding purchases.csv|parquet and optionally customers, program_events, "
-        "support_interactions, cancellations and contacts.",
+        "support_interactions, cancellations and contacts, or a PostgreSQL URI postgresql://user@host:port/db?schema=NAME.",
         show_default=False,
     ),
     cutoff: str | None = typer.Option(
@@ -134,14 +134,14 @@ def features(
 
     check_engine(engine, scheduler)
     cfg = load_config(config)
-    check_out_path(out, [data_dir, *([config] if config else [])])
+    check_out_path(out, [*local_inputs(data_dir), *([config] if config else [])])
     if engine == "dask":
-        _features_on_dask(data_dir, cutoff, out, cfg, scheduler, partitions, work_dir)
+        _features_on_dask(data_directory(data_dir, "--engine dask"), cutoff, out, cfg, scheduler, partitions, work_dir)
         return
     fmt = _FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise InputError(f"--out {out} must end in .parquet or .csv")
-    tables, _ = load_tables(data_dir, columns=cfg.columns, bounds=cfg.bounds)
+    tables, _ = load_data(data_dir, cfg)
     snapshot = build_snapshot(tables, cutoff, cfg.features)
     write_table(snapshot.reset_index(), out, fmt)
     console.print(

@@ -10,6 +10,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
+from churnlens.cli.sources import (
+    DATA_HELP,
+    OUT_HELP,
+    data_directory,
+    load_data,
+    local_inputs,
+    shown,
+    warehouse_target,
+    write_to_warehouse,
+)
 from churnlens.config import MEASURED, ChurnConfig, ScoringSettings, load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.errors import InputError, SettingError
@@ -132,14 +142,14 @@ def summary_table(summary: Any, paths: dict[str, Path]) -> Table:
 
 @handle_errors
 def score(
-    data_dir: Annotated[Path, typer.Argument(help="Directory of input tables (<table>.parquet|csv).")],
+    data_dir: Annotated[str, typer.Argument(help=DATA_HELP)],
     out: Annotated[
-        Path,
+        str,
         typer.Option(
             "--out",
             "-o",
             help="Campaign list to write: .csv or .parquet. Reasons, "
-            "rejects, drift and a summary are written beside it.",
+            "rejects, drift and a summary are written beside it; " + OUT_HELP,
         ),
     ],
     cutoff: Annotated[
@@ -251,7 +261,6 @@ def score(
 
     Without --top, --threshold or --budget the high risk band is selected. Reasons are computed for the selected customers (all with --explain-all). Exit status 2 on bad input.
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
-    from churnlens.data import load_tables
     from churnlens.serving import load_model, score_base, write_outputs
     from churnlens.serving.batch import output_paths
     from churnlens.serving.output import check_out_path
@@ -270,16 +279,21 @@ def score(
     )  # fmt: skip
     settings = resolve_save_rate(settings, tracking_uri=tracking_uri)
     check_engine(engine, scheduler)
-    if engine == "local":
+    target = warehouse_target(out, engine)  # --out postgresql://...: tables instead of files
+    out = Path(out)
+    if target is not None:
+        pass
+    elif engine == "local":
         output_paths(out)  # refuse a bad extension before any work
     elif out.suffix.lower() == ".csv":
         raise InputError(f"--out {out}: --engine dask writes a directory of Parquet parts, not a CSV file")
     model_path = [Path(model)] if model and Path(model).exists() else []
-    check_out_path(output_paths(out).values() if engine == "local" else out, [data_dir, *([config] if config else []), *model_path])
+    if target is None:
+        check_out_path(output_paths(out).values() if engine == "local" else out, [*local_inputs(data_dir), *([config] if config else []), *model_path])
     when = None if cutoff is None else parse_cutoff(cutoff, name="--cutoff")
     if when is not None:
         cfg.bounds.check_cutoff(when, what="--cutoff")
-    tables = None if engine == "dask" else load_tables(data_dir, columns=cfg.columns, bounds=cfg.bounds)[0]
+    tables = None if engine == "dask" else load_data(data_dir, cfg)[0]
     loaded = load_model(model, tracking_uri=tracking_uri)
     console.print(
         f"Model [bold]{loaded.name}[/]"
@@ -291,7 +305,7 @@ def score(
         from churnlens.engine.session import dask_session
 
         with dask_session(
-            data_dir, out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns,
+            data_directory(data_dir, "--engine dask"), out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns,
             bounds=cfg.bounds,
         ) as (client, staged):
             summary = score_on_dask(client, staged, out, loaded, settings, cutoff=when)
@@ -316,8 +330,8 @@ def score(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = score_base(tables, when, loaded, settings, progress=on_progress, source=str(data_dir.resolve()))
-    paths = write_outputs(result, out)
+        result = score_base(tables, when, loaded, settings, progress=on_progress, source=shown(data_dir))
+    paths = write_outputs(result, out) if target is None else write_to_warehouse(result, target)
     if result.summary.scored == 0:
         console.print(f"[bold yellow]warning:[/] no active customer at cutoff {result.summary.cutoff}")
     console.print(summary_table(result.summary, paths))

@@ -14,16 +14,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
+from churnlens.cli.sources import DATA_HELP, data_directory, load_data, shown
 from churnlens.config import load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
+from churnlens.warehouse.uri import is_warehouse_uri, mask_uri
 
 TRUTH_FILE = "truth.parquet"
 
 
 @handle_errors
 def train(
-    data_dir: Annotated[Path, typer.Argument(help="Directory of input tables (<table>.parquet|csv).")],
+    data_dir: Annotated[str, typer.Argument(help=DATA_HELP)],
     horizon: Annotated[int, typer.Option(help="Label horizon in days: churned = no purchase (or a cancellation) in [C, C+H).")] = 90,
     step: Annotated[int, typer.Option(help="Days between training cutoffs.")] = 30,
     test_cutoff: Annotated[str | None, typer.Option(help="Test on this cutoff (YYYY-MM-DD) instead of the latest labelled one.")] = None,
@@ -52,7 +54,6 @@ def train(
     calibration); earlier cutoffs train. The new version becomes `champion` only if it beats the
     current champion's test ROC AUC on the same test cutoff, otherwise `challenger`.
     """
-    from churnlens.data import load_tables
     from churnlens.training import TrainConfig, train_model
 
     check_engine(engine, scheduler)
@@ -65,21 +66,22 @@ def train(
         overrides["purge"] = purge
     train_cfg = replace(train_cfg, **overrides)
     started = time.perf_counter()
-    truth_path = data_dir / TRUTH_FILE
-    truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
+    truth_path = None if is_warehouse_uri(data_dir) else Path(data_dir) / TRUTH_FILE  # the simulator's, beside its files
+    truth = pd.read_parquet(truth_path) if truth_path is not None and truth_path.is_file() else None
 
     with contextlib.ExitStack() as stack:
         if engine == "dask":  # the client never loads the tables: every bucket is read on a worker
             from churnlens.engine import DaskSource, dask_session
 
+            folder = data_directory(data_dir, "--engine dask")
             client, staged = stack.enter_context(dask_session(
-                data_dir, data_dir, scheduler=scheduler, partitions=partitions, work_dir=work_dir,
+                folder, folder, scheduler=scheduler, partitions=partitions, work_dir=work_dir,
                 columns=cfg.columns, bounds=cfg.bounds))  # fmt: skip
             source, report = DaskSource(client, staged), staged.report
             console.print(f"Training set on Dask: {staged.n_buckets} customer buckets")
         else:
-            console.print(f"Loading tables from [bold]{data_dir}[/]")
-            source, report = load_tables(data_dir, columns=cfg.columns, bounds=cfg.bounds)
+            console.print(f"Loading tables from [bold]{shown(data_dir)}[/]", highlight=False)
+            source, report = load_data(data_dir, cfg)
         with Progress(TextColumn("{task.description:<14}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:
@@ -106,7 +108,7 @@ def train(
     base = " boosted from the RFM logistic regression" if result.linear_base else ""
     console.print(f"Model: {result.n_trees} trees x {result.num_leaves} leaves{base}; "
                   f"trained, evaluated and logged in {time.perf_counter() - started:.0f} s")
-    console.print(f"MLflow run [bold]{result.run_id}[/] in {result.tracking_uri}")
+    console.print(f"MLflow run [bold]{result.run_id}[/] in {mask_uri(result.tracking_uri)}")
     console.print(
         f"Registered [bold]{result.model_name}[/] version [bold]{result.model_version}[/] as "
         f"[bold]{result.alias}[/]: {result.registry_reason}"

@@ -9,17 +9,18 @@ import pandas as pd
 import typer
 
 from churnlens.cli.common import console, handle_errors
+from churnlens.cli.sources import load_data
 from churnlens.config import load_config
-from churnlens.data import load_tables
 from churnlens.errors import InputError
 
 
 @handle_errors
 def validate(
-    data_dir: Path = typer.Argument(
+    data_dir: str = typer.Argument(
         ...,
         help="Directory holding purchases.csv|parquet and optionally customers, program_events, "
-        "support_interactions, cancellations and contacts (.csv, .parquet or a directory of Parquet files).",
+        "support_interactions, cancellations and contacts (.csv, .parquet or a directory of Parquet files), "
+        "or a PostgreSQL URI postgresql://user@host:port/db?schema=NAME.",
         show_default=False,
     ),
     config: Path | None = typer.Option(
@@ -57,9 +58,7 @@ def validate(
             end = None
         if end is None or pd.isna(end):
             raise InputError(f"--data-end {data_end!r} is not a timestamp (e.g. 2024-06-30)")
-    _, report = load_tables(
-        data_dir, columns=cfg.columns, data_end=end, drop_missing_customer=drop_missing_customer, bounds=cfg.bounds
-    )
+    _, report = load_data(data_dir, cfg, data_end=end, drop_missing_customer=drop_missing_customer)
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:

@@ -59,13 +59,16 @@ def load_tables(
     drop_missing_customer: bool = False,
     bounds: InputBounds | None = None,
     now: pd.Timestamp | str | None = None,
+    warehouse_tables: Mapping[str, str] | None = None,
 ) -> tuple[Tables, ValidationReport]:
-    """Read every table of a data directory, validate, type and repair it.
+    """Read every table of a data directory (or a PostgreSQL schema), validate, type and repair it.
 
     Parameters
     ----------
     data_dir : str or Path
-        Directory with ``purchases.csv|parquet`` and optionally the other tables.
+        Directory with ``purchases.csv|parquet`` and optionally the other tables, or a
+        PostgreSQL URI ``postgresql://user@host:port/db?schema=NAME``
+        (:func:`churnlens.warehouse.read_warehouse`: the same validation, repairs and errors).
     columns : mapping, optional
         Per table, user column name -> contract column name (``ChurnConfig.columns``, i.e.
         the TOML section ``[columns.purchases] CustomerID = "customer_id"``).
@@ -78,6 +81,8 @@ def load_tables(
         amounts up to 1e12 (:class:`~churnlens.data.bounds.InputBounds`).
     now : Timestamp or str, optional
         The load time the upper time bound counts from; default the clock.
+    warehouse_tables : mapping of str to str, optional
+        With a PostgreSQL URI: ``[warehouse.tables]``, contract table -> table, view or query.
 
     Returns
     -------
@@ -99,6 +104,15 @@ def load_tables(
     >>> tables, report = load_tables("data/", columns={"purchases": {"CustomerID": "customer_id"}})
     ... # doctest: +SKIP
     """
+    from churnlens.warehouse.uri import is_warehouse_uri  # here: churnlens.warehouse reads through this module
+
+    if is_warehouse_uri(data_dir):
+        from churnlens.warehouse.read import read_warehouse
+
+        return read_warehouse(
+            str(data_dir), tables=warehouse_tables, columns=columns, data_end=data_end,
+            drop_missing_customer=drop_missing_customer, bounds=bounds, now=now,
+        )  # fmt: skip
     paths = find_table_files(data_dir)
     columns = check_column_mapping(columns)
     frames: dict[str, pd.DataFrame] = {}

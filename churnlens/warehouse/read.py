@@ -1,0 +1,239 @@
+"""Read the contract tables from PostgreSQL into validated :class:`~churnlens.data.Tables`.
+
+The tables of a schema that carry the contract names (``purchases``, ``customers`` ...) are read,
+or what ``[warehouse.tables]`` maps each contract table to: a table or a view (``sales.orders``,
+schema-qualified or in the URI's schema) or a query (``SELECT ...``). Only the columns the
+contract needs are read (the column mapping ``[columns.<table>]`` applies as for files); the
+rest stays in the database and is reported as ignored. Everything is read in one read-only
+``REPEATABLE READ`` transaction, so the tables are one consistent snapshot of the database.
+
+Values keep the types the driver gives (text, numbers, booleans, timestamps); types the contract
+has no use for are converted on the server (``numeric`` to ``double precision`` for number
+columns, else to text; ``char(n)`` to text without its padding; uuid, json, enums ... to text).
+Validation and repairs are then exactly those of files
+(:func:`churnlens.data.validate.validate_frames`): the same tables, the same errors naming the
+table, the column and the offending rows (numbered in the order the database returned them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from churnlens.data.bounds import InputBounds
+from churnlens.data.errors import DataValidationError
+from churnlens.data.io import arrow_to_pandas
+from churnlens.data.report import ValidationReport
+from churnlens.data.schema import TABLE_SPECS
+from churnlens.data.tables import TABLE_NAMES, Tables
+from churnlens.data.validate import check_column_mapping, resolve_columns, validate_frames
+from churnlens.errors import InputError
+from churnlens.warehouse.connection import connect, driver_error, driver_message, errors, is_user_error
+from churnlens.warehouse.uri import WarehouseURI, quote_identifier
+
+#: PostgreSQL types the driver hands over as Arrow types validation reads as they are.
+NATIVE_TYPES = frozenset({
+    "bool", "int2", "int4", "int8", "float4", "float8", "text", "varchar", "name",
+    "timestamp", "timestamptz", "date",
+})  # fmt: skip
+_QUERY = re.compile(r"^\s*\(?\s*(select|with|values|table)\b", re.IGNORECASE)
+_TYPE_KEY = b"POSTGRESQL:type"
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Where one contract table is read from: a relation (table, view ...) or a query.
+
+    Attributes
+    ----------
+    table : str
+        Contract table name.
+    sql : str
+        What goes after ``FROM``: a quoted relation name or ``(query)``.
+    label : str
+        How the report names it (``loyalty.purchases``, ``query in [warehouse.tables]``).
+    """
+
+    table: str
+    sql: str
+    label: str
+
+
+def is_query(value: str) -> bool:
+    """True when a ``[warehouse.tables]`` value is a query rather than a table or view name."""
+    return bool(_QUERY.match(value))
+
+
+def find_sources(cur, uri: WarehouseURI, mapping: Mapping[str, str] | None) -> dict[str, TableSource]:
+    """The contract tables present in the database, mapped or found by name in the URI's schema.
+
+    Raises
+    ------
+    DataValidationError
+        A mapping names no contract table, or a mapped relation does not exist, or there is no purchases table.
+    InputError
+        The URI's schema does not exist.
+    """
+    mapping = dict(mapping or {})
+    for table, value in mapping.items():
+        if table not in TABLE_SPECS:
+            raise DataValidationError(
+                table, None, f"[warehouse.tables] names no known table; known tables: {', '.join(TABLE_NAMES)}"
+            )
+        if not isinstance(value, str) or not value.strip():
+            raise DataValidationError(table, None, f"[warehouse.tables] {table} must be a table, view or SELECT")
+    schema = uri.schema or "public"
+    cur.execute("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1", (schema,))
+    if cur.fetchall()[0][0] == 0:
+        raise InputError(f"schema {schema!r} does not exist in {uri.shown}")
+    sources: dict[str, TableSource] = {}
+    for table in TABLE_NAMES:
+        value = mapping.get(table)
+        if value is not None and is_query(value):
+            sources[table] = TableSource(table, f"({value.strip().rstrip(';')})", "query in [warehouse.tables]")
+            continue
+        name = value.strip() if value is not None else f"{quote_identifier(schema)}.{quote_identifier(table)}"
+        cur.execute("SELECT to_regclass($1)::text", (name,))
+        found = cur.fetchall()[0][0]
+        if found is None:
+            if value is not None:
+                raise DataValidationError(
+                    table, None, f"is mapped in [warehouse.tables] to {value!r}, which is no table or view of "
+                    f"{uri.shown} (schema {schema!r} searched first)",
+                )  # fmt: skip
+            continue
+        label = found if "." in found else f"{schema}.{found}"
+        sources[table] = TableSource(table, found, label)
+    if "purchases" not in sources:
+        raise DataValidationError(
+            "purchases", None, f"is required but schema {schema!r} of {uri.shown} has no purchases table or view; "
+            "name it purchases or map it in [warehouse.tables]",
+        )  # fmt: skip
+    return sources
+
+
+def _pg_type(field: pa.Field) -> str:
+    return (field.metadata or {}).get(_TYPE_KEY, b"").decode()
+
+
+def select_sql(source: TableSource, schema: pa.Schema, keep: list[str], mapping: Mapping[str, str]) -> str:
+    """The SELECT reading the ``keep`` columns of ``source``, converting on the server what needs it."""
+    spec = TABLE_SPECS[source.table]
+    items = []
+    for name in keep:
+        column = quote_identifier(name)
+        pg_type = _pg_type(schema.field(name))
+        cspec = spec.column(mapping.get(name, name))
+        if pg_type in NATIVE_TYPES:
+            items.append(column)
+        elif pg_type == "numeric" and (cspec is None or cspec.kind == "number"):
+            items.append(f"{column}::float8 AS {column}")  # customers' numeric attributes are numbers too
+        else:
+            items.append(f"{column}::text AS {column}")
+    return f"SELECT {', '.join(items)} FROM {source.sql} AS src"
+
+
+def read_source(cur, source: TableSource, uri: WarehouseURI, mapping: Mapping[str, str] | None):
+    """Read one contract table: its contract columns as a pandas frame (contract names), and the ignored ones."""
+    mapping = dict(mapping or {})
+    try:
+        cur.execute(f"SELECT * FROM {source.sql} AS src LIMIT 0")
+        schema = cur.fetch_arrow_table().schema
+    except errors() as exc:
+        raise _table_error(exc, uri, source) from None
+    rename, keep, ignored = resolve_columns(source.table, schema.names, mapping)
+    try:
+        cur.execute(select_sql(source, schema, keep, mapping))
+        data = cur.fetch_arrow_table()
+    except errors() as exc:
+        raise _table_error(exc, uri, source) from None
+    data = pa.table([_plain(c) for c in data.columns], names=data.column_names)
+    frame = arrow_to_pandas(data)
+    del data
+    return frame.rename(columns=rename), ignored
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Extension arrays (the driver's opaque types) as their storage; others unchanged."""
+    if isinstance(column.type, pa.ExtensionType):
+        return pa.chunked_array([c.storage for c in column.chunks], type=column.type.storage_type)
+    return column
+
+
+def _table_error(exc: BaseException, uri: WarehouseURI, source: TableSource) -> Exception:
+    if is_user_error(exc, uri):
+        reason = driver_message(exc, uri)
+        return DataValidationError(source.table, None, f"cannot be read from {source.label}: {reason}")
+    return driver_error(exc, uri, f"cannot read {source.table} from {source.label}")
+
+
+def read_warehouse(
+    uri: str | WarehouseURI,
+    *,
+    tables: Mapping[str, str] | None = None,
+    columns: Mapping[str, Mapping[str, str]] | None = None,
+    data_end: pd.Timestamp | str | None = None,
+    drop_missing_customer: bool = False,
+    bounds: InputBounds | None = None,
+    now: pd.Timestamp | str | None = None,
+) -> tuple[Tables, ValidationReport]:
+    """Read, validate, type and repair the contract tables of a PostgreSQL database.
+
+    Parameters
+    ----------
+    uri : str or WarehouseURI
+        ``postgresql://user@host:port/database?schema=NAME`` (``schema`` default ``public``).
+    tables : mapping of str to str, optional
+        ``[warehouse.tables]``: contract table -> table, view or query.
+    columns, data_end, drop_missing_customer, bounds, now
+        As for :func:`churnlens.data.load_tables`.
+
+    Returns
+    -------
+    tables : Tables
+    report : ValidationReport
+        Its sources name the relation (``schema.table``) or the query each table came from.
+
+    Raises
+    ------
+    DataValidationError
+        As for files (missing column, bad value ...), and for a mapped table that does not exist.
+    InputError
+        Bad credentials, unknown database or schema.
+    WarehouseUnavailableError
+        The server cannot be reached.
+    """
+    uri = uri if isinstance(uri, WarehouseURI) else WarehouseURI.parse(uri)
+    if uri.table is not None:
+        raise InputError(f"{uri.shown}: table= names the output tables of --out, not input tables")
+    columns = check_column_mapping(columns)
+    frames: dict[str, pd.DataFrame] = {}
+    ignored: dict[str, list[str]] = {}
+    with connect(uri) as conn, conn.cursor() as cur:
+        try:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        except errors() as exc:
+            raise driver_error(exc, uri, "cannot start a read-only transaction") from None
+        try:
+            sources = find_sources(cur, uri, tables)
+        except errors() as exc:
+            raise driver_error(exc, uri, "cannot list the tables") from None
+        for name, source in sources.items():
+            frames[name], ignored[name] = read_source(cur, source, uri, columns.get(name))
+    try:
+        return validate_frames(
+            frames,
+            sources={name: source.label for name, source in sources.items()},
+            ignored=ignored,
+            data_end=data_end,
+            drop_missing_customer=drop_missing_customer,
+            bounds=bounds,
+            now=now,
+        )
+    finally:
+        del frames
+        pa.default_memory_pool().release_unused()
