@@ -11,6 +11,7 @@ from churnlens.cli import (
     explain_cmd,
     features_cmd,
     import_cmd,
+    run_cmd,
     score_cmd,
     serve_cmd,
     simulate_cmd,
@@ -54,6 +55,7 @@ app.command("score")(score_cmd.score)
 app.command("explain")(explain_cmd.explain)
 app.command("serve")(serve_cmd.serve)
 app.command("campaign-report")(campaign_cmd.campaign_report)
+app.command("run")(run_cmd.run)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -5,42 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from churnlens.config import ChurnConfig
+from churnlens.data.sources import data_directory, load_data, local_inputs, shown
 from churnlens.errors import InputError
-from churnlens.warehouse.uri import is_warehouse_uri, mask_uri
+from churnlens.warehouse.uri import is_warehouse_uri
+
+__all__ = [
+    "DATA_HELP", "OUT_HELP", "data_directory", "load_data", "local_inputs", "shown", "warehouse_target",
+    "write_to_warehouse",
+]  # fmt: skip
 
 #: Help text of a DATA argument.
 DATA_HELP = (
     "Directory of input tables (<table>.parquet|csv), or a PostgreSQL URI "
     "postgresql://user@host:port/db?schema=NAME (tables by contract name or mapped in [warehouse.tables])."
 )
-
-
-def load_data(data: str | Path, cfg: ChurnConfig, **options: Any) -> tuple[Any, Any]:
-    """Validated tables and their report from ``data`` with the config's column mapping, bounds and
-    ``[warehouse.tables]`` (:func:`churnlens.data.load_tables`); ``options`` as for it."""
-    from churnlens.data import load_tables
-
-    return load_tables(
-        data, columns=cfg.columns, bounds=cfg.bounds, warehouse_tables=cfg.warehouse.tables, **options
-    )  # fmt: skip
-
-
-def shown(data: str | Path) -> str:
-    """How ``data`` is shown and recorded: a URI with its password masked, a directory made absolute."""
-    return mask_uri(data) if is_warehouse_uri(str(data)) else str(Path(data).resolve())
-
-
-def local_inputs(data: str | Path) -> list[Path]:
-    """``data`` as a path that outputs must not overwrite, or nothing for a database."""
-    return [] if is_warehouse_uri(str(data)) else [Path(data)]
-
-
-def data_directory(data: str | Path, why: str) -> Path:
-    """``data`` as a directory, or an InputError saying ``why`` a database cannot be used here."""
-    if is_warehouse_uri(str(data)):
-        raise InputError(f"{why} reads a data directory, not the database {mask_uri(data)}")
-    return Path(data)
 
 
 #: Help text of ``--out`` where a database is accepted.

@@ -349,3 +349,33 @@ def export_tables(tables: Tables, uri: str | WarehouseURI, *, replace: bool = Fa
         except errors() as exc:
             raise driver_error(exc, target, f"cannot export tables to {mask_uri(target.shown)}") from None
     return written
+
+
+def read_campaign(uri: str | WarehouseURI, campaign_id: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """A campaign written by :func:`write_campaign`: its list and its run's summary, or None when absent.
+
+    Returns
+    -------
+    (DataFrame, dict) or None
+        The ``PREFIX_campaign`` rows of ``campaign_id`` (the run columns dropped) and the
+        ``summary`` JSON of its ``PREFIX_runs`` row.
+    """
+    target = uri if isinstance(uri, WarehouseURI) else output_uri(uri)
+    schema = target.schema or "public"
+    runs, campaign = _qualified(schema, f"{target.table}_runs"), _qualified(schema, f"{target.table}_campaign")
+    with connect(target) as conn, conn.cursor() as cur:
+        try:
+            cur.execute("SELECT to_regclass($1), to_regclass($2)", (runs, campaign))
+            if any(v is None for v in cur.fetchall()[0]):
+                return None
+            cur.execute(f"SELECT summary FROM {runs} WHERE campaign_id = $1", (campaign_id,))
+            found = cur.fetchall()
+            if not found:
+                return None
+            cur.execute(f"SELECT * FROM {campaign} WHERE campaign_id = $1", (campaign_id,))
+            frame = cur.fetch_arrow_table().to_pandas()
+        except errors() as exc:
+            raise driver_error(exc, target, f"cannot read campaign {campaign_id}") from None
+    frame = frame.drop(columns=[c for c in RUN_COLUMNS if c in frame.columns])
+    frame["customer_id"] = frame["customer_id"].astype("string")
+    return frame, json.loads(found[0][0])
