@@ -149,3 +149,21 @@ def purchases_model(tmp_path_factory):
     model = fit_churn_model(tables, tables.data_end.normalize() - pd.Timedelta(days=89))
     path = save_model(model, root / "model", pip_requirements=["churnlens"])
     return {"model": model, "path": path, "data": root / "data", "tables": tables}
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 for the session (``tests/postgres_cluster.py``):
+    role ``churn`` with a password, database ``churn``; stopped and removed at the end."""
+    from postgres_cluster import postgres_bindir, start_cluster
+
+    if postgres_bindir() is None:
+        reason = os.environ.get("CHURNLENS_POSTGRES_MISSING")
+        if reason:  # .ci/run could not install it and said why
+            pytest.skip(f"PostgreSQL is not installed: {reason}")
+        pytest.fail("PostgreSQL is not installed (initdb not found): apt-get install postgresql")
+    cluster = start_cluster(lifetime_s=SERVER_LIFETIME_S)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from churnlens.errors import InputError
 
@@ -124,7 +124,8 @@ class WarehouseURI:
         rest = [(k, v) for k, v in pairs if k not in ("schema", "table")]
         if "application_name" not in names:
             rest.append(("application_name", APPLICATION_NAME))
-        conninfo = urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote)))
+        # by hand, not urlunsplit: that drops the // of a URI without a host (postgresql://?service=x)
+        conninfo = f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(rest, quote_via=quote)}"
         return cls(conninfo=conninfo, schema=schema, table=table, shown=shown, password=password)
 
     def scrub(self, message: Any) -> str:
