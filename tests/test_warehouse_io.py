@@ -129,8 +129,8 @@ def test_mapped_tables_views_and_queries_read_only_the_contract_columns(postgres
     # a view with the user's column names, a column outside the contract, and one that fails when read
     postgres.execute(
         f"CREATE VIEW {sales}.orders_v AS SELECT customer_id AS cust, timestamp AS ordered_at, amount AS total, "
-        f"channel, category, order_id, quantity, 'note'::text AS note, (1 / (length(customer_id) - length(customer_id)))::int AS boom "
-        f"FROM {sales}.purchases",
+        f"channel, category, order_id, quantity, 'note'::text AS note, "
+        f"(1 / (length(customer_id) - length(customer_id)))::int AS boom FROM {sales}.purchases",
         f"ALTER TABLE {sales}.customers RENAME TO people",
         f"GRANT ALL ON ALL TABLES IN SCHEMA {sales} TO {postgres.user}",
     )

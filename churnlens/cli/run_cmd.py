@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import console
 
 
-@handle_errors
 def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="Pipeline TOML: [pipeline] data, outputs, state_dir ... and the usual sections ([serving], [labels], [training], [warehouse.tables], [[actions]]).")],
     as_of: Annotated[str | None, typer.Option(help="The run's day (YYYY-MM-DD): scoring cutoff and retraining clock; default today (UTC). For backfills.")] = None,
@@ -24,6 +23,7 @@ def run(
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
     from churnlens.pipeline import run_pipeline
 
+    # no handle_errors: run_pipeline turns every error into its exit status, line and log
     outcome = run_pipeline(
         config, as_of=as_of, wait_s=wait,
         echo=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True),

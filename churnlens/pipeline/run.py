@@ -14,6 +14,7 @@ is in the ``contacts`` input table (appended by whoever sends the campaign).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -141,7 +142,12 @@ def run_pipeline(
         return PipelineOutcome(EXIT_BAD_INPUT, run_id, None, [])
     run.run_id = run_id
     started_at = pd.Timestamp.now(tz="UTC")
-    with pipeline_lock(run.state_dir, wait_s) as held:
+    with contextlib.ExitStack() as stack:
+        try:
+            held = stack.enter_context(pipeline_lock(run.state_dir, wait_s))
+        except OSError as exc:
+            echo(f"lock      failed   cannot take the lock in {run.state_dir}: {mask_uri(exc)}")
+            return PipelineOutcome(EXIT_FAILURE, run_id, None, [])
         if not held:
             echo(f"lock      busy     another run holds {run.state_dir / 'run.lock'}; nothing done")
             return PipelineOutcome(EXIT_BUSY, run_id, None, [])
@@ -311,14 +317,14 @@ def _scored_list(run: _Run, campaign_id: str, info: dict[str, Any]) -> Any:
     """The list a campaign was drawn from, read back from the first output that has it (None if none does)."""
     from churnlens.serving.campaign_report import ScoredList, read_scored_list
     from churnlens.serving.output import sibling
-    from churnlens.warehouse.write import read_campaign
+    from churnlens.warehouse.write import output_uri, read_campaign
 
     for out in run.settings.outputs:
         if is_warehouse_uri(out):
-            found = read_campaign(out, campaign_id)
+            target = output_uri(out)
+            found = read_campaign(target, campaign_id)
             if found is not None:
-                target = mask_uri(out)
-                return ScoredList(Path(target.split("table=")[-1].split("&")[0] + "_campaign"), found[0], found[1])
+                return ScoredList(Path(f"{target.schema or 'public'}.{target.table}_campaign"), *found)
             continue
         path = run.path(out.replace("{date}", str(info["cutoff"])[:10]))
         if path.is_file() and sibling(path, "summary", ".json").is_file():
