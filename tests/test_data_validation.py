@@ -743,3 +743,33 @@ def test_other_data_like_files_are_refused(good_dir: Path) -> None:
     (good_dir / "orders.parquet").unlink()
     write(good_dir, "export.xlsx", "x")
     fails("table 'export': file export.xlsx matches no known table", good_dir)
+
+
+@pytest.mark.parametrize("layout", ["shuffled", "by_customer_and_time", "by_time", "by_customer_only"])
+def test_sort_order_is_the_stable_two_key_order_whatever_the_input_layout(layout):
+    """The shortcuts for inputs already sorted give exactly the stable (customer, time) order."""
+    from churnlens.data.validate import _sort_order
+
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 50, 2_000)
+    ts = rng.integers(0, 40, 2_000) * 86_400_000_000  # microseconds, as the caller passes them
+    if layout == "by_customer_and_time":
+        order = np.lexsort((ts, codes))
+    elif layout == "by_time":
+        order = np.argsort(ts, kind="stable")
+    elif layout == "by_customer_only":
+        order = np.argsort(codes, kind="stable")
+    else:
+        order = np.arange(len(ts))
+    codes, ts = codes[order], ts[order]
+    np.testing.assert_array_equal(_sort_order(codes, ts), np.lexsort((ts, codes)))
+
+
+def test_top_values_of_timestamps_are_the_largest():
+    from churnlens.data.tables import top_values
+
+    rng = np.random.default_rng(3)
+    ts = rng.integers(0, 10**15, 5_000).astype("datetime64[us]")
+    got = np.sort(top_values(ts, 12))
+    np.testing.assert_array_equal(got, np.sort(ts)[-12:])
+    assert got.dtype == ts.dtype

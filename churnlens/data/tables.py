@@ -58,6 +58,8 @@ def top_values(values: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` largest of ``values`` (any order), in linear time."""
     if len(values) <= k:
         return values
+    if values.dtype.kind == "M":  # numpy selects datetime64 ~100x slower than int64; same order without NaT
+        return np.partition(values.view("i8"), len(values) - k)[len(values) - k :].view(values.dtype)
     return np.partition(values, len(values) - k)[len(values) - k :]
 
 
