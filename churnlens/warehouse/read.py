@@ -18,11 +18,13 @@ table, the column and the offending rows (numbered in the order the database ret
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnlens.data.bounds import InputBounds
 from churnlens.data.errors import DataValidationError
@@ -137,8 +139,25 @@ def select_sql(source: TableSource, schema: pa.Schema, keep: list[str], mapping:
     return f"SELECT {', '.join(items)} FROM {source.sql} AS src"
 
 
-def read_source(cur, source: TableSource, uri: WarehouseURI, mapping: Mapping[str, str] | None):
-    """Read one contract table: its contract columns as a pandas frame (contract names), and the ignored ones."""
+@dataclass(frozen=True)
+class ReadPlan:
+    """How one contract table is read: the SELECT, the renaming to contract names, what is left out."""
+
+    source: TableSource
+    sql: str
+    rename: dict[str, str]
+    ignored: list[str]
+    categories: list[str]
+
+
+def plan_read(cur, source: TableSource, uri: WarehouseURI, mapping: Mapping[str, str] | None) -> ReadPlan:
+    """Describe ``source`` (a query returning no row) and plan the read of its contract columns.
+
+    Raises
+    ------
+    DataValidationError
+        The relation or query cannot be read, or its columns do not fit the contract (as for files).
+    """
     mapping = dict(mapping or {})
     try:
         cur.execute(f"SELECT * FROM {source.sql} AS src LIMIT 0")
@@ -146,15 +165,80 @@ def read_source(cur, source: TableSource, uri: WarehouseURI, mapping: Mapping[st
     except errors() as exc:
         raise _table_error(exc, uri, source) from None
     rename, keep, ignored = resolve_columns(source.table, schema.names, mapping)
+    spec = TABLE_SPECS[source.table]
+    categories = [n for n in keep if (c := spec.column(mapping.get(n, n))) is not None and c.kind == "category"]
+    return ReadPlan(source, select_sql(source, schema, keep, mapping), rename, ignored, categories)
+
+
+def read_planned(cur, plan: ReadPlan, uri: WarehouseURI) -> pd.DataFrame:
+    """Run a planned read: the table as pandas with contract column names.
+
+    Low-cardinality (``category``) columns arrive dictionary-encoded, as Parquet files written
+    from validated tables hold them: validation then normalises their few distinct values
+    instead of every row (the same result, see :func:`churnlens.data.validate._to_category`).
+    """
     try:
-        cur.execute(select_sql(source, schema, keep, mapping))
+        cur.execute(plan.sql)
         data = cur.fetch_arrow_table()
     except errors() as exc:
-        raise _table_error(exc, uri, source) from None
-    data = pa.table([_plain(c) for c in data.columns], names=data.column_names)
+        raise _table_error(exc, uri, plan.source) from None
+    names = data.column_names
+    columns = [_plain(c) for c in data.columns]
+    del data
+    for i, name in enumerate(names):
+        if name in plan.categories and pa.types.is_string(columns[i].type):
+            columns[i] = pc.dictionary_encode(columns[i])
+    data = pa.table(columns, names=names)
+    del columns
     frame = arrow_to_pandas(data)
     del data
-    return frame.rename(columns=rename), ignored
+    return frame.rename(columns=plan.rename)
+
+
+class ArrivingFrames(Mapping[str, pd.DataFrame]):
+    """The planned tables, read one after the other by a background thread while validation works.
+
+    Validation asks for the tables in contract order and reads each once: a table is handed out
+    as soon as it has arrived, and forgotten here then, so its raw frame is freed as soon as
+    validation is done with it. :meth:`close` cancels what is still being read.
+    """
+
+    def __init__(self, cur, plans: dict[str, ReadPlan], uri: WarehouseURI) -> None:
+        self._cur = cur
+        self._names = list(plans)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="churnlens-warehouse")
+        self._pending: dict[str, Future] = {
+            name: self._pool.submit(read_planned, cur, plans[name], uri) for name in self._names
+        }
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._names:
+            raise KeyError(name)
+        future = self._pending.pop(name, None)
+        if future is None:
+            raise RuntimeError(f"table {name} was already handed out")
+        return future.result()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def close(self) -> None:
+        """Stop reading: tables not started are dropped, the one being read is cancelled on the server."""
+        for future in self._pending.values():
+            future.cancel()
+        if any(f.running() for f in self._pending.values()):
+            try:
+                self._cur.adbc_cancel()
+            except (errors() + (AttributeError,)):  # nothing left to cancel, or a driver without cancel
+                pass
+        self._pool.shutdown(wait=True)
+        self._pending.clear()
 
 
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -211,29 +295,24 @@ def read_warehouse(
     if uri.table is not None:
         raise InputError(f"{uri.shown}: table= names the output tables of --out, not input tables")
     columns = check_column_mapping(columns)
-    frames: dict[str, pd.DataFrame] = {}
-    ignored: dict[str, list[str]] = {}
     with connect(uri) as conn, conn.cursor() as cur:
         try:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        except errors() as exc:
-            raise driver_error(exc, uri, "cannot start a read-only transaction") from None
-        try:
             sources = find_sources(cur, uri, tables)
         except errors() as exc:
             raise driver_error(exc, uri, "cannot list the tables") from None
-        for name, source in sources.items():
-            frames[name], ignored[name] = read_source(cur, source, uri, columns.get(name))
-    try:
-        return validate_frames(
-            frames,
-            sources={name: source.label for name, source in sources.items()},
-            ignored=ignored,
-            data_end=data_end,
-            drop_missing_customer=drop_missing_customer,
-            bounds=bounds,
-            now=now,
-        )
-    finally:
-        del frames
-        pa.default_memory_pool().release_unused()
+        plans = {name: plan_read(cur, source, uri, columns.get(name)) for name, source in sources.items()}
+        frames = ArrivingFrames(cur, plans, uri)
+        try:
+            return validate_frames(
+                frames,
+                sources={name: source.label for name, source in sources.items()},
+                ignored={name: plan.ignored for name, plan in plans.items()},
+                data_end=data_end,
+                drop_missing_customer=drop_missing_customer,
+                bounds=bounds,
+                now=now,
+            )
+        finally:
+            frames.close()
+            pa.default_memory_pool().release_unused()
