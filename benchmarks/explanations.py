@@ -113,7 +113,7 @@ def faithfulness(
 def quiet_customers(tables: Any, start: pd.Timestamp, end: pd.Timestamp) -> pd.Index:
     """Customers with no event in any table in ``[start, end)``."""
     busy: set[str] = set()
-    for name, frame in tables.present().items():
+    for frame in tables.present().values():
         if "timestamp" not in frame.columns:
             continue
         mask = ((frame["timestamp"] >= start) & (frame["timestamp"] < end)).to_numpy()

@@ -242,7 +242,10 @@ def test_missing_values_give_no_sentence_and_labels_are_configurable():
     assert render_reason(
         "attr_acquisition_channel", {"attr_acquisition_channel": "paid_social"}, "fr", labels=labels
     ) == (f"Canal d'acquisition{NBSP}: réseaux sociaux payants")
-    assert render_reason("spend_90d", {"spend_90d": 12.0}, "en", currency="USD") == "Spend in the last 3\u00a0months: $12.00"
+    assert (
+        render_reason("spend_90d", {"spend_90d": 12.0}, "en", currency="USD")
+        == "Spend in the last 3\u00a0months: $12.00"
+    )
 
 
 def test_every_sentence_of_every_feature_is_typeset_in_french():

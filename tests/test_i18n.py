@@ -37,7 +37,12 @@ def test_numbers_money_percent_points_dates():
     assert fr.money(34.3) == f"34,30{NBSP}€" and en.money(34.3) == "€34.30"
     assert fr.money(1e14).endswith("€") and fr.money(1e30) == f"1E30{NBSP}EUR" and en.money(float("nan")) == "—"
     assert fr.percent(0.38) == f"38{NNBSP}%" and en.percent(0.384, 1) == "38.4%"
-    assert fr.points(0.061) == f"+6{NBSP}pts" and en.points(-0.02) == "−2\u00a0pts" and en.points(0.001) == "+0.1\u00a0pts" and en.points(0.0004) == "0\u00a0pts"
+    assert (
+        fr.points(0.061) == f"+6{NBSP}pts"
+        and en.points(-0.02) == "−2\u00a0pts"
+        and en.points(0.001) == "+0.1\u00a0pts"
+        and en.points(0.0004) == "0\u00a0pts"
+    )
     assert fr.date("2024-08-31") == f"31{NBSP}août{NBSP}2024" and en.date("2024-08-31") == f"31{NBSP}Aug{NBSP}2024"
     assert fr.date("2025-01-01", "short") == f"1{NBSP}janv.{NBSP}2025"
     assert Words("en", currency="USD").money(12) == "$12.00"
