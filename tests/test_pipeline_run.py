@@ -17,6 +17,7 @@ from churnlens.pipeline import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
     EXIT_DONE,
+    EXIT_FAILURE,
     EXIT_NOTHING_TO_DO,
     ModelState,
     retrain_decision,
@@ -35,6 +36,12 @@ D = pd.Timestamp
 def decide(champion, newest=None, *, through="2024-06-30", as_of="2024-07-01", every=None, min_days=30):
     return retrain_decision(champion, newest, labels_through=D(through), as_of=D(as_of), retrain_every_days=every,
                             min_new_label_days=min_days)  # fmt: skip
+
+
+def campaigns_in(postgres, table: str) -> set[str]:
+    with dbapi.connect(postgres.uri()) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT DISTINCT campaign_id FROM {table}")
+        return {row[0] for row in cur.fetchall()}
 
 
 def test_the_retraining_rule():
@@ -138,6 +145,17 @@ max_rounds = 60
     # 4. a week of new events: scored, not retrained (7 days of new labels < 30)
     append(postgres, shop, {n: f[(f["timestamp"] >= d1) & (f["timestamp"] < d2)]
                             for n, f in sim.present().items() if n in EVENT_TABLES})  # fmt: skip
+    # a campaign file that cannot be written (a folder in its place): a failure, and no row in the database
+    blocker = tmp_path / "exports" / "churn-2024-01-08.summary.json"
+    blocker.mkdir()
+    code, output = run(config, d2)
+    assert code == EXIT_FAILURE and "IsADirectoryError" in output, output
+    assert last_log(state)["status"] == "failure"
+    assert "churn-2024-01-08" not in campaigns_in(postgres, "crm.churn_campaign")
+    assert "churn-2024-01-08" not in campaigns_in(postgres, "crm.churn_contacts")
+    assert not (tmp_path / "exports" / "churn-2024-01-08.parquet").exists()
+    blocker.rmdir()
+
     code, output = run(config, d2)
     assert code == EXIT_DONE, output
     log = last_log(state)

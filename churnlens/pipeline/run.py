@@ -283,18 +283,25 @@ def _score(run: _Run, tables: Any, loaded: Any) -> tuple[Any, Any]:
 
 
 def _write(run: _Run, result: Any, targets: list[tuple[str, Any]]) -> list[str]:
+    """Write every output, all or nothing as far as it can be: the database rows are inserted
+    first and committed only once every campaign file is committed, so a failed file write
+    leaves no row in a database; a failed database commit (rare) is the one case that can
+    leave the files of a run without its rows (the next run of the day replaces both)."""
     from churnlens.serving.batch import write_outputs
-    from churnlens.warehouse.write import write_campaign
+    from churnlens.warehouse.write import campaign_transaction
 
     written = []
-    for kind, target in targets:
-        if kind == "warehouse":
-            done = write_campaign(result, target, run_id=run.run_id)
+    with contextlib.ExitStack() as transactions:
+        for kind, target in targets:
+            if kind != "warehouse":
+                continue
+            done = transactions.enter_context(campaign_transaction(result, target, run_id=run.run_id))
             rows = done.rows.get(f"{target.schema or 'public'}.{target.table}_campaign", 0)
             written.append(f"{done.target}: {rows:,} campaign rows ({len(done.rows)} tables)")
-        else:
-            paths = write_outputs(result, run.path(target.replace("{date}", str(run.as_of.date()))))
-            written.append(f"{paths['campaign']} (+{len(paths) - 1} files)")
+        for kind, target in targets:
+            if kind == "file":
+                paths = write_outputs(result, run.path(target.replace("{date}", str(run.as_of.date()))))
+                written.append(f"{paths['campaign']} (+{len(paths) - 1} files)")
     return written
 
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,6 +265,25 @@ def write_campaign(
     WarehouseUnavailableError
         The server cannot be reached or failed; nothing of the run was written.
     """
+    with campaign_transaction(result, uri, run_id=run_id, scored_at=scored_at) as written:
+        pass
+    return written
+
+
+@contextmanager
+def campaign_transaction(
+    result: Any,
+    uri: str | WarehouseURI,
+    *,
+    run_id: str | None = None,
+    scored_at: pd.Timestamp | None = None,
+) -> Iterator[WarehouseWrite]:
+    """:func:`write_campaign` with the commit held until the ``with`` block ends without an error.
+
+    Every row is in the database (invisible to others) when the block starts; an exception in
+    the block rolls the whole run back. ``churnlens run`` commits its campaign files inside
+    such a block, so a failed file write leaves no row in the database either.
+    """
     target = uri if isinstance(uri, WarehouseURI) else output_uri(uri)
     if target.table is None:
         target = output_uri(target.conninfo)  # raises, naming the missing table=
@@ -286,32 +306,41 @@ def write_campaign(
     with connect(target) as conn, conn.cursor() as cur:
         doing = f"cannot write the campaign {campaign_id} to PostgreSQL"
         try:
-            cur.execute("SELECT pg_advisory_xact_lock($1)", (lock_key(schema, prefix),))
-            cur.fetchall()
-            cur.execute("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1", (schema,))
-            if cur.fetchall()[0][0] == 0:
-                cur.execute(f"CREATE SCHEMA {quote_identifier(schema)}")
-            for part, data in parts.items():
-                name = f"{prefix}_{part}"
-                qualified = _qualified(schema, name)
-                existing = _table_columns(cur, schema, name)
-                if not existing:
-                    cur.execute(_create_sql(schema, name, data, PART_KEYS[part]))
-                else:
-                    data = _fit(data, existing, f"{schema}.{name}")
-                    for column_name, column in zip(data.column_names, data.columns, strict=True):
-                        if column_name not in existing:
-                            cur.execute(f"ALTER TABLE {qualified} ADD COLUMN {quote_identifier(column_name)} "
-                                        f"{_column_type(column)}")  # fmt: skip
-                cur.execute(f"DELETE FROM {qualified} WHERE campaign_id = $1", (campaign_id,))
-                if data.num_rows:
-                    data = _fit(data, _table_columns(cur, schema, name), f"{schema}.{name}")
-                    cur.adbc_ingest(name, data, mode="append", db_schema_name=schema)
-                rows[f"{schema}.{name}"] = data.num_rows
+            _insert_parts(cur, parts, schema, prefix, campaign_id, rows)
+        except errors() as exc:
+            raise driver_error(exc, target, doing) from None
+        yield WarehouseWrite(target=target.shown, run_id=run_id, campaign_id=campaign_id, rows=rows)
+        try:
             conn.commit()
         except errors() as exc:
             raise driver_error(exc, target, doing) from None
-    return WarehouseWrite(target=target.shown, run_id=run_id, campaign_id=campaign_id, rows=rows)
+
+
+def _insert_parts(cur, parts: dict[str, pa.Table], schema: str, prefix: str, campaign_id: str,
+                  rows: dict[str, int]) -> None:  # fmt: skip
+    """Replace ``campaign_id``'s rows of every part table (created or widened as needed); no commit."""
+    cur.execute("SELECT pg_advisory_xact_lock($1)", (lock_key(schema, prefix),))
+    cur.fetchall()
+    cur.execute("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1", (schema,))
+    if cur.fetchall()[0][0] == 0:
+        cur.execute(f"CREATE SCHEMA {quote_identifier(schema)}")
+    for part, data in parts.items():
+        name = f"{prefix}_{part}"
+        qualified = _qualified(schema, name)
+        existing = _table_columns(cur, schema, name)
+        if not existing:
+            cur.execute(_create_sql(schema, name, data, PART_KEYS[part]))
+        else:
+            data = _fit(data, existing, f"{schema}.{name}")
+            for column_name, column in zip(data.column_names, data.columns, strict=True):
+                if column_name not in existing:
+                    cur.execute(f"ALTER TABLE {qualified} ADD COLUMN {quote_identifier(column_name)} "
+                                f"{_column_type(column)}")  # fmt: skip
+        cur.execute(f"DELETE FROM {qualified} WHERE campaign_id = $1", (campaign_id,))
+        if data.num_rows:
+            data = _fit(data, _table_columns(cur, schema, name), f"{schema}.{name}")
+            cur.adbc_ingest(name, data, mode="append", db_schema_name=schema)
+        rows[f"{schema}.{name}"] = data.num_rows
 
 
 def export_tables(tables: Tables, uri: str | WarehouseURI, *, replace: bool = False) -> dict[str, int]:
