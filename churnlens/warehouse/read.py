@@ -196,28 +196,43 @@ def read_planned(cur, plan: ReadPlan, uri: WarehouseURI) -> pd.DataFrame:
 
 
 class ArrivingFrames(Mapping[str, pd.DataFrame]):
-    """The planned tables, read one after the other by a background thread while validation works.
+    """The planned tables, each read by a background thread while validation works on the one before.
 
-    Validation asks for the tables in contract order and reads each once: a table is handed out
-    as soon as it has arrived, and forgotten here then, so its raw frame is freed as soon as
-    validation is done with it. :meth:`close` cancels what is still being read.
+    Validation asks for the tables in contract order and reads each once. A table is read one
+    ahead: when a table is handed out, the next one starts arriving, so the database read of
+    one overlaps the validation of the other and at most one raw table waits in memory (reading
+    them all ahead would hold every raw table at once). A handed-out table is forgotten here,
+    so its raw frame is freed as soon as validation is done with it. :meth:`close` cancels what
+    is still being read.
     """
 
     def __init__(self, cur, plans: dict[str, ReadPlan], uri: WarehouseURI) -> None:
         self._cur = cur
+        self._plans = plans
+        self._uri = uri
         self._names = list(plans)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="churnlens-warehouse")
-        self._pending: dict[str, Future] = {
-            name: self._pool.submit(read_planned, cur, plans[name], uri) for name in self._names
-        }
+        self._pending: dict[str, Future] = {}
+        self._started = 0
+        self._start_next()
+
+    def _start_next(self) -> None:
+        if self._started < len(self._names):
+            name = self._names[self._started]
+            self._pending[name] = self._pool.submit(read_planned, self._cur, self._plans[name], self._uri)
+            self._started += 1
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._names:
             raise KeyError(name)
+        while name not in self._pending and self._started <= self._names.index(name):
+            self._start_next()  # asked out of order: the ones before it are read first, and kept
         future = self._pending.pop(name, None)
         if future is None:
             raise RuntimeError(f"table {name} was already handed out")
-        return future.result()
+        frame = future.result()
+        self._start_next()
+        return frame
 
     def __contains__(self, name: object) -> bool:
         return name in self._names
@@ -229,7 +244,7 @@ class ArrivingFrames(Mapping[str, pd.DataFrame]):
         return len(self._names)
 
     def close(self) -> None:
-        """Stop reading: tables not started are dropped, the one being read is cancelled on the server."""
+        """Stop reading: the table being read is cancelled on the server, the others are not read."""
         for future in self._pending.values():
             future.cancel()
         if any(f.running() for f in self._pending.values()):
