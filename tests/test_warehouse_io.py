@@ -6,6 +6,7 @@ Against a real throw-away server (the ``postgres`` fixture of conftest.py).
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -120,6 +121,26 @@ def test_validation_errors_from_the_database_are_those_of_files(postgres, tmp_pa
     postgres.execute(f"ALTER TABLE {schema}.purchases DROP COLUMN amount")
     with pytest.raises(DataValidationError, match=r"table 'purchases', column 'amount': is required but missing"):
         load_tables(postgres.uri(schema))
+
+
+def test_a_bad_table_stops_the_reads_under_way_and_leaves_no_session(postgres, small_sim):
+    """Tables arrive while validation works: an error in the first one cancels the rest and closes the session."""
+    schema = fresh_schema(postgres)
+    files, _ = load_tables(small_sim)
+    export_tables(files, postgres.uri(schema))
+    postgres.execute(
+        f"ALTER TABLE {schema}.purchases ALTER COLUMN timestamp TYPE text",
+        f"UPDATE {schema}.purchases SET timestamp = 'not a time' "
+        f"WHERE ctid = (SELECT max(ctid) FROM {schema}.purchases)",
+    )
+    with pytest.raises(DataValidationError, match=r"table 'purchases', column 'timestamp'.*'not a time'"):
+        load_tables(postgres.uri(schema))
+    for _ in range(50):  # a backend leaves pg_stat_activity shortly after its client said goodbye
+        left = postgres.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'churnlens'")
+        if left == [(0,)]:
+            break
+        time.sleep(0.1)
+    assert left == [(0,)]
 
 
 def test_mapped_tables_views_and_queries_read_only_the_contract_columns(postgres, small_sim):
