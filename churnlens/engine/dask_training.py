@@ -299,6 +299,9 @@ class DaskSource:
             min_history_days=min_history_days,
         )
 
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.staged.data_start, self.staged.data_end
+
     def fingerprint(self) -> dict[str, Any]:
         """Row counts, date range, and a SHA-256 over the per-bucket hashes in bucket order (same
         data and bucket count: same hash; it differs from the local engine's)."""

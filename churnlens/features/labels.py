@@ -15,6 +15,7 @@ import pandas as pd
 
 from churnlens.config import ChurnConfig
 from churnlens.data.tables import Tables
+from churnlens.errors import InputError
 from churnlens.features.kernels import customer_index, normalize_cutoff
 from churnlens.features.snapshot import build_snapshot
 
@@ -128,9 +129,10 @@ def cutoffs_between(
         cutoffs.append(c.as_unit("us"))
         c = c - pd.Timedelta(days=int(step_days))
     if not cutoffs:
-        raise ValueError(
-            f"the data ({data_start} to {data_end}) is too short for a training cutoff: "
-            f"it needs {min_history_days} days of history plus a {horizon_days}-day horizon"
+        missing = -((latest - earliest) // pd.Timedelta(days=1))  # whole days, rounded up
+        raise InputError(
+            f"the data ({data_start} to {data_end}) is too short for a training cutoff: it needs "
+            f"{min_history_days} days of history plus a {horizon_days}-day horizon, {missing} more days of data"
         )
     return sorted(cutoffs)
 

@@ -66,6 +66,10 @@ class TrainingSource(Protocol):
         """Cutoffs with a full horizon of future data (:func:`training_cutoffs`)."""
         ...
 
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last event time over all event tables."""
+        ...
+
     def fingerprint(self) -> dict[str, Any]:
         """Row counts, date range and content hash (:func:`data_fingerprint`)."""
         ...
@@ -98,6 +102,9 @@ class LocalSource:
         return training_cutoffs(
             self.tables, horizon_days=horizon_days, step_days=step_days, min_history_days=min_history_days
         )
+
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.tables.data_start, self.tables.data_end
 
     def fingerprint(self) -> dict[str, Any]:
         return data_fingerprint(self.tables)
