@@ -38,7 +38,7 @@ from churnlens.config import FeatureConfig
 #: Bump when feature names or definitions change; models record it and serving checks it.
 CATALOG_VERSION = "features-v1"
 
-FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "profile")
+FAMILIES: tuple[str, ...] = ("purchases", "btyd", "program", "support", "profile")
 UNITS: tuple[str, ...] = (
     "days",
     "count",
@@ -67,7 +67,7 @@ class FeatureSpec:
     ----------
     name : str
         Column name in snapshots (``purchase_count_90d``).
-    family : {"purchases", "program", "support", "profile"}
+    family : {"purchases", "btyd", "program", "support", "profile"}
     unit : str
         One of :data:`UNITS`; fixes how values are formatted in sentences.
     description_en, description_fr : str
@@ -252,6 +252,31 @@ TEMPLATES: tuple[_Template, ...] = (
         " || Prochain achat en retard",
     ),
     _T(
+        "current_gap_vs_longest",
+        "purchases",
+        "ratio",
+        "higher",
+        "Days since the last purchase divided by the longest gap between two of the customer's past "
+        "purchase days",
+        "Jours depuis le dernier achat divisés par le plus long écart entre deux jours d'achat passés du client",
+        "Waiting {value}× longer than ever before between purchases[ (no purchase for {days_since_last_purchase})]"
+        " || Longest wait ever between purchases",
+        "Attend {value}× plus longtemps que jamais entre deux achats[ (aucun achat depuis "
+        "{days_since_last_purchase})] || Plus longue attente jamais vue entre deux achats",
+    ),
+    _T(
+        "current_gap_percentile",
+        "purchases",
+        "share",
+        "higher",
+        "Share of the customer's past gaps between purchase days that were shorter than the current one",
+        "Part des écarts passés entre deux jours d'achat du client plus courts que l'écart actuel",
+        "The current wait is longer than {value} of their previous gaps between purchases"
+        " || Unusually long wait since the last purchase",
+        "L'attente actuelle dépasse {value} de ses écarts précédents entre deux achats"
+        " || Attente inhabituellement longue depuis le dernier achat",
+    ),
+    _T(
         "purchase_trend_{s}d_vs_{l}d",
         "purchases",
         "ratio",
@@ -299,6 +324,34 @@ TEMPLATES: tuple[_Template, ...] = (
         "Canaux de vente utilisés sur les {w} derniers jours : {value} || Peu de canaux de vente utilisés",
         params="wl",
         fill=0.0,
+    ),
+    # ---------------------------------------------------------------- btyd (buy till you die: BG/NBD)
+    _T(
+        "btyd_p_alive",
+        "btyd",
+        "share",
+        "lower",
+        "Probability that the customer is still active (has not quietly left), from a BG/NBD model of "
+        "every customer's purchase days before the cutoff",
+        "Probabilité que le client soit toujours actif (ne soit pas parti sans le dire), d'après un "
+        "modèle BG/NBD des jours d'achat de tous les clients avant la date de référence",
+        "Only {value} chance of still being an active buyer, given how often and how recently they bought"
+        " || Likely to have stopped buying, given their purchase history",
+        "Seulement {value} de chances d'être encore un acheteur actif, vu la fréquence et la date de ses achats"
+        " || A probablement cessé d'acheter, vu son historique d'achats",
+    ),
+    _T(
+        "btyd_expected_purchases",
+        "btyd",
+        "number",
+        "lower",
+        "Expected number of purchase days within the model's horizon, from a BG/NBD model of every "
+        "customer's purchase days before the cutoff",
+        "Nombre attendu de jours d'achat sur l'horizon du modèle, d'après un modèle BG/NBD des jours "
+        "d'achat de tous les clients avant la date de référence",
+        "Expected to buy on only {value} days in the coming period || Few purchases expected in the coming period",
+        "Attendu pour acheter seulement {value} jours sur la période à venir"
+        " || Peu d'achats attendus sur la période à venir",
     ),
     # ---------------------------------------------------------------- program
     _T(

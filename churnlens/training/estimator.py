@@ -339,7 +339,8 @@ class ChurnClassifier:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probabilities."""
-        return self.calibrator_.transform(self.margin(frame))
+        margin = self.margin(frame)
+        return self.calibrator_.transform(margin)
 
     @property
     def n_trees_(self) -> int:

@@ -175,9 +175,11 @@ def train_model(
     step = progress or (lambda stage, done, total: None)
     source = tables if not isinstance(tables, Tables) else LocalSource(tables)
     mode = source.label_mode(config.labels.mode)
-    config = replace(config, labels=replace(config.labels, horizon_days=train_config.horizon_days, mode=mode))
-    uri = configure_mlflow(tracking_uri)
     horizon = train_config.horizon_days
+    # BG/NBD features: expected purchases over the label horizon, parameters fitted at each cutoff
+    config = replace(config, labels=replace(config.labels, horizon_days=horizon, mode=mode),
+                     features=replace(config.features, btyd_horizon_days=horizon))
+    uri = configure_mlflow(tracking_uri)
 
     cutoffs, history_note = labelled_cutoffs(source, train_config)
     origins = backtest_origins(
@@ -216,6 +218,12 @@ def train_model(
     X_refit = refit_frame.drop(columns=["churned"])
     refit_rows = rows.count(refit_cutoffs)
 
+    # scoring uses the BG/NBD parameters of the data's end (the default scoring cutoff), so a few
+    # customers scored alone get the features the whole base would give them
+    if config.features.btyd_params is None:
+        _, data_end = source.data_range()
+        params = source.btyd_params(data_end.floor("D") + pd.Timedelta(days=1))
+        config = replace(config, features=replace(config.features, btyd_params=params))
     model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, {}, linear=clf.linear_)
     model.metadata = _metadata(
         clf, X_refit, shipped_config, config, mode, evaluation, metrics, model_name, source.table_names(),
