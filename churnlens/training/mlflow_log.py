@@ -327,7 +327,8 @@ def register_and_promote(
     tags = {
         "trained_through": _day(evidence.trained_through),
         "evaluation": evidence.evaluation or "",
-        "evaluation_roc_auc": "" if evidence.evaluation_auc is None else f"{evidence.evaluation_auc:.6f}",
+        # full precision: an identical retrain must compare equal, not win on rounding
+        "evaluation_roc_auc": "" if evidence.evaluation_auc is None else repr(float(evidence.evaluation_auc)),
         "evaluation_folds": ",".join(evidence.evaluation_folds)[:5000],
         "test_roc_auc": "" if evidence.evaluation_auc is None else f"{evidence.evaluation_auc:.6f}",
     }
