@@ -31,7 +31,8 @@ class FeatureConfig:
         BG/NBD population parameters (r, alpha, a, b; days). None (training): fitted at each
         cutoff on every customer's history before it. A trained model records the ones
         fitted at the end of its training data, so scoring a few customers (the API) gives
-        the same features as scoring the whole base.
+        the same features as scoring the whole base. Four NaN: the fit failed, the
+        features are NaN.
     """
 
     windows: tuple[int, ...] = (30, 90, 365)
@@ -50,7 +51,8 @@ class FeatureConfig:
             raise ValueError("features.btyd_horizon_days must be positive")
         if self.btyd_params is not None:
             params = tuple(float(v) for v in self.btyd_params)
-            if len(params) != 4 or not all(v > 0 for v in params):
+            unfitted = all(v != v for v in params)  # NaN: the fit failed
+            if len(params) != 4 or not (unfitted or all(v > 0 for v in params)):
                 raise ValueError("features.btyd_params must be four positive numbers (r, alpha, a, b)")
             object.__setattr__(self, "btyd_params", params)
 

@@ -28,9 +28,11 @@ from churnlens.config import ChurnConfig
 from churnlens.engine.dask_features import (
     _training_part,
     apply_levels,
+    btyd_params_on_dask,
     categorical_levels,
     load_bucket_schema,
     merge_levels,
+    with_btyd_params,
 )
 from churnlens.engine.dask_tables import RETRIES, StagedData, _bucket_file, load_bucket, write_parquet_atomic
 from churnlens.features import label_mode
@@ -302,6 +304,9 @@ class DaskSource:
     def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         return self.staged.data_start, self.staged.data_end
 
+    def btyd_params(self, cutoff: pd.Timestamp) -> tuple[float, float, float, float]:
+        return btyd_params_on_dask(self.client, self.staged, [cutoff])[normalize_cutoff(cutoff)]
+
     def fingerprint(self) -> dict[str, Any]:
         """Row counts, date range, and a SHA-256 over the per-bucket hashes in bucket order (same
         data and bucket count: same hash; it differs from the local engine's)."""
@@ -367,10 +372,11 @@ def build_training_parts(
                 f"{staged.data_end} (latest usable cutoff: {until - pd.Timedelta(days=horizon)})"
             )
     root = Path(staged.root) / f"training-{uuid.uuid4().hex[:8]}"
+    per_cutoff = with_btyd_params(client, staged, cutoffs, config.features)
     futures = client.map(
         _write_training_part,
         range(staged.n_buckets),
-        staged=staged, cutoffs=cutoffs, horizon=horizon, mode=mode, config=config.features,
+        staged=staged, cutoffs=cutoffs, horizon=horizon, mode=mode, config=per_cutoff,
         out_dir=str(root), pure=False, retries=RETRIES,
     )  # fmt: skip
     found: list[dict[str, Any]] = []

@@ -37,6 +37,8 @@ from churnlens.features.kernels import US_PER_DAY, FloatColumns, float_values, n
 
 FAMILY = "btyd"
 FEATURES: tuple[str, ...] = ("btyd_p_alive", "btyd_expected_purchases")
+#: Parameters that say "the fit failed": every BG/NBD feature is then NaN.
+UNFITTED: tuple[float, float, float, float] = (float("nan"),) * 4
 #: L2 penalty on the parameters (lifetimes' ``penalizer_coef``): keeps the fit away from the
 #: a, b -> 0 boundary on short histories, where the unpenalised fit often fails to converge.
 PENALIZER = 0.001
@@ -202,7 +204,7 @@ def population_params(tables: Tables, cutoff: str | pd.Timestamp, config: Featur
     """The parameters the features use at ``cutoff``: ``config.btyd_params`` when set, else
     fitted on every customer's purchases before the cutoff."""
     if config.btyd_params is not None:
-        return BGNBDParams(*map(float, config.btyd_params))
+        return None if any(np.isnan(config.btyd_params)) else BGNBDParams(*map(float, config.btyd_params))
     return fit_bgnbd(purchase_day_summary(tables.purchases, cutoff))
 
 
@@ -228,8 +230,11 @@ def build_btyd_features(
     """
     cutoff = normalize_cutoff(cutoff)
     summary = purchase_day_summary(tables.purchases, cutoff)
-    params = (BGNBDParams(*map(float, config.btyd_params)) if config.btyd_params is not None
-              else fit_bgnbd(summary))
+    given = config.btyd_params
+    if given is not None:
+        params = None if any(np.isnan(given)) else BGNBDParams(*map(float, given))
+    else:
+        params = fit_bgnbd(summary)
     out = FloatColumns(list(FEATURES), summary.index)
     if params is None:
         for name in FEATURES:

@@ -36,7 +36,7 @@ import pandas as pd
 from churnlens.config import FeatureConfig
 
 #: Bump when feature names or definitions change; models record it and serving checks it.
-CATALOG_VERSION = "features-v1"
+CATALOG_VERSION = "features-v2"
 
 FAMILIES: tuple[str, ...] = ("purchases", "btyd", "program", "support", "profile")
 UNITS: tuple[str, ...] = (

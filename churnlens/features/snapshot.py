@@ -13,6 +13,8 @@ import pandas as pd
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
+from churnlens.features.btyd import btyd_feature_names, build_btyd_features
+from churnlens.features.catalog import FeatureSpec, feature_catalog
 from churnlens.features.kernels import (
     US_PER_DAY,
     FloatColumns,
@@ -22,8 +24,6 @@ from churnlens.features.kernels import (
     positions,
     shared_segments,
 )
-from churnlens.features.btyd import btyd_feature_names, build_btyd_features
-from churnlens.features.catalog import FeatureSpec, feature_catalog
 from churnlens.features.profile import attribute_columns, build_profile_features, profile_feature_names
 from churnlens.features.program import build_program_features, program_feature_names
 from churnlens.features.purchases import build_purchases_features, purchase_rhythm, purchases_feature_names

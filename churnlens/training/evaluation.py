@@ -37,7 +37,7 @@ from churnlens.training.baselines import fit_baselines
 from churnlens.training.config import TrainConfig
 from churnlens.training.estimator import ChurnClassifier
 from churnlens.training.metrics import evaluate
-from churnlens.training.refit import ShippingRecipe, classifier, cutoff_weights, fit_shipped_model, scaled_rounds
+from churnlens.training.refit import ShippingRecipe, cutoff_weights, fit_shipped_model, scaled_rounds
 from churnlens.training.source import DistributedTrainingSet
 from churnlens.training.split import OutOfTimeSplit, customer_folds, fold_of_rows
 from churnlens.training.tune import random_search

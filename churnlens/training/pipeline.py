@@ -22,9 +22,9 @@ from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, configure
 from churnlens.training import mlflow_log, plots
 from churnlens.training.config import TrainConfig
 from churnlens.training.estimator import ChurnClassifier
-from churnlens.training.source import LocalSource, TrainingSource
 from churnlens.training.evaluation import BACKTEST, Evaluation, TrainingRows, run_backtest, run_grouped_cv
 from churnlens.training.refit import OutOfFoldMargins, fit_shipped_model
+from churnlens.training.source import LocalSource, TrainingSource
 from churnlens.training.split import backtest_origins
 
 Progress = Callable[[str, int, int], None]

@@ -19,7 +19,7 @@ import pandas as pd
 from churnlens.config import ChurnConfig
 from churnlens.data.tables import Tables
 from churnlens.features import build_training_set, label_mode, training_cutoffs
-from churnlens.features.btyd import fit_bgnbd, purchase_day_summary
+from churnlens.features.btyd import UNFITTED, fit_bgnbd, purchase_day_summary
 from churnlens.model import LinearBase
 from churnlens.training.fingerprint import data_fingerprint
 
@@ -71,8 +71,9 @@ class TrainingSource(Protocol):
         """First and last event time over all event tables."""
         ...
 
-    def btyd_params(self, cutoff: pd.Timestamp) -> tuple[float, float, float, float] | None:
-        """BG/NBD population parameters fitted on every customer's purchases before ``cutoff``."""
+    def btyd_params(self, cutoff: pd.Timestamp) -> tuple[float, float, float, float]:
+        """BG/NBD population parameters fitted on every customer's purchases before ``cutoff``
+        (:data:`~churnlens.features.btyd.UNFITTED` when the fit fails)."""
         ...
 
     def fingerprint(self) -> dict[str, Any]:
@@ -111,9 +112,9 @@ class LocalSource:
     def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         return self.tables.data_start, self.tables.data_end
 
-    def btyd_params(self, cutoff: pd.Timestamp) -> tuple[float, float, float, float] | None:
+    def btyd_params(self, cutoff: pd.Timestamp) -> tuple[float, float, float, float]:
         params = fit_bgnbd(purchase_day_summary(self.tables.purchases, cutoff))
-        return None if params is None else params.as_tuple()
+        return UNFITTED if params is None else params.as_tuple()
 
     def fingerprint(self) -> dict[str, Any]:
         return data_fingerprint(self.tables)
