@@ -136,3 +136,16 @@ def test_regularity_features_in_the_snapshot():
     assert snap.loc["a", "current_gap_vs_longest"] == pytest.approx(current / 100)
     assert snap.loc["a", "current_gap_percentile"] == 0.0
     assert np.isnan(snap.loc["b", "current_gap_percentile"])
+
+
+def test_the_population_fit_never_sees_events_at_or_after_the_cutoff(small_sim):
+    """On a real base (where the fit converges): drop every event at or after C, shuffle the rest."""
+    from churnlens.data import load_tables
+
+    tables = load_tables(small_sim)[0]
+    cutoff = pd.Timestamp("2023-10-15")
+    expected = build_btyd_features(tables, cutoff)
+    assert expected.notna().all().all()
+    past = tables.purchases[tables.purchases["timestamp"] < cutoff]
+    shuffled = past.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    pd.testing.assert_frame_equal(build_btyd_features(Tables(purchases=shuffled), cutoff), expected)
