@@ -115,12 +115,10 @@ def evaluate_frame(frame, cutoffs, config):
 
 def timing(args: argparse.Namespace) -> None:
     from churnlens.data import load_tables, write_tables
-    from churnlens.simulate import simulate
+    from churnlens.features import training_cutoffs
+    from churnlens.simulate import simulate, simulate_truth_table
     from churnlens.training import ChurnClassifier, TrainConfig, train_model
     from churnlens.training.split import backtest_origins
-
-    from churnlens.features import training_cutoffs
-    from churnlens.simulate import simulate_truth_table
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

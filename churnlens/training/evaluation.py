@@ -202,6 +202,9 @@ def _early_stopped(
     X, y = _xy(train)
     X_val, y_val = _xy(validation)
     if rows.on_cluster(train_cutoffs):
+        if config.recent_weight_half_life_days:
+            raise InputError("row weights (training.recent_weight_half_life_days) are not supported when "
+                             "LightGBM trains on the cluster; raise training.distributed_min_rows")
         return clf.fit_distributed(rows.distributed, train_cutoffs, X, y, X_val, y_val)
     return clf.fit(X, y, X_val, y_val, sample_weight=cutoff_weights(train, config.recent_weight_half_life_days))
 

@@ -32,6 +32,19 @@ class OutOfTimeSplit:
         raise ValueError(f"unknown split part {name!r}")
 
 
+def _up_to(ordered: list[pd.Timestamp], test_cutoff: pd.Timestamp | None) -> list[pd.Timestamp]:
+    """The cutoffs up to ``test_cutoff`` (all when None), which must be one of them."""
+    if test_cutoff is None:
+        return ordered
+    test_cutoff = pd.Timestamp(test_cutoff)
+    if test_cutoff not in ordered:
+        raise InputError(
+            f"test cutoff {test_cutoff.date()} is not one of the training cutoffs "
+            f"({', '.join(str(c.date()) for c in ordered)})"
+        )
+    return [c for c in ordered if c <= test_cutoff]
+
+
 def out_of_time_split(
     cutoffs: list[pd.Timestamp],
     *,
@@ -55,15 +68,7 @@ def out_of_time_split(
     -------
     OutOfTimeSplit
     """
-    ordered = sorted(pd.Timestamp(c) for c in cutoffs)
-    if test_cutoff is not None:
-        test_cutoff = pd.Timestamp(test_cutoff)
-        if test_cutoff not in ordered:
-            raise InputError(
-                f"test cutoff {test_cutoff.date()} is not one of the training cutoffs "
-                f"({', '.join(str(c.date()) for c in ordered)})"
-            )
-        ordered = [c for c in ordered if c <= test_cutoff]
+    ordered = _up_to(sorted(pd.Timestamp(c) for c in cutoffs), test_cutoff)
     test = ordered[-1]
     horizon = pd.Timedelta(days=horizon_days)
     before_test = [c for c in ordered[:-1] if not purge or c + horizon <= test]
@@ -116,15 +121,7 @@ def backtest_origins(
     """
     if count < 1:
         raise InputError(f"the backtest needs at least 1 origin, got {count}")
-    ordered = sorted({pd.Timestamp(c) for c in cutoffs})
-    if test_cutoff is not None:
-        test_cutoff = pd.Timestamp(test_cutoff)
-        if test_cutoff not in ordered:
-            raise InputError(
-                f"test cutoff {test_cutoff.date()} is not one of the training cutoffs "
-                f"({', '.join(str(c.date()) for c in ordered)})"
-            )
-        ordered = [c for c in ordered if c <= test_cutoff]
+    ordered = _up_to(sorted({pd.Timestamp(c) for c in cutoffs}), test_cutoff)
     origins: list[OutOfTimeSplit] = []
     for test in reversed(ordered):
         if len(origins) == count:
