@@ -123,7 +123,8 @@ class TrainConfig:
         backtest origin fits (short histories). It is not out of time, and says so.
     calibration_folds : int
         Customer-grouped folds of the cross-fitting that gives the shipped model's calibrator
-        out-of-fold margins.
+        out-of-fold margins. 3 calibrated as well as 5 on the simulator's purchases (backtest ECE
+        0.0193 vs 0.0195, Brier equal) for 3/5 of the cross-fitting's cost.
     calibration_cutoffs : int
         The most recent matured cutoffs the shipped model's calibrator is fitted on.
     recent_weight_half_life_days : float
@@ -145,7 +146,7 @@ class TrainConfig:
     linear_base: Literal["rfm", "auto", "none"] = "rfm"
     backtests: int = 3
     cv_folds: int = 5
-    calibration_folds: int = 5
+    calibration_folds: int = 3
     calibration_cutoffs: int = 1
     recent_weight_half_life_days: float = 0.0
     lgbm: LightGBMParams = field(default_factory=LightGBMParams)
