@@ -165,8 +165,9 @@ class TrainConfig:
             raise ValueError("training.distributed_min_rows must be >= 0 and training.local_max_rows >= 1")
         if self.backtests < 1:
             raise InputError(f"training.backtests must be >= 1, got {self.backtests}")
-        if self.cv_folds < 2 or self.calibration_folds < 2:
-            raise InputError("training.cv_folds and training.calibration_folds must be >= 2")
+        if self.cv_folds < 3 or self.calibration_folds < 2:
+            raise InputError("training.cv_folds must be >= 3 (test, validation and training folds) and "
+                             "training.calibration_folds >= 2")
         if self.calibration_cutoffs < 1:
             raise InputError(f"training.calibration_cutoffs must be >= 1, got {self.calibration_cutoffs}")
         if not self.recent_weight_half_life_days >= 0:
