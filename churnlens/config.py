@@ -25,8 +25,6 @@ class FeatureConfig:
         A customer is active at cutoff C when they bought in ``[C - active_window_days, C)``.
     downgrade_window_days : int
         A tier downgrade within this many days before C counts as "recent".
-    btyd_horizon_days : int
-        Horizon of the BG/NBD expected purchases (``churnlens train`` sets it to the label horizon).
     btyd_params : tuple of 4 float, optional
         BG/NBD population parameters (r, alpha, a, b; days). None (training): fitted at each
         cutoff on every customer's history before it. A trained model records the ones
@@ -38,7 +36,6 @@ class FeatureConfig:
     windows: tuple[int, ...] = (30, 90, 365)
     active_window_days: int = 365
     downgrade_window_days: int = 90
-    btyd_horizon_days: int = 90
     btyd_params: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
@@ -47,8 +44,6 @@ class FeatureConfig:
         object.__setattr__(self, "windows", tuple(sorted(int(w) for w in self.windows)))
         if self.active_window_days <= 0:
             raise ValueError("features.active_window_days must be positive")
-        if self.btyd_horizon_days <= 0:
-            raise ValueError("features.btyd_horizon_days must be positive")
         if self.btyd_params is not None:
             params = tuple(float(v) for v in self.btyd_params)
             unfitted = all(v != v for v in params)  # NaN: the fit failed

@@ -83,14 +83,14 @@ def test_features_on_a_simulated_base_match_lifetimes(small_sim):
 
     tables = load_tables(small_sim)[0]
     cutoff = pd.Timestamp("2023-12-01")
-    features = build_btyd_features(tables, cutoff, FeatureConfig(btyd_horizon_days=60))
+    features = build_btyd_features(tables, cutoff)
     summary = purchase_day_summary(tables.purchases, cutoff)
     fitter = lifetimes.BetaGeoFitter(penalizer_coef=0.001).fit(summary["frequency"], summary["recency"], summary["T"])
     x, t_x, T = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
     # both optimisers stop within their 1e-7 tolerance of a flat optimum: figures agree to ~1e-4
     np.testing.assert_allclose(features["btyd_p_alive"], fitter.conditional_probability_alive(x, t_x, T),
                                atol=5e-4)
-    np.testing.assert_allclose(features["btyd_expected_purchases"],
+    np.testing.assert_allclose(expected_purchases(fit_bgnbd(summary), 60.0, x, t_x, T),
                                fitter.conditional_expected_number_of_purchases_up_to_time(60, x, t_x, T),
                                rtol=2e-3, atol=1e-4)
 
@@ -108,8 +108,7 @@ def test_recorded_parameters_give_one_customer_the_features_of_the_whole_base(sm
     p = tables.purchases
     alone = Tables(purchases=p[p["customer_id"] == one_id].reset_index(drop=True))
     one = build_snapshot(alone, cutoff, config)
-    np.testing.assert_allclose(one[["btyd_p_alive", "btyd_expected_purchases"]].to_numpy(),
-                               whole.loc[[one_id], ["btyd_p_alive", "btyd_expected_purchases"]].to_numpy())
+    np.testing.assert_allclose(one[["btyd_p_alive"]].to_numpy(), whole.loc[[one_id], ["btyd_p_alive"]].to_numpy())
     # fitted on the lone customer, the "population" is that customer: other features, hence recorded parameters
     fitted_alone = build_btyd_features(alone, cutoff)
     assert not np.allclose(fitted_alone["btyd_p_alive"].to_numpy(), whole.loc[[one_id], "btyd_p_alive"].to_numpy())
@@ -120,13 +119,10 @@ def test_gap_regularity_by_hand():
     # one customer, purchase days 0, 10 (twice), 30: gaps 10 and 20 days
     seg = np.array([0, 0, 0, 0])
     ts = np.array([0, 10 * day, 10 * day + 3600_000_000, 30 * day])
-    out = gap_regularity(seg, ts, 1, np.array([15.0]))
-    assert out["current_gap_vs_longest"][0] == pytest.approx(0.75)
-    assert out["current_gap_percentile"][0] == pytest.approx(0.5)
-    out = gap_regularity(seg[:2], ts[:2], 1, np.array([25.0]))  # one gap of 10 days
-    assert out["current_gap_vs_longest"][0] == pytest.approx(2.5) and out["current_gap_percentile"][0] == 1.0
-    out = gap_regularity(seg[:1], ts[:1], 1, np.array([5.0]))  # a single purchase day: no gap yet
-    assert np.isnan(out["current_gap_vs_longest"][0]) and np.isnan(out["current_gap_percentile"][0])
+    assert gap_regularity(seg, ts, 1, np.array([15.0]))["current_gap_vs_longest"][0] == pytest.approx(0.75)
+    # two customers: one gap of 10 days; a single purchase day (no gap yet)
+    out = gap_regularity(np.array([0, 0, 1]), np.array([0, 10 * day, 5 * day]), 2, np.array([25.0, 5.0]))
+    assert out["current_gap_vs_longest"][0] == pytest.approx(2.5) and np.isnan(out["current_gap_vs_longest"][1])
 
 
 def test_regularity_features_in_the_snapshot():
@@ -134,8 +130,7 @@ def test_regularity_features_in_the_snapshot():
     # a: purchase days 01-03, 02-10, 05-20 (2024) -> gaps 38 and 100 days; last purchase 05-20 08:00
     current = (C - pd.Timestamp("2024-05-20 08:00")) / pd.Timedelta(days=1)
     assert snap.loc["a", "current_gap_vs_longest"] == pytest.approx(current / 100)
-    assert snap.loc["a", "current_gap_percentile"] == 0.0
-    assert np.isnan(snap.loc["b", "current_gap_percentile"])
+    assert np.isnan(snap.loc["b", "current_gap_vs_longest"])
 
 
 def test_the_population_fit_never_sees_events_at_or_after_the_cutoff(small_sim):

@@ -25,7 +25,7 @@ EVENT_TYPES = [
     "other",
 ]
 TIERS = [None, "basic", "silver", "gold", "platinum"]
-NEW_FEATURES = ["btyd_p_alive", "btyd_expected_purchases", "current_gap_vs_longest", "current_gap_percentile"]
+NEW_FEATURES = ["btyd_p_alive", "current_gap_vs_longest"]
 
 # minutes relative to C: history is negative, the future is >= 0 (0 is exactly at C).
 past_minutes = st.integers(-500 * 1440, -1)

@@ -99,7 +99,7 @@ def test_backtest_origins_are_purged_and_the_refit_is_trained_through_the_data_e
     meta = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model().metadata
     assert meta["trained_through"] == str(result.trained_through.date()) and meta["evaluation"] == "backtest"
     assert meta["refit_cutoffs"] == [str(c.date()) for c in result.refit_cutoffs]
-    assert meta["feature_config"]["btyd_params"] is not None and meta["feature_config"]["btyd_horizon_days"] == 90
+    assert len(meta["feature_config"]["btyd_params"]) == 4  # the whole base's BG/NBD parameters, for serving
 
 
 def test_model_beats_baselines_and_is_calibrated(server_runs):

@@ -265,18 +265,6 @@ TEMPLATES: tuple[_Template, ...] = (
         "{days_since_last_purchase})] || Plus longue attente jamais vue entre deux achats",
     ),
     _T(
-        "current_gap_percentile",
-        "purchases",
-        "share",
-        "higher",
-        "Share of the customer's past gaps between purchase days that were shorter than the current one",
-        "Part des écarts passés entre deux jours d'achat du client plus courts que l'écart actuel",
-        "The current wait is longer than {value} of their previous gaps between purchases"
-        " || Unusually long wait since the last purchase",
-        "L'attente actuelle dépasse {value} de ses écarts précédents entre deux achats"
-        " || Attente inhabituellement longue depuis le dernier achat",
-    ),
-    _T(
         "purchase_trend_{s}d_vs_{l}d",
         "purchases",
         "ratio",
@@ -339,19 +327,6 @@ TEMPLATES: tuple[_Template, ...] = (
         " || Likely to have stopped buying, given their purchase history",
         "Seulement {value} de chances d'être encore un acheteur actif, vu la fréquence et la date de ses achats"
         " || A probablement cessé d'acheter, vu son historique d'achats",
-    ),
-    _T(
-        "btyd_expected_purchases",
-        "btyd",
-        "number",
-        "lower",
-        "Expected number of purchase days within the model's horizon, from a BG/NBD model of every "
-        "customer's purchase days before the cutoff",
-        "Nombre attendu de jours d'achat sur l'horizon du modèle, d'après un modèle BG/NBD des jours "
-        "d'achat de tous les clients avant la date de référence",
-        "Expected to buy on only {value} days in the coming period || Few purchases expected in the coming period",
-        "Attendu pour acheter seulement {value} jours sur la période à venir"
-        " || Peu d'achats attendus sur la période à venir",
     ),
     # ---------------------------------------------------------------- program
     _T(

@@ -57,8 +57,9 @@ def purchases_feature_names(tables: Tables, config: FeatureConfig = FeatureConfi
     return names
 
 
-#: How unusual the current gap is under the customer's own gaps (:func:`gap_regularity`).
-REGULARITY_FEATURES: tuple[str, ...] = ("current_gap_vs_longest", "current_gap_percentile")
+#: How unusual the current gap is under the customer's own gaps (:func:`gap_regularity`). The share
+#: of past gaps shorter than the current one was measured too and left out (benchmarks/RESULTS.md).
+REGULARITY_FEATURES: tuple[str, ...] = ("current_gap_vs_longest",)
 
 #: Up to this many customers x distinct values, "distinct per customer" is one bincount.
 _DENSE_LIMIT = 50_000_000
@@ -176,9 +177,8 @@ def gap_regularity(seg: np.ndarray, ts: np.ndarray, n: int, current_days: np.nda
     """How the current gap (days since the last purchase) compares with the customer's past gaps.
 
     Past gaps are the days between consecutive distinct purchase days (several orders on
-    one day are one visit). Per segment: ``current_gap_vs_longest`` = current gap / longest
-    past gap, ``current_gap_percentile`` = share of past gaps shorter than the current gap;
-    both NaN below two purchase days.
+    one day are one visit). Per segment, ``current_gap_vs_longest`` = current gap / longest
+    past gap (above 1: the customer never waited this long before); NaN below two purchase days.
 
     Parameters
     ----------
@@ -189,23 +189,14 @@ def gap_regularity(seg: np.ndarray, ts: np.ndarray, n: int, current_days: np.nda
     current_days : ndarray
         Current gap of each segment, in days.
     """
-    out = {name: np.full(n, np.nan) for name in REGULARITY_FEATURES}
-    if len(ts) < 2:
-        return out
-    day = np.floor(ts / US_PER_DAY)
-    same_seg = seg[1:] == seg[:-1]
-    step = day[1:] - day[:-1]
-    gap = same_seg & (step > 0)
-    gseg, glen = seg[1:][gap], step[gap]
-    count = np.bincount(gseg, minlength=n).astype(np.float64)
     longest = np.zeros(n)
-    np.maximum.at(longest, gseg, glen)
-    shorter = np.bincount(gseg, weights=(glen < current_days[gseg]).astype(np.float64), minlength=n)
-    has = count > 0
+    if len(ts) >= 2:
+        day = np.floor(ts / US_PER_DAY)
+        step = day[1:] - day[:-1]
+        gap = (seg[1:] == seg[:-1]) & (step > 0)
+        np.maximum.at(longest, seg[1:][gap], step[gap])
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["current_gap_vs_longest"] = np.where(has, current_days / longest, np.nan)
-        out["current_gap_percentile"] = np.where(has, shorter / count, np.nan)
-    return out
+        return {"current_gap_vs_longest": np.where(longest > 0, current_days / longest, np.nan)}
 
 
 def _empty_rhythm(n: int) -> dict[str, np.ndarray]:

@@ -176,9 +176,7 @@ def train_model(
     source = tables if not isinstance(tables, Tables) else LocalSource(tables)
     mode = source.label_mode(config.labels.mode)
     horizon = train_config.horizon_days
-    # BG/NBD features: expected purchases over the label horizon, parameters fitted at each cutoff
-    config = replace(config, labels=replace(config.labels, horizon_days=horizon, mode=mode),
-                     features=replace(config.features, btyd_horizon_days=horizon))
+    config = replace(config, labels=replace(config.labels, horizon_days=horizon, mode=mode))
     uri = configure_mlflow(tracking_uri)
 
     cutoffs, history_note = labelled_cutoffs(source, train_config)
