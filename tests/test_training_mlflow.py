@@ -229,7 +229,7 @@ def _before(tables, end):
 def test_promotion_head_to_head_on_labels_the_champion_never_saw_both_ways(tables, mlflow_server):
     from churnlens.training.config import LightGBMParams
 
-    quick = {"seed": 5, "backtests": 2, "calibration_folds": 3}
+    quick = {"seed": 5, "backtests": 2}
     strong = TrainConfig(**quick)
     weak = TrainConfig(**quick, linear_base="none",
                        lgbm=LightGBMParams(num_leaves=2, max_rounds=1, learning_rate=0.01))
