@@ -13,8 +13,8 @@ by peers fitted on the same history:
 
 The peers' features are computed here with plain pandas, not with churnlens. Active
 customers at D: at least one purchase in the 365 days before D (churnlens's definition);
-"missing" counts active customers a scorer gave no probability. Churned: no purchase in
-``[D, D + 90 days)``.
+"missing" counts active customers a scorer gave no probability; "mean p" is the mean predicted
+probability, to set beside the real churn rate. Churned: no purchase in ``[D, D + 90 days)``.
 
 Cases (Online Retail, 2010-12-01 .. 2011-12-09): D = 2011-06-01 and D = 2011-09-01 with all
 history before D, and ``short``: D = 2011-09-01 with only the events from 2011-01-01 on.
@@ -241,7 +241,7 @@ def judge(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     from churnlens.training.metrics import expected_calibration_error
 
     return {"roc_auc": roc_auc_score(y, p), "pr_auc": average_precision_score(y, p),
-            "ece": expected_calibration_error(y, p), "brier": brier_score_loss(y, p)}
+            "ece": expected_calibration_error(y, p), "brier": brier_score_loss(y, p), "mean_p": float(np.mean(p))}
 
 
 def run_case(case: Case, purchases: pd.DataFrame, args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
@@ -282,11 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"churnlens: evaluation {info['evaluation']} ({info['folds']} folds, mean ROC AUC "
               f"{info['evaluation_roc_auc']:.4f}), refit on {info['refit_cutoffs']}, trained through "
               f"{info['trained_through']}, {info['trees']} trees, {info['seconds']:.0f} s. {info['note']}")
-        print("| scorer | ROC AUC | PR AUC | ECE | Brier | scored | missing |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| scorer | ROC AUC | PR AUC | ECE | Brier | mean p | scored | missing |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, row in table.iterrows():
             print(f"| {name} | {row['roc_auc']:.4f} | {row['pr_auc']:.4f} | {row['ece']:.4f} | {row['brier']:.4f} "
-                  f"| {int(row['scored']):,} | {int(row['missing'])} |")
+                  f"| {row['mean_p']:.3f} | {int(row['scored']):,} | {int(row['missing'])} |")
         verdict = (f"churnlens - best peer ({best}) ROC AUC = {lead:+.4f}; ECE {table.loc['churnlens', 'ece']:.4f}; "
                    f"missing {int(table.loc['churnlens', 'missing'])} -> {'MET' if ok else 'NOT MET'}")
         print(verdict)
