@@ -10,14 +10,13 @@ champion is not retrained again on the same labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from churnlens.config import ChurnConfig, PipelineSettings
 from churnlens.data.tables import Tables
-from churnlens.errors import InputError
 from churnlens.features import observed_until
 
 #: Version tag holding the last label day a registered model was trained with.
@@ -126,34 +125,12 @@ def registry_state(model_name: str, tracking_uri: str | None) -> tuple[Any, Mode
 def train_champion(tables: Tables, report: Any, cfg: ChurnConfig, pipeline: PipelineSettings) -> Any:
     """Train and register a model on ``tables`` as ``churnlens train`` does (the pipeline's one training call).
 
-    ``[training]`` settings apply; the horizon is ``[training] horizon_days`` if given, else
-    ``[labels] horizon_days``. Returns the training entry point's result.
+    ``[training]`` and ``[labels]`` (the horizon) apply as for ``churnlens train``; training
+    records the version's "trained through" day. Returns the training entry point's result.
     """
-    from churnlens.training import TrainConfig, train_model
+    from churnlens.training import train_model
 
-    section = dict(cfg.extra.get("training", {}))
-    try:
-        train_config = TrainConfig.from_dict(section)
-    except (TypeError, ValueError) as exc:
-        raise InputError(str(exc)) from None
-    if "horizon_days" not in section:
-        train_config = replace(train_config, horizon_days=cfg.labels.horizon_days)
     return train_model(
-        tables, config=cfg, train_config=train_config, tracking_uri=pipeline.tracking_uri,
-        experiment=pipeline.experiment, model_name=pipeline.model_name, validation_report=report.to_dict(),
+        tables, config=cfg, tracking_uri=pipeline.tracking_uri, experiment=pipeline.experiment,
+        model_name=pipeline.model_name, validation_report=report.to_dict(),
     )  # fmt: skip
-
-
-def record_trained_through(model_name: str, version: str, day: pd.Timestamp, tracking_uri: str | None) -> str:
-    """Tag the version with the last label day it was trained with, unless training recorded one; the day kept."""
-    from mlflow.tracking import MlflowClient
-
-    from churnlens.tracking import configure_mlflow
-
-    configure_mlflow(tracking_uri)
-    client = MlflowClient()
-    recorded = client.get_model_version(model_name, version).tags.get(TRAINED_THROUGH_TAG)
-    if recorded:
-        return str(recorded)
-    client.set_model_version_tag(model_name, version, TRAINED_THROUGH_TAG, str(day.date()))
-    return str(day.date())

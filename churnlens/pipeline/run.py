@@ -31,7 +31,6 @@ from churnlens.config import ChurnConfig, load_config
 from churnlens.errors import InputError
 from churnlens.pipeline.retrain import (
     labels_through,
-    record_trained_through,
     registry_state,
     retrain_decision,
     train_champion,
@@ -213,7 +212,7 @@ def _run_steps(run: _Run) -> int:
         return EXIT_NOTHING_TO_DO
     if decision.retrain:
         result = train_champion(tables, report, cfg, settings)
-        kept = record_trained_through(settings.model_name, str(result.model_version), through, settings.tracking_uri)
+        kept = str(result.trained_through.date())
         run.state.trainings.append({"run_id": run.run_id, "version": str(result.model_version), "alias": result.alias,
                                     "trained_through": kept, "as_of": str(run.as_of.date())})  # fmt: skip
         run.step("train", "ok", f"v{result.model_version} -> {result.alias} ({result.registry_reason}); why: "
