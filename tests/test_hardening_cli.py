@@ -33,7 +33,7 @@ def test_an_internal_bug_is_exit_1_with_one_line_and_a_hint(tmp_path, monkeypatc
     def broken(*args, **kwargs):
         raise bug
 
-    monkeypatch.setattr(validate_cmd, "load_tables", broken)
+    monkeypatch.setattr(validate_cmd, "load_data", broken)
     monkeypatch.delenv("CHURNLENS_DEBUG", raising=False)
     result = runner.invoke(app, ["validate", str(tmp_path)])
     assert result.exit_code == 1
@@ -50,7 +50,7 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("customer_id")
 
-    monkeypatch.setattr(validate_cmd, "load_tables", broken)
+    monkeypatch.setattr(validate_cmd, "load_data", broken)
     monkeypatch.setenv("CHURNLENS_DEBUG", "0")  # restored after the test: --debug sets it
     result = runner.invoke(app, ["--debug", "validate", str(tmp_path)])
     assert result.exit_code == 1 and "Traceback" in result.output and "in broken" in result.output
