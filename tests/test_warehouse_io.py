@@ -143,6 +143,31 @@ def test_a_bad_table_stops_the_reads_under_way_and_leaves_no_session(postgres, s
     assert left == [(0,)]
 
 
+def test_tables_are_read_one_ahead_of_validation(postgres, small_sim):
+    """At most one raw table waits beside the one validation works on (all ahead held them all: +20 % memory)."""
+    from churnlens.warehouse.connection import connect
+    from churnlens.warehouse.read import ArrivingFrames, find_sources, plan_read
+
+    schema = fresh_schema(postgres)
+    files, _ = load_tables(small_sim)
+    export_tables(files, postgres.uri(schema))
+    uri = WarehouseURI.parse(postgres.uri(schema))
+    with connect(uri) as conn, conn.cursor() as cur:
+        plans = {name: plan_read(cur, source, uri, None) for name, source in find_sources(cur, uri, None).items()}
+        frames = ArrivingFrames(cur, plans, uri)
+        try:
+            names = list(plans)
+            assert len(names) >= 3
+            for i, name in enumerate(names):
+                assert list(frames._pending) == [name]  # the next one only, nothing further
+                assert len(frames[name]) == len(files.present()[name])
+                assert list(frames._pending) == names[i + 1 : i + 2]
+            with pytest.raises(RuntimeError, match="already handed out"):
+                frames[names[0]]
+        finally:
+            frames.close()
+
+
 def test_mapped_tables_views_and_queries_read_only_the_contract_columns(postgres, small_sim):
     schema, sales = fresh_schema(postgres), fresh_schema(postgres, "sales")
     files, _ = load_tables(small_sim)
