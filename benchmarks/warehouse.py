@@ -42,15 +42,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 SCHEMA = "shop"
 TABLES = ("purchases", "customers", "program_events", "support_interactions", "cancellations")
 
-
-def peak_rss_gb() -> float:
-    """High-water mark of this process's resident memory, GB."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024**2
-    return float("nan")
-
+from scale import peak_rss_gb  # noqa: E402 - benchmarks/ is put on sys.path above
 
 # --------------------------------------------------------------------------- children
 
