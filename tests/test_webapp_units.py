@@ -74,7 +74,7 @@ def test_reason_families_come_from_the_catalog():
     assert reason_family("support_complaints_90d") == "support"
     assert reason_family("attr_country") == "profile"
     assert reason_family("not_a_feature") is None and reason_family(None) is None
-    assert set(REASON_FAMILIES) == {"purchases", "program", "support", "contacts", "profile"}
+    assert set(REASON_FAMILIES) == {"purchases", "btyd", "program", "support", "contacts", "profile"}
 
 
 # --------------------------------------------------------------------------- campaigns
