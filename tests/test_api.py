@@ -848,3 +848,53 @@ def test_serve_cli_refuses_a_missing_model(world, tmp_path):
 def test_server_log_has_no_traceback(world):
     text = (world["root"] / "server.log").read_text()
     assert "Traceback" not in text, text[-2000:]
+
+
+# --------------------------------------------------------------------------- schemathesis (issue 11 item 9b)
+
+#: Examples per (operation, mode, token sent): the GET endpoints take no input (a few examples,
+#: positive only); /v1/score gets the rest, valid and invalid bodies, and some without the token.
+FUZZ_EXAMPLES = {
+    ("/v1/score", "positive", True): 150,
+    ("/v1/score", "negative", True): 150,
+    ("/v1/score", "negative", False): 20,
+    ("/v1/model", "positive", True): 5,
+    ("/v1/model", "positive", False): 5,
+    ("/health", "positive", False): 5,
+    ("/ready", "positive", False): 5,
+}
+
+
+def test_schemathesis_finds_no_server_error(world):
+    """Requests generated from ``/openapi.json`` (valid and invalid bodies, with and without the
+    token) get a 2xx or a 4xx with the error shape, never a 5xx; bounded: a fixed number of
+    examples, derandomized."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{world['url']}/openapi.json", timeout=30)
+    operations = {op.path: op for op in (result.ok() for result in schema.get_all_operations())}
+    assert set(operations) == {path for path, _, _ in FUZZ_EXAMPLES}
+    seen: dict[int, int] = {}
+    for (path, mode, with_token), examples in FUZZ_EXAMPLES.items():
+        headers = {"Authorization": f"Bearer {TOKEN}"} if with_token else {}
+        # check() runs right here, in this iteration: binding `headers` late is what we want
+
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operations[path].as_strategy(generation_mode=schemathesis.GenerationMode(mode)))
+        def check(case):
+            response = case.call(base_url=world["url"], headers=dict(headers), timeout=30)  # noqa: B023
+            seen[response.status_code] = seen.get(response.status_code, 0) + 1
+            assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
+            if response.status_code >= 400:
+                assert set(response.json()) == {"detail"}, response.text[:500]
+
+        check()
+    assert sum(seen.values()) >= 300, seen
+    assert {200, 401, 422} <= set(seen), seen  # the fuzzer got past the token and the schema too
