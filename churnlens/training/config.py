@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from churnlens.errors import InputError
+
 
 @dataclass(frozen=True)
 class LightGBMParams:
@@ -64,9 +66,9 @@ class CampaignEconomics:
 
     def __post_init__(self) -> None:
         if not 0 <= self.save_rate <= 1:
-            raise ValueError("campaign.save_rate must lie in [0, 1]")
+            raise InputError("campaign.save_rate must lie in [0, 1]")
         if self.cost_per_contact < 0 or self.value_per_saved_customer < 0:
-            raise ValueError("campaign costs and values must be non-negative")
+            raise InputError("campaign costs and values must be non-negative")
 
 
 @dataclass(frozen=True)
@@ -132,15 +134,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.horizon_days <= 0 or self.step_days <= 0:
-            raise ValueError("training.horizon_days and training.step_days must be positive")
+            raise InputError("training.horizon_days and training.step_days must be positive")
         if self.class_weight not in ("auto", "none"):
-            raise ValueError("training.class_weight must be auto or none")
+            raise InputError("training.class_weight must be auto or none")
         if self.calibration not in ("auto", "isotonic", "platt", "none"):
-            raise ValueError("training.calibration must be auto, isotonic, platt or none")
+            raise InputError("training.calibration must be auto, isotonic, platt or none")
         if self.tune_trials < 0:
-            raise ValueError("training.tune_trials must be >= 0")
+            raise InputError("training.tune_trials must be >= 0")
         if self.distributed_min_rows < 0 or self.local_max_rows < 1:
-            raise ValueError("training.distributed_min_rows must be >= 0 and training.local_max_rows >= 1")
+            raise InputError("training.distributed_min_rows must be >= 0 and training.local_max_rows >= 1")
+        if self.linear_base not in ("rfm", "auto", "none"):
+            raise InputError(f"training.linear_base must be rfm, auto or none, got {self.linear_base!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,13 +156,33 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
-            raise ValueError(f"config section [training] has unknown keys: {sorted(unknown)}")
+            raise InputError(f"config section [training] has unknown keys: {sorted(unknown)}")
         sub = {"lgbm": LightGBMParams, "campaign": CampaignEconomics}
-        for key, sub_cls in sub.items():
-            if key in raw:
-                sub_known = {f.name for f in fields(sub_cls)}
-                bad = set(raw[key]) - sub_known
-                if bad:
-                    raise ValueError(f"config section [training.{key}] has unknown keys: {sorted(bad)}")
-                raw[key] = sub_cls(**raw[key])
-        return cls(**raw)
+        try:
+            for key, sub_cls in sub.items():
+                if key in raw:
+                    if not isinstance(raw[key], dict):
+                        raise InputError(f"config section [training.{key}] must be a table, got {raw[key]!r}")
+                    sub_known = {f.name for f in fields(sub_cls)}
+                    bad = set(raw[key]) - sub_known
+                    if bad:
+                        raise InputError(f"config section [training.{key}] has unknown keys: {sorted(bad)}")
+                    raw[key] = sub_cls(**_checked(sub_cls, raw[key], f"training.{key}"))
+            return cls(**_checked(cls, raw, "training"))
+        except InputError:
+            raise
+        except (TypeError, ValueError) as exc:  # a value of the wrong type ("90" for a number of days)
+            raise InputError(f"config section [training]: {exc}") from None
+
+
+def _checked(cls: type, values: dict[str, Any], section: str) -> dict[str, Any]:
+    """``values`` when each has the type of its field's default (a number, true/false), else an InputError."""
+    for f in fields(cls):
+        if f.name not in values or not isinstance(f.default, int | float):
+            continue
+        value = values[f.name]
+        if isinstance(f.default, bool) and not isinstance(value, bool):
+            raise InputError(f"config section [{section}]: {f.name} must be true or false, got {value!r}")
+        if not isinstance(f.default, bool) and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InputError(f"config section [{section}]: {f.name} must be a number, got {value!r}")
+    return values

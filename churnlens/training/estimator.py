@@ -10,6 +10,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from churnlens.errors import InputError
 from churnlens.model import LinearBase, model_matrix, prepare_features
 from churnlens.training.baselines import RFM_FEATURES, LogisticBaseline
 from churnlens.training.calibration import choose_calibrator
@@ -200,14 +201,14 @@ class ChurnClassifier:
         X_val = prepare_features(validation, self.schema_metadata())
         y_validation = np.asarray(y_validation, dtype=int)
         if len(np.unique(y_train)) < 2 or len(np.unique(y_validation)) < 2:
-            raise ValueError("training and validation cutoffs must each contain churners and non-churners")
+            raise InputError("training and validation cutoffs must each contain churners and non-churners")
         weight = scale_pos_weight(y_train, self.class_weight)
         lgb_params = self.params.to_lgb(seed=self.seed, threads=self.threads, scale_pos_weight=weight)
         # Up-weighting churners inflates raw probabilities, so the weighted run's validation log
         # loss worsens while ranking still improves: stop on AUC then (seen: 2 trees kept).
         lgb_params["metric"] = "auc" if weight != 1.0 else "binary_logloss"
         if self.linear_base not in ("auto", "rfm", "none"):
-            raise ValueError(f"linear_base must be auto, rfm or none, got {self.linear_base!r}")
+            raise InputError(f"linear_base must be auto, rfm or none, got {self.linear_base!r}")
         kinds = ["none", "rfm"] if self.linear_base == "auto" else [self.linear_base]
         fits: dict[str, tuple[lgb.Booster, LinearBase | None, np.ndarray]] = {}
         self.linear_base_scores_ = {}

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from churnlens.errors import InputError
+
 
 @dataclass(frozen=True)
 class OutOfTimeSplit:
@@ -54,7 +56,7 @@ def out_of_time_split(
     if test_cutoff is not None:
         test_cutoff = pd.Timestamp(test_cutoff)
         if test_cutoff not in ordered:
-            raise ValueError(
+            raise InputError(
                 f"test cutoff {test_cutoff.date()} is not one of the training cutoffs "
                 f"({', '.join(str(c.date()) for c in ordered)})"
             )
@@ -63,14 +65,14 @@ def out_of_time_split(
     horizon = pd.Timedelta(days=horizon_days)
     before_test = [c for c in ordered[:-1] if not purge or c + horizon <= test]
     if not before_test:
-        raise ValueError(
+        raise InputError(
             f"no validation cutoff before the test cutoff {test.date()}: need more history "
             "(a shorter --horizon, a lower min_history_days, or --no-purge, whose test metrics flatter the model)"
         )
     validation = before_test[-1]
     train = [c for c in before_test[:-1] if not purge or c + horizon <= validation]
     if not train:
-        raise ValueError(
+        raise InputError(
             f"no training cutoff before the validation cutoff {validation.date()}: need more history "
             "(a shorter --horizon, a lower min_history_days, or --no-purge, whose test metrics flatter the model)"
         )
