@@ -372,7 +372,7 @@ class Service:
             check_compatible(model, snapshot, tables=tables)
         except DataValidationError as exc:
             raise ApiError(422, ["body", "customers", exc.table], str(exc), "data_validation") from None
-        except ValueError as exc:
+        except InputError as exc:  # any other exception is a bug: 500, logged
             raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
         return snapshot
 
@@ -421,7 +421,7 @@ class Service:
                 matrix = model.matrix(snapshot)
                 scores = score_rows(model, snapshot, settings, matrix=matrix)
                 reasons = explain_rows(model, snapshot, settings, matrix=matrix)
-            except ValueError as exc:
+            except InputError as exc:  # a feature row the model cannot take; anything else is a bug (500)
                 raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
             grouped: dict[str, list[Reason]] = {}
             for row in reasons.itertuples(index=False):
