@@ -319,7 +319,10 @@ def test_health_model_info_and_openapi(client, world):
     assert {"EventsCustomer", "FeaturesCustomer", "ScoreResponse", "ErrorResponse"} <= set(
         spec["components"]["schemas"]
     )
-    assert spec["paths"]["/v1/score"]["post"]["responses"]["413"]["description"] == "Request body too large"
+    responses = spec["paths"]["/v1/score"]["post"]["responses"]
+    assert responses["413"]["description"] == "Request body too large"
+    assert responses["408"]["description"] == "Request body arrived too slowly"
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert client.get("/docs").status_code == 200
 
 
@@ -830,6 +833,19 @@ def test_create_app_refuses_bad_limits(world):
         create_app(str(world["model_dir"]), api=ApiSettings(max_customers=0))
     with pytest.raises(ValueError, match=r"risk band bounds must satisfy"):
         create_app(str(world["model_dir"]), settings=ScoringSettings(high_risk=0.1, medium_risk=0.5))
+
+
+def test_worker_processes_get_the_same_limits(world, monkeypatch):
+    """``serve --workers N``: each worker rebuilds the app from JSON options, [api] limits included."""
+    from dataclasses import asdict
+
+    from churnlens.config import ApiSettings
+    from churnlens.serving.api import OPTIONS_ENV, app_from_environment
+
+    api = ApiSettings(max_customers=3, max_events_per_request=50, read_timeout=1.5, min_body_kib_per_s=2)
+    options = {"model_uri": str(world["model_dir"]), "tracking_uri": world["tracking"], "api": asdict(api)}
+    monkeypatch.setenv(OPTIONS_ENV, json.dumps(options))
+    assert app_from_environment().state.service.api == api
 
 
 def test_serve_cli_refuses_a_missing_model(world, tmp_path):
