@@ -492,6 +492,10 @@ class RequestGuard:
 
     An answer sent before the whole body was read says ``Connection: close``: uvicorn then closes
     the connection instead of draining (reading) the rest of a body it refused.
+
+    Hand-written because Starlette's ``RequestBodyLimitMiddleware`` (FastAPI's ``max_body_size``)
+    counts bytes only as the app reads them and knows neither the token nor a read timeout, and
+    uvicorn has no body timeout.
     """
 
     def __init__(self, app: Any, *, api: ApiSettings, token: str | None) -> None:
