@@ -49,11 +49,12 @@ def test_an_internal_bug_is_exit_1_with_one_line_and_a_hint(tmp_path, monkeypatc
     ("args", "config", "message"),
     [
         (["--engine", "spark"], None, "--engine must be one of local, dask, got 'spark'"),
-        ([], "[training]\nhorizon_days = '90'\n", "config section [training]: horizon_days must be a number, got '90'"),
+        ([], "[training]\nstep_days = '30'\n", "config section [training]: step_days must be a number, got '30'"),
         ([], "[training]\npurge = 'yes'\n", "config section [training]: purge must be true or false, got 'yes'"),
         ([], "[training]\nlinear_base = 'deep'\n", "training.linear_base must be rfm, auto or none, got 'deep'"),
         ([], "[training.lgbm]\nleaves = 7\n", "config section [training.lgbm] has unknown keys: ['leaves']"),
-        ([], "[training.campaign]\nsave_rate = 2\n", "campaign.save_rate must lie in [0, 1]"),
+        ([], "[training.lgbm]\nnum_leaves = '7'\n", "config section [training.lgbm]: num_leaves must be a number"),
+        ([], "[training]\nhorizon_days = 90\n", "config section [training] cannot set horizon_days"),
     ],
 )
 def test_bad_training_options_and_config_are_input_errors_row_13(tmp_path, args, config, message):
