@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from churnlens.errors import InputError
 
@@ -41,7 +42,7 @@ DEBUG_ENV = "CHURNLENS_DEBUG"
 
 def fail(message: str) -> typer.Exit:
     """Print an error to stderr and return the Exit to raise (status 2)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -84,17 +85,13 @@ def handle_errors(func: F) -> F:
                 err_console.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)
             if isinstance(exc, InputError):
                 raise fail(str(exc)) from None
-            # TRANSITIONAL (issue 11): plain ValueError still means bad input until the options of
-            # score/train/serve/explain/config raise InputError; then this branch goes.
-            if type(exc) is ValueError:
-                raise fail(str(exc)) from None
             if isinstance(exc, OSError):
                 message = _os_message(exc)
             else:
                 message = f"internal error ({type(exc).__name__}): {_one_line(exc)}"
                 if not debug_enabled():
                     message += f" — run with --debug (or {DEBUG_ENV}=1) for the traceback"
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(EXIT_FAILURE) from None
 
     return wrapper  # type: ignore[return-value]
