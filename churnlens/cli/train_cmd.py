@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import Engine, choice, console, handle_errors
 from churnlens.config import load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
@@ -34,10 +34,10 @@ def train(
     tune: Annotated[int, typer.Option(help="Random-search trials of LightGBM parameters on the validation cutoff (0: off).")] = 0,
     seed: Annotated[int | None, typer.Option(help="Seed for LightGBM and calibration (default from config, else 42).")] = None,
     purge: Annotated[bool | None, typer.Option("--purge/--no-purge", help="Keep label windows of train, validation and test apart (default from config, else on); --no-purge lets training labels overlap the test period, which flatters test metrics.")] = None,
-    engine: Annotated[str, typer.Option(
+    engine: Annotated[Engine, typer.Option(
         help="local (the default) or dask: build the training set per customer bucket on a Dask cluster "
         "(same rows as local); LightGBM trains on the cluster above training.distributed_min_rows "
-        "training rows, else in this process (docs/scaling.md).")] = "local",
+        "training rows, else in this process (docs/scaling.md).")] = Engine.local,
     scheduler: Annotated[str | None, typer.Option(
         help="With --engine dask: address of a running Dask scheduler (tcp://host:8786); "
         "default a LocalCluster on this machine.")] = None,
@@ -55,7 +55,7 @@ def train(
     from churnlens.data import load_tables
     from churnlens.training import TrainConfig, train_model
 
-    check_engine(engine, scheduler)
+    engine = check_engine(choice(engine), scheduler)
     cfg = load_config(config)
     train_cfg = TrainConfig.from_dict(cfg.extra.get("training", {}))
     overrides = {"horizon_days": horizon, "step_days": step, "tune_trials": tune or train_cfg.tune_trials}
