@@ -116,8 +116,12 @@ def test_completion_can_be_shown_and_completes_choices():
         app,
         [],
         prog_name="churnlens",
-        env={**ENV, "_CHURNLENS_COMPLETE": "complete_bash", "COMP_WORDS": "churnlens features --lang ",
-             "COMP_CWORD": "3"},
+        env={
+            **ENV,
+            "_CHURNLENS_COMPLETE": "complete_bash",
+            "COMP_WORDS": "churnlens features --lang ",
+            "COMP_CWORD": "3",
+        },
     )
     assert completion.output.split() == ["en", "fr"]
 
@@ -155,7 +159,7 @@ def test_validation_reports_every_hard_problem_of_a_table(tmp_path):
     assert "table 'purchases', column 'timestamp': is not a valid timestamp" in out
     assert "table 'purchases', column 'amount': is not a number (25 rows)" in out
     assert "table 'support_interactions', column 'csat': is outside the allowed range 1-5 (1 row)" in out
-    amount = out[out.index("column 'amount'"):]
+    amount = out[out.index("column 'amount'") :]
     shown = re.findall(r"row (\d+): 'abc'", amount)
     assert shown == [str(i) for i in range(1, 21)]  # 20 rows shown per column, the count says 25
     assert "is missing" not in out  # unreadable values are not reported a second time as missing
