@@ -21,7 +21,7 @@ from mlflow.types import ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 
 from churnlens.model import MODEL_CODE, ChurnModel
-from churnlens.model_store import ModelStoreError, read_model_dir, write_manifest
+from churnlens.model_store import ARTIFACTS_DIR, WHEEL_ARTIFACT, ModelStoreError, read_model_dir, write_manifest
 from churnlens.tracking import artifact_root_for, holding_store_lock
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -96,19 +96,42 @@ def signature_frame(frame: pd.DataFrame, features: list[str], categorical: dict[
     return out
 
 
-def pip_requirements() -> list[str]:
-    """Explicit requirements: inferring them costs ~2 s per log_model."""
+#: Tag of runs and registered versions: the churnlens version that trained the model.
+VERSION_TAG = "churnlens.version"
+
+
+def pip_requirements(churnlens_wheel: str | None = None) -> list[str]:
+    """Explicit requirements (inferring them costs ~2 s per log_model), churnlens's exact version
+    included: ``churnlens==<version>``, or the path of its wheel inside the model directory."""
     import lightgbm
     import numpy
     import pandas
+
+    from churnlens.training.packaging import churnlens_requirement
 
     return [
         f"mlflow=={mlflow.__version__}",
         f"lightgbm=={lightgbm.__version__}",
         f"pandas=={pandas.__version__}",
         f"numpy=={numpy.__version__}",
-        "churnlens",
+        churnlens_requirement(churnlens_wheel),
     ]
+
+
+def log_churnlens_version() -> str:
+    """Tag the active run with the churnlens version (``churnlens.version``); return it."""
+    from churnlens.training.packaging import churnlens_version
+
+    version = churnlens_version()
+    mlflow.set_tag(VERSION_TAG, version)
+    return version
+
+
+def log_training_input(frame: pd.DataFrame, *, digest: str, source: str | None, name: str = "training_set") -> None:
+    """``mlflow.log_input`` of the training set: its schema and row count, and the data
+    fingerprint's hash as the dataset digest (the same tables give the same digest)."""
+    dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
+    mlflow.log_input(dataset, context="training")
 
 
 def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
@@ -122,9 +145,14 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
     str
         The logged model's URI (``models:/m-...``).
     """
+    from churnlens.training.packaging import churnlens_version, churnlens_wheel
+
     meta = model.metadata
+    wheel = churnlens_wheel()
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = model.save_artifacts(tmp)
+        if wheel is not None:  # MLflow copies it to artifacts/<name>; the requirements point there
+            artifacts[WHEEL_ARTIFACT] = str(wheel)
         info = mlflow.pyfunc.log_model(
             name="model",
             # models from code: the logged model holds source code and artifacts, no pickle
@@ -132,7 +160,8 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
             artifacts=artifacts,
             signature=model_signature(meta["features"], meta["categorical_levels"]),
             input_example=signature_frame(example, meta["features"], meta["categorical_levels"]),
-            pip_requirements=pip_requirements(),
+            pip_requirements=pip_requirements(None if wheel is None else f"{ARTIFACTS_DIR}/{wheel.name}"),
+            metadata={VERSION_TAG: churnlens_version()},
         )
     log_manifest(info.model_id, info.model_uri)
     return info.model_uri

@@ -1,0 +1,99 @@
+"""What a logged model needs to be rebuilt by MLflow in a fresh environment: churnlens itself.
+
+A logged churnlens model is "models from code": MLflow imports :mod:`churnlens.model_code`, so
+``mlflow models serve`` / ``predict`` need churnlens installed, at the exact version that
+logged the model. When churnlens was installed from a package index, ``churnlens==<version>``
+is enough. When it runs from a source checkout (editable or local install), no index serves
+that version: its wheel is built once, cached by the content of the package, and logged with
+the model; the model's requirements name it by its path inside the model directory, which
+MLflow resolves when it builds the environment. churnlens serving never opens the wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import churnlens
+
+#: Distribution name.
+DIST = "churnlens"
+#: Where built wheels are kept between runs (override with CHURNLENS_WHEEL_CACHE).
+WHEEL_CACHE_ENV = "CHURNLENS_WHEEL_CACHE"
+
+
+def churnlens_version() -> str:
+    """The exact churnlens version running (``churnlens.__version__``, as installed)."""
+    return churnlens.__version__
+
+
+def source_checkout() -> Path | None:
+    """The source directory churnlens was installed from (editable or local), else None."""
+    try:
+        raw = metadata.distribution(DIST).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        raw = None
+    if not raw:
+        return None
+    info = json.loads(raw)
+    url = urlparse(info.get("url", ""))
+    if "dir_info" not in info or url.scheme != "file":
+        return None
+    path = Path(unquote(url.path))
+    return path if (path / "pyproject.toml").is_file() else None
+
+
+def _package_digest(source: Path) -> str:
+    """SHA-256 of pyproject.toml and every file of the package (the wheel's content)."""
+    digest = hashlib.sha256()
+    files = [source / "pyproject.toml"] + sorted(
+        p for p in (source / "churnlens").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
+    for path in files:
+        digest.update(str(path.relative_to(source)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_root() -> Path:
+    given = os.environ.get(WHEEL_CACHE_ENV)
+    return Path(given) if given else Path.home() / ".cache" / "churnlens" / "wheels"
+
+
+@cache
+def churnlens_wheel() -> Path | None:
+    """The wheel of the running churnlens when it runs from a source checkout (built with pip, then
+    cached by content), else None (an index serves ``churnlens==<version>``)."""
+    source = source_checkout()
+    if source is None:
+        return None
+    folder = _cache_root() / f"{churnlens_version()}-{_package_digest(source)}"
+    built = sorted(folder.glob(f"{DIST}-{churnlens_version()}-*.whl"))
+    if built:
+        return built[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", tmp, str(source)],
+            check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
+        wheel = next(Path(tmp).glob(f"{DIST}-*.whl"))
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / wheel.name
+        shutil.copyfile(wheel, target.with_suffix(".part"))
+        os.replace(target.with_suffix(".part"), target)  # another process may build the same wheel
+    return target
+
+
+def churnlens_requirement(wheel_in_model: str | None) -> str:
+    """The requirement line naming churnlens: the wheel's path inside the model directory, else
+    ``churnlens==<version>``."""
+    return wheel_in_model if wheel_in_model else f"{DIST}=={churnlens_version()}"
