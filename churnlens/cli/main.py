@@ -12,6 +12,7 @@ from churnlens.cli import (
     explain_cmd,
     features_cmd,
     import_cmd,
+    models_cmd,
     score_cmd,
     serve_cmd,
     simulate_cmd,
@@ -60,7 +61,7 @@ app.command("validate")(validate_cmd.validate)
 app.command("features")(features_cmd.features)
 app.command("import-transactions")(import_cmd.import_transactions)
 app.command("train")(train_cmd.train)
-app.command("models")(train_cmd.models)
+app.add_typer(models_cmd.models_app, name="models")
 app.command("score")(score_cmd.score)
 app.command("explain")(explain_cmd.explain)
 app.command("serve")(serve_cmd.serve)

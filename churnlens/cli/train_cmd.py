@@ -129,25 +129,3 @@ def metrics_table(metrics: pd.DataFrame) -> Table:
             cells.append("" if pd.isna(value) else f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}")
         table.add_row(name, *cells)
     return table
-
-
-@handle_errors
-def models(
-    model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
-) -> None:
-    """List registered versions of a model with their aliases and key test metrics."""
-    from churnlens.tracking import configure_mlflow
-    from churnlens.training.mlflow_log import list_model_versions
-
-    uri = configure_mlflow(tracking_uri)
-    versions = list_model_versions(model_name)
-    if versions.empty:
-        console.print(f"No versions of model '{model_name}' in {uri}")
-        return
-    table = Table(title=f"Model '{model_name}' in {uri}")
-    for column in versions.columns:
-        table.add_column(column, justify="right" if column not in ("aliases", "run_id", "created") else "left")
-    for _, row in versions.iterrows():
-        table.add_row(*("" if pd.isna(v) else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
-    console.print(table)
