@@ -31,11 +31,18 @@ class FeatureConfig:
         A customer is active at cutoff C when they bought in ``[C - active_window_days, C)``.
     downgrade_window_days : int
         A tier downgrade within this many days before C counts as "recent".
+    btyd_params : tuple of 4 float, optional
+        BG/NBD population parameters (r, alpha, a, b; days). None (training): fitted at each
+        cutoff on every customer's history before it. A trained model records the ones
+        fitted at the end of its training data, so scoring a few customers (the API) gives
+        the same features as scoring the whole base. Four NaN: the fit failed, the
+        features are NaN.
     """
 
     windows: tuple[int, ...] = (30, 90, 365)
     active_window_days: int = 365
     downgrade_window_days: int = 90
+    btyd_params: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.windows or any(int(w) <= 0 for w in self.windows):
@@ -43,6 +50,12 @@ class FeatureConfig:
         object.__setattr__(self, "windows", tuple(sorted(int(w) for w in self.windows)))
         if self.active_window_days <= 0:
             raise InputError("features.active_window_days must be positive")
+        if self.btyd_params is not None:
+            params = tuple(float(v) for v in self.btyd_params)
+            unfitted = all(v != v for v in params)  # NaN: the fit failed
+            if len(params) != 4 or not (unfitted or all(v > 0 for v in params)):
+                raise InputError("features.btyd_params must be four positive numbers (r, alpha, a, b)")
+            object.__setattr__(self, "btyd_params", params)
 
 
 @dataclass(frozen=True)
@@ -456,7 +469,7 @@ class ScoringSettings:
 
 
 #: Families of the feature catalog, the order reasons' families are shown in.
-REASON_FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "contacts", "profile")
+REASON_FAMILIES: tuple[str, ...] = ("purchases", "btyd", "program", "support", "contacts", "profile")
 
 
 @dataclass(frozen=True)

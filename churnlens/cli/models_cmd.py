@@ -30,7 +30,7 @@ def models(
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
     tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
 ) -> None:
-    """List registered versions of a model with their aliases and key test metrics.
+    """List registered versions of a model: aliases, the day each was trained through, how it was evaluated, and its evaluation's mean metrics.
 
     churnlens models compare A B --data DIR compares two versions (numbers or aliases).
     """

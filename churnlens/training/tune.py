@@ -161,12 +161,17 @@ def tune(
                                 pruner=pruner, load_if_exists=True)  # fmt: skip
     if not study.trials:  # a new study tries the configured parameters first
         study.enqueue_trial({k: getattr(config.lgbm, k) for k in SEARCH_SPACE})
-    nested = log_runs and mlflow.active_run() is not None
+    parent = mlflow.active_run() if log_runs else None
+    nested = parent is not None
     done = {"n": 0, "pruned": 0}
 
     def objective(trial: Any) -> float:
         params = suggest(trial, config.lgbm)
-        run = mlflow.start_run(run_name=f"trial {trial.number}", nested=True) if nested else None
+        run = (
+            mlflow.start_run(run_name=f"trial {trial.number}", nested=True, experiment_id=parent.info.experiment_id)
+            if nested
+            else None
+        )
         try:
             if run is not None:
                 mlflow.log_params({k: getattr(params, k) for k in SEARCH_SPACE})
