@@ -82,8 +82,8 @@ def test_the_study_resumes(tuned, tables):
 
 
 def test_tuning_never_sees_a_test_origin(tables):
-    from churnlens.features.labels import training_cutoffs
     from churnlens.config import ChurnConfig
+    from churnlens.features.labels import training_cutoffs
     from churnlens.training.source import LocalSource
 
     cutoffs = training_cutoffs(tables, horizon_days=90, step_days=30)
