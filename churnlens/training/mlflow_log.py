@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,8 @@ def signature_frame(frame: pd.DataFrame, features: list[str], categorical: dict[
     return out
 
 
+#: Characters of a dataset digest MLflow stores.
+DIGEST_CHARS = 36
 #: Tag of runs and registered versions: the churnlens version that trained the model.
 VERSION_TAG = "churnlens.version"
 
@@ -172,8 +175,11 @@ def log_tuning(tuning: Any) -> None:
 
 def log_training_input(frame: pd.DataFrame, *, digest: str, source: str | None, name: str = "training_set") -> None:
     """``mlflow.log_input`` of the training set: its schema and row count, and the data
-    fingerprint's hash as the dataset digest (the same tables give the same digest)."""
-    dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
+    fingerprint's hash as the dataset digest (its first 36 hex digits, the length MLflow stores):
+    the same tables give the same digest."""
+    with warnings.catch_warnings():  # MLflow registers two equivalent sources for local paths and says so
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:DIGEST_CHARS])
     mlflow.log_input(dataset, context="training")
 
 
