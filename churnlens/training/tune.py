@@ -35,7 +35,7 @@ STUDY_FILE = "optuna.db"
 #: The parameters searched: name -> (low, high, log scale); integers where LightGBM wants them.
 SEARCH_SPACE: dict[str, tuple[float, float, bool]] = {
     "num_leaves": (7, 63, True),
-    "learning_rate": (0.02, 0.2, True),
+    "learning_rate": (0.02, 0.3, True),
     "min_child_samples": (10, 300, True),
     "feature_fraction": (0.5, 1.0, False),
     "bagging_fraction": (0.5, 1.0, False),
