@@ -53,7 +53,9 @@ def test_committed_notebook_shows_its_outputs() -> None:
     assert not [o for o in outputs if o.get("output_type") == "error"]
     pngs = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
     assert len(pngs) >= 8  # distributions, ROC, PR, calibration, lift/gain, SHAP beeswarm, 2 dependence plots
-    assert all(width <= 1000 and height <= 1000 for width, height in map(_png_size, pngs))
+    # modest resolution: at most ~100 dpi (the widest figure is 13 inches), under 700 kB of PNG in all
+    assert all(width <= 1400 and height <= 1000 for width, height in map(_png_size, pngs))
+    assert sum(len(p) for p in pngs) * 3 / 4 < 700_000
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     cards = [h for h in html if "<svg" in h]
     assert len(cards) == 2 and 'lang="en"' in cards[0] and 'lang="fr"' in cards[1]
