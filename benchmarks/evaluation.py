@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: The features issue #10 added and kept, by family (btyd_expected_purchases and current_gap_percentile
 #: were measured at commit eafb4e3 and left out; benchmarks/RESULTS.md).
+HORIZON = 90  # the label horizon of every run here (the default)
+
 NEW_FEATURES = {
     "btyd": ["btyd_p_alive"],
     "regularity": ["current_gap_vs_longest"],
@@ -98,8 +100,8 @@ def training_rows(tables, config):
     from churnlens.training.source import LocalSource
 
     source = LocalSource(tables)
-    cutoffs, _ = labelled_cutoffs(source, config)
-    frame = source.training_set(cutoffs=cutoffs, horizon_days=config.horizon_days, config=ChurnConfig())
+    cutoffs, _ = labelled_cutoffs(source, config, HORIZON)
+    frame = source.training_set(cutoffs=cutoffs, horizon_days=HORIZON, config=ChurnConfig())
     return cutoffs, frame
 
 
@@ -107,7 +109,7 @@ def evaluate_frame(frame, cutoffs, config):
     from churnlens.training.evaluation import TrainingRows, run_backtest, run_grouped_cv
     from churnlens.training.split import backtest_origins
 
-    origins = backtest_origins(cutoffs, horizon_days=config.horizon_days, count=config.backtests)
+    origins = backtest_origins(cutoffs, horizon_days=HORIZON, count=config.backtests)
     rows = TrainingRows(frame, config)
     return run_backtest(rows, origins, cutoffs, config) if origins else run_grouped_cv(rows, cutoffs, config)
 

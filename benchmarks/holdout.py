@@ -206,14 +206,14 @@ def churnlens_scores(history: pd.DataFrame, scoring_date: pd.Timestamp, seed: in
     from churnlens.features import build_snapshot
     from churnlens.serving import load_model
     from churnlens.serving.batch import model_feature_config
-    from churnlens.training import TrainConfig, train_model
+    from churnlens.training import train_model
 
     tables, _ = validate_tables({"purchases": history})
     cfg = load_config(config_path)
-    train_cfg = replace(TrainConfig.from_dict(cfg.extra.get("training", {})), horizon_days=HORIZON, seed=seed)
+    cfg = replace(cfg, labels=replace(cfg.labels, horizon_days=HORIZON), training=replace(cfg.training, seed=seed))
     started = time.perf_counter()
     uri = f"sqlite:///{tracking_dir / 'mlflow.db'}"
-    result = train_model(tables, config=cfg, train_config=train_cfg, tracking_uri=uri, model_name="holdout")
+    result = train_model(tables, config=cfg, tracking_uri=uri, model_name="holdout")
     seconds = time.perf_counter() - started
     loaded = load_model(result.model_uri, tracking_uri=uri)
     snapshot = build_snapshot(tables, scoring_date, model_feature_config(loaded.model))

@@ -80,8 +80,8 @@ def staged(client, data):
 
 
 def _train_config(**overrides):
+    from churnlens.config import LightGBMParams
     from churnlens.training import TrainConfig
-    from churnlens.training.config import LightGBMParams
 
     return TrainConfig(
         class_weight="none", lgbm=LightGBMParams(max_rounds=40, early_stopping_rounds=10), **overrides

@@ -21,12 +21,12 @@ from typer.testing import CliRunner
 
 import churnlens
 from churnlens.cli.main import app
+from churnlens.config import LightGBMParams
 from churnlens.data.io import load_tables, write_tables
 from churnlens.features import build_labels, build_snapshot
 from churnlens.features.labels import observed_until
 from churnlens.serving.core import feature_config_of
 from churnlens.training import TrainConfig, train_model
-from churnlens.training.config import LightGBMParams
 from churnlens.training.mlflow_log import read_model_version, signature_frame
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")]

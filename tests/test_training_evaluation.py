@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnlens.config import LightGBMParams, TrainConfig
 from churnlens.data import Tables
 from churnlens.errors import InputError
-from churnlens.training.config import LightGBMParams, TrainConfig
 from churnlens.training.estimator import ChurnClassifier
 from churnlens.training.evaluation import grouped_cv_plan
 from churnlens.training.mlflow_log import CHALLENGER, CHAMPION, HeadToHead, ModelEvidence, promotion_decision
@@ -161,7 +161,7 @@ def _purchases(start: str, days: int) -> Tables:
 
 def test_refit_cutoffs_end_at_the_latest_matured_cutoff():
     tables = _purchases("2023-01-01", 400)
-    cutoffs, note = labelled_cutoffs(LocalSource(tables), TrainConfig())
+    cutoffs, note = labelled_cutoffs(LocalSource(tables), TrainConfig(), 90)
     assert note is None
     until = tables.data_end.floor("D") + DAY
     assert cutoffs[-1] == until - H * DAY  # the data end minus the horizon, and nothing later
@@ -170,12 +170,12 @@ def test_refit_cutoffs_end_at_the_latest_matured_cutoff():
 
 def test_short_history_uses_the_latest_matured_cutoff_and_no_label_refuses():
     short = _purchases("2023-01-01", 150)  # 150 days: one cutoff, with 60 days of history before it
-    cutoffs, note = labelled_cutoffs(LocalSource(short), TrainConfig())
+    cutoffs, note = labelled_cutoffs(LocalSource(short), TrainConfig(), 90)
     assert cutoffs == [short.data_end.floor("D") + DAY - H * DAY]
     assert "short history" in note
     too_short = _purchases("2023-01-01", 80)
     with pytest.raises(InputError, match=r"no cutoff has a matured 90-day label.*\d+ more days of history"):
-        labelled_cutoffs(LocalSource(too_short), TrainConfig())
+        labelled_cutoffs(LocalSource(too_short), TrainConfig(), 90)
 
 
 # ----------------------------------------------------------------------------- promotion

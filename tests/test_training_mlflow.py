@@ -227,7 +227,7 @@ def _before(tables, end):
 
 
 def test_promotion_head_to_head_on_labels_the_champion_never_saw_both_ways(tables, mlflow_server):
-    from churnlens.training.config import LightGBMParams
+    from churnlens.config import LightGBMParams
 
     quick = {"seed": 5, "backtests": 2}
     strong = TrainConfig(**quick)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from churnlens.config import LightGBMParams
 from churnlens.training import TrainConfig, train_model
-from churnlens.training.config import LightGBMParams
 from churnlens.training.evaluation import TrainingRows, tuning_folds
 from churnlens.training.split import backtest_origins
 from churnlens.training.tune import SEARCH_SPACE, study_storage

@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -15,25 +15,34 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from churnlens.cli.common import Engine, choice, console, handle_errors
-from churnlens.config import load_config
+from churnlens.config import ChurnConfig, load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
 
 TRUTH_FILE = "truth.parquet"
 
 
+def training_settings(cfg: ChurnConfig, *, horizon: int | None = None, **given: Any) -> ChurnConfig:
+    """``cfg`` with the training options actually given (None = not given) on top, validated:
+    the horizon into ``[labels]``, the rest into ``[training]``."""
+    if horizon is not None:
+        cfg = replace(cfg, labels=replace(cfg.labels, horizon_days=horizon))
+    changes = {k: v for k, v in given.items() if v is not None}
+    return replace(cfg, training=replace(cfg.training, **changes)) if changes else cfg
+
+
 @handle_errors
 def train(
     data_dir: Annotated[Path, typer.Argument(help="Directory of input tables (<table>.parquet|csv).")],
-    horizon: Annotated[int, typer.Option(help="Label horizon in days: churned = no purchase (or a cancellation) in [C, C+H).")] = 90,
-    step: Annotated[int, typer.Option(help="Days between training cutoffs.")] = 30,
+    horizon: Annotated[int | None, typer.Option(help="Label horizon in days: churned = no purchase (or a cancellation) in [C, C+H) (default from config [labels] horizon_days, else 90).")] = None,
+    step: Annotated[int | None, typer.Option(help="Days between training cutoffs (default from config [training] step_days, else 30).")] = None,
     test_cutoff: Annotated[str | None, typer.Option(help="The latest backtest origin's test cutoff (YYYY-MM-DD) instead of the latest labelled one.")] = None,
     backtests: Annotated[int | None, typer.Option(help="Origins of the rolling-origin backtest (default from config, else 3; fewer when the history is short).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config: [features], [labels], [training], [columns.<table>].")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = DEFAULT_EXPERIMENT,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    tune: Annotated[int, typer.Option(help="Optuna trials (TPE with pruning) of LightGBM parameters, scored on the backtest origins' validation cutoffs, never their test cutoffs; each trial is a nested MLflow run, the study (optuna.db beside a sqlite store) resumes on the next --tune; 0: off. Needs churnlens[tune].")] = 0,
+    tune: Annotated[int | None, typer.Option(help="Optuna trials (TPE with pruning) of LightGBM parameters, scored on the backtest origins' validation cutoffs, never their test cutoffs; each trial is a nested MLflow run, the study (optuna.db beside a sqlite store) resumes on the next --tune (default from config [training] tune_trials, else 0: off). Needs churnlens[tune].")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for LightGBM and calibration (default from config, else 42).")] = None,
     purge: Annotated[bool | None, typer.Option("--purge/--no-purge", help="Keep label windows of train, validation and test apart (default from config, else on); --no-purge lets training labels overlap the test period, which flatters test metrics.")] = None,
     engine: Annotated[Engine, typer.Option(
@@ -59,20 +68,12 @@ def train(
     evaluated (see README, "Promotion"); otherwise `challenger`.
     """
     from churnlens.data import load_tables
-    from churnlens.training import TrainConfig, train_model
+    from churnlens.training import train_model
 
     engine = check_engine(choice(engine), scheduler)
-    cfg = load_config(config)
-    train_cfg = TrainConfig.from_dict(cfg.extra.get("training", {}))
-    overrides = {"horizon_days": horizon, "step_days": step, "tune_trials": tune or train_cfg.tune_trials}
-    if seed is not None:
-        overrides["seed"] = seed
-    if purge is not None:
-        overrides["purge"] = purge
-    if backtests is not None:
-        overrides["backtests"] = backtests
-    train_cfg = replace(train_cfg, **overrides)
-    if train_cfg.tune_trials:
+    cfg = training_settings(load_config(config), horizon=horizon, step_days=step, tune_trials=tune, seed=seed,
+                            purge=purge, backtests=backtests)
+    if cfg.training.tune_trials:
         from churnlens.training.tune import require_optuna
 
         require_optuna().logging.set_verbosity(logging.WARNING)  # the progress bar says what it does
@@ -103,7 +104,7 @@ def train(
                 bar.update(tasks[stage], completed=done, total=total)
 
             result = train_model(
-                source, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri,
+                source, config=cfg, tracking_uri=tracking_uri,
                 experiment=experiment, model_name=model_name, test_cutoff=test_cutoff, truth=truth,
                 validation_report=report.to_dict(), progress=on_progress, data_source=str(data_dir.resolve()),
             )
@@ -120,7 +121,7 @@ def train(
                       f"{folds[-1].test_cutoff.date()}. [bold yellow]Not out of time[/]: the history is too "
                       "short for a purged backtest origin, so test and training labels share the same period "
                       "(no customer is in both).")
-    console.print(f"Label: [bold]{result.label_mode}[/], horizon {train_cfg.horizon_days} d.")
+    console.print(f"Label: [bold]{result.label_mode}[/], horizon {cfg.labels.horizon_days} d.")
     if result.tuning is not None:
         tuned = result.tuning
         console.print(

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from churnlens.config import Economics
 from churnlens.data.tables import Tables
 from churnlens.errors import InputError
 from churnlens.features import build_labels, build_snapshot
 from churnlens.features.labels import observed_until
 from churnlens.model import ChurnModel
-from churnlens.training.config import CampaignEconomics
-from churnlens.training.metrics import evaluate
+from churnlens.training.metrics import customer_values_of, evaluate
 from churnlens.training.plots import DPI, plot_calibration, plot_lift
 
 #: Metrics shown, in this order.
@@ -117,7 +117,7 @@ def compare_models(
     b: ComparedModel,
     *,
     feature_config_of,
-    economics: CampaignEconomics | None = None,
+    economics: Economics | None = None,
 ) -> Comparison:
     """Compare two models on the latest matured labels neither was trained on.
 
@@ -128,8 +128,9 @@ def compare_models(
     a, b : ComparedModel
     feature_config_of : callable
         ChurnModel -> FeatureConfig it was trained with (each model's snapshot uses its own).
-    economics : CampaignEconomics, optional
-        For the profit metrics (default values otherwise).
+    economics : Economics, optional
+        Prices the profit metrics (default: the first model's recorded campaign economics), each
+        customer's value being their trailing-12-month spend unless it sets ``value_per_save``.
 
     Raises
     ------
@@ -157,8 +158,9 @@ def compare_models(
     if len(np.unique(y)) < 2:
         reason += f"; every customer has the same label at {cutoff.date()}, so ranking metrics are undefined"
         return Comparison(a, b, horizon, mode, None, reason, empty, importance)
-    economics = economics or CampaignEconomics()
-    metrics = pd.DataFrame({label: evaluate(y, p, economics) for label, p in probabilities.items()}).T
+    economics = economics or Economics.from_metadata(meta_a)
+    values = customer_values_of(snapshots[a.label].loc[customers])
+    metrics = pd.DataFrame({label: evaluate(y, p, economics, values) for label, p in probabilities.items()}).T
     return Comparison(a, b, horizon, mode, cutoff, reason, metrics[list(METRICS)], importance, y, probabilities)
 
 

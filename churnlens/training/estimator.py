@@ -10,11 +10,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from churnlens.config import LightGBMParams, TrainConfig
 from churnlens.errors import InputError
 from churnlens.model import Calibrator, LinearBase, model_matrix, prepare_features
 from churnlens.training.baselines import RFM_FEATURES, LogisticBaseline
 from churnlens.training.calibration import choose_calibrator
-from churnlens.training.config import LightGBMParams
 
 if TYPE_CHECKING:
     from churnlens.training.source import DistributedTrainingSet
@@ -136,12 +136,13 @@ class ChurnClassifier:
         The linear base kept.
     """
 
+    # defaults are the [training] section's, declared once in TrainConfig
     params: LightGBMParams = field(default_factory=LightGBMParams)
-    seed: int = 42
-    threads: int = 2
-    class_weight: str = "auto"
-    calibration: str = "auto"
-    linear_base: str = "rfm"
+    seed: int = TrainConfig.seed
+    threads: int = TrainConfig.threads
+    class_weight: str = TrainConfig.class_weight
+    calibration: str = TrainConfig.calibration
+    linear_base: str = TrainConfig.linear_base
 
     def fit(
         self,

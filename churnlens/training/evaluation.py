@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from churnlens.config import Economics, TrainConfig
 from churnlens.errors import InputError
 from churnlens.training.baselines import fit_baselines
-from churnlens.training.config import TrainConfig
 from churnlens.training.estimator import ChurnClassifier
-from churnlens.training.metrics import evaluate
+from churnlens.training.metrics import customer_values_of, evaluate
 from churnlens.training.refit import ShippingRecipe, cutoff_weights, fit_shipped_model, scaled_rounds
 from churnlens.training.source import DistributedTrainingSet
 from churnlens.training.split import OutOfTimeSplit, customer_folds, fold_of_rows
@@ -172,9 +172,11 @@ def _xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _scores_table(
-    y: np.ndarray, scores: dict[str, np.ndarray], config: TrainConfig, oracle: pd.Series | None, ids: pd.Index
+    y: np.ndarray, scores: dict[str, np.ndarray], economics: Economics, oracle: pd.Series | None, X: pd.DataFrame
 ) -> pd.DataFrame:
-    metrics = pd.DataFrame({name: evaluate(y, s, config.campaign) for name, s in scores.items()}).T
+    values = customer_values_of(X)
+    ids = X.index.get_level_values("customer_id")
+    metrics = pd.DataFrame({name: evaluate(y, s, economics, values) for name, s in scores.items()}).T
     if oracle is not None:
         aligned = oracle.reindex(ids.astype("string"))
         known = aligned.notna().to_numpy()
@@ -263,6 +265,7 @@ def run_backtest(
     *,
     oracle: Oracle | None = None,
     progress: Progress | None = None,
+    economics: Economics = Economics(),
 ) -> Evaluation:
     """Evaluate at each backtest origin (oldest first); see the module docstring.
 
@@ -277,6 +280,8 @@ def run_backtest(
     oracle : callable(cutoff) -> Series or None, optional
         The simulator's true probabilities at a cutoff.
     progress : callable(stage, done, total), optional
+    economics : Economics, optional
+        Prices the profit metrics (``[serving]`` cost_per_contact, save_rate, value_per_save).
     """
     step = progress or (lambda stage, done, total: None)
     folds = []
@@ -292,11 +297,10 @@ def run_backtest(
         refit_frame = rows.frame(refit_cutoffs)
         scores, refit_rounds = _replay(rows, early, rows_early, refit_cutoffs, refit_frame, test, config)
         X_test, y_test = _xy(test)
-        ids = X_test.index.get_level_values("customer_id")
         truth = oracle(split.test_cutoff) if oracle is not None else None
         folds.append(FoldResult(
             label=str(split.test_cutoff.date()), test_cutoff=split.test_cutoff,
-            metrics=_scores_table(y_test, scores, config, truth, ids), rounds=early.n_trees_,
+            metrics=_scores_table(y_test, scores, economics, truth, X_test), rounds=early.n_trees_,
             rows_early_stopping=rows_early, rows_refit=rows.count(refit_cutoffs), refit_rounds=refit_rounds,
             train_cutoffs=refit_cutoffs, validation_cutoff=split.validation_cutoff, linear_base=early.linear_kind_,
             X_test=X_test, y_test=y_test, scores=scores,
@@ -349,6 +353,7 @@ def run_grouped_cv(
     *,
     oracle: Oracle | None = None,
     progress: Progress | None = None,
+    economics: Economics = Economics(),
 ) -> Evaluation:
     """Customer-grouped K-fold cross-validation over ``cutoffs`` (``config.cv_folds`` folds).
 
@@ -374,7 +379,7 @@ def run_grouped_cv(
         X_test, y_test = _xy(test)
         folds.append(FoldResult(
             label=f"fold {plan.fold + 1}", test_cutoff=latest,
-            metrics=_scores_table(y_test, scores, config, truth, X_test.index.get_level_values("customer_id")),
+            metrics=_scores_table(y_test, scores, economics, truth, X_test),
             rounds=early.n_trees_, rows_early_stopping=len(train), rows_refit=len(refit_frame),
             refit_rounds=refit_rounds, train_cutoffs=tuple(sorted(pd.Timestamp(c) for c in cutoffs)),
             validation_cutoff=None, linear_base=early.linear_kind_, X_test=X_test, y_test=y_test, scores=scores,

@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from churnlens.config import ChurnConfig
+from churnlens.config import MEASURED, ChurnConfig, Economics, ScoringSettings, TrainConfig
 from churnlens.data.tables import Tables
 from churnlens.errors import InputError
 from churnlens.features import CATALOG_VERSION
@@ -20,7 +20,6 @@ from churnlens.model import ChurnModel
 from churnlens.monitoring import reference_statistics
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, configure_mlflow
 from churnlens.training import mlflow_log, plots
-from churnlens.training.config import TrainConfig
 from churnlens.training.estimator import ChurnClassifier
 from churnlens.training.evaluation import (
     BACKTEST,
@@ -85,7 +84,9 @@ def oracle_probabilities(
     return rows.set_index(rows["customer_id"].astype("string"))[column]
 
 
-def labelled_cutoffs(source: TrainingSource, train_config: TrainConfig) -> tuple[list[pd.Timestamp], str | None]:
+def labelled_cutoffs(
+    source: TrainingSource, train_config: TrainConfig, horizon_days: int
+) -> tuple[list[pd.Timestamp], str | None]:
     """The cutoffs a run may use, all with a matured label, and a note when the history is short.
 
     Normally every cutoff from ``min_history_days`` after the data start to the latest whose
@@ -98,7 +99,7 @@ def labelled_cutoffs(source: TrainingSource, train_config: TrainConfig) -> tuple
     InputError
         When no cutoff has a matured label at all, saying how much more history is needed.
     """
-    horizon, step = train_config.horizon_days, train_config.step_days
+    horizon, step = horizon_days, train_config.step_days
     try:
         return source.cutoffs(horizon_days=horizon, step_days=step,
                               min_history_days=train_config.min_history_days), None
@@ -119,6 +120,14 @@ def labelled_cutoffs(source: TrainingSource, train_config: TrainConfig) -> tuple
     note = (f"short history: {history} days of history before the only matured cutoff {latest.date()}, "
             f"less than training.min_history_days = {train_config.min_history_days}; trained on that cutoff alone")
     return [latest], note
+
+
+def training_economics(settings: ScoringSettings) -> Economics:
+    """The economics that price the profit metrics: ``[serving]``'s, with the configured save rate
+    (a ``"measured"`` one is known only once a campaign report is read: the default rate then)."""
+    rate = Economics.save_rate if settings.save_rate == MEASURED else float(settings.save_rate)
+    value = None if settings.value_per_save is None else float(settings.value_per_save)
+    return Economics(float(settings.cost_per_contact), rate, value)
 
 
 def train_model(
@@ -158,9 +167,10 @@ def train_model(
         models and the reference statistics. Grouped cross-validation runs here on
         collected rows.
     config : ChurnConfig, optional
-        Feature and label settings (defaults if None).
+        All settings (defaults if None): ``features``, ``labels`` (the horizon), ``training``,
+        and ``serving``'s campaign economics, which price the profit metrics.
     train_config : TrainConfig, optional
-        Training settings; its ``horizon_days`` wins over ``config.labels``.
+        Training settings instead of ``config.training``.
     tracking_uri : str, optional
         MLflow store; see :func:`churnlens.tracking.resolve_tracking_uri`.
     experiment, model_name : str
@@ -185,15 +195,16 @@ def train_model(
         needed), or ``test_cutoff`` leaves no purged origin.
     """
     config = config or ChurnConfig()
-    train_config = train_config or TrainConfig(horizon_days=config.labels.horizon_days)
+    train_config = train_config or config.training
     step = progress or (lambda stage, done, total: None)
     source = tables if not isinstance(tables, Tables) else LocalSource(tables)
     mode = source.label_mode(config.labels.mode)
-    horizon = train_config.horizon_days
-    config = replace(config, labels=replace(config.labels, horizon_days=horizon, mode=mode))
+    horizon = config.labels.horizon_days
+    config = replace(config, labels=replace(config.labels, mode=mode), training=train_config)
+    economics = training_economics(config.serving)
     uri = configure_mlflow(tracking_uri)
 
-    cutoffs, history_note = labelled_cutoffs(source, train_config)
+    cutoffs, history_note = labelled_cutoffs(source, train_config, horizon)
     origins = backtest_origins(
         cutoffs, horizon_days=horizon, count=train_config.backtests, purge=train_config.purge,
         test_cutoff=pd.Timestamp(test_cutoff) if test_cutoff is not None else None,
@@ -223,14 +234,18 @@ def train_model(
             names = [str(o.validation_cutoff.date()) for o in origins] or ["grouped_cv"]
             tuning = tune(
                 folds, train_config, trials=train_config.tune_trials, storage=study_storage(uri),
-                name=study_name(experiment, str(fingerprint.get("hash", "")), train_config, names), progress=step,
+                name=study_name(experiment, str(fingerprint.get("hash", "")), horizon, train_config, names),
+                progress=step,
             )  # fmt: skip
             train_config = replace(train_config, lgbm=tuning.params)
+            config = replace(config, training=train_config)
             mlflow_log.log_tuning(tuning)
         if origins:
-            evaluation = run_backtest(rows, origins, cutoffs, train_config, oracle=oracle, progress=step)
+            evaluation = run_backtest(rows, origins, cutoffs, train_config, oracle=oracle, progress=step,
+                                      economics=economics)
         else:
-            evaluation = run_grouped_cv(rows, cutoffs, train_config, oracle=oracle, progress=step)
+            evaluation = run_grouped_cv(rows, cutoffs, train_config, oracle=oracle, progress=step,
+                                        economics=economics)
         metrics = evaluation.mean_metrics()
 
         step("refit", 0, 1)
@@ -260,7 +275,7 @@ def train_model(
         rows_logged = {"refit": refit_rows, "evaluation_train": evaluation.folds[-1].rows_early_stopping,
                        "evaluation_test": len(evaluation.folds[-1].X_test), "calibration": len(oof.y)}
         mlflow_log.log_config({"features": _jsonable(config.features), "labels": _jsonable(config.labels),
-                               "training": train_config.to_dict()})
+                               "training": train_config.to_dict(), "economics": _jsonable(economics)})
         mlflow_log.log_fingerprint(fingerprint)
         mlflow_log.log_training_input(refit_frame, digest=str(fingerprint.get("hash", "")), source=data_source)
         mlflow_log.log_evaluation(evaluation)
@@ -339,7 +354,7 @@ def _metadata(
         "model_name": model_name,
         "catalog_version": CATALOG_VERSION,
         "label_mode": mode,
-        "horizon_days": train_config.horizon_days,
+        "horizon_days": config.labels.horizon_days,
         "feature_config": _jsonable(config.features),
         "tables": table_names,
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
@@ -352,7 +367,7 @@ def _metadata(
         "evaluation_folds": [f.label for f in evaluation.folds],
         "test_cutoff": str(evaluation.folds[-1].test_cutoff.date()),
         "test_metrics": {k: float(v) for k, v in metrics.loc["model"].items() if pd.notna(v)},
-        "campaign": _jsonable(train_config.campaign),
+        "campaign": _jsonable(training_economics(config.serving)),
         "reference": reference_statistics(reference_frame),
         "trees": clf.n_trees_,
         "linear_base": clf.linear_.features if clf.linear_ is not None else None,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churnlens.training.config import LightGBMParams, TrainConfig
+from churnlens.config import LightGBMParams, TrainConfig
 from churnlens.training.estimator import ChurnClassifier
 from churnlens.training.source import DistributedTrainingSet
 from churnlens.training.split import customer_folds, fold_of_rows

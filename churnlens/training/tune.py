@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from churnlens.config import LightGBMParams, TrainConfig
 from churnlens.errors import InputError
-from churnlens.training.config import LightGBMParams, TrainConfig
 from churnlens.training.estimator import ChurnClassifier
 
 #: File name of the study storage beside a sqlite MLflow store.
@@ -92,9 +92,9 @@ def study_storage(tracking_uri: str) -> str:
     return f"sqlite:///{Path.cwd() / STUDY_FILE}"
 
 
-def study_name(experiment: str, data_hash: str, config: TrainConfig, folds: Sequence[str]) -> str:
+def study_name(experiment: str, data_hash: str, horizon_days: int, config: TrainConfig, folds: Sequence[str]) -> str:
     """A study per experiment, data, label horizon and tuning folds: the same run resumes it."""
-    key = f"{data_hash}|{config.horizon_days}|{config.step_days}|{config.class_weight}|{','.join(folds)}"
+    key = f"{data_hash}|{horizon_days}|{config.step_days}|{config.class_weight}|{','.join(folds)}"
     return f"{experiment}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 

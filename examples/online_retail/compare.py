@@ -99,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from churnlens.config import Economics
     from churnlens.data import load_tables
     from churnlens.features import build_labels, build_snapshot
     from churnlens.serving import load_model
     from churnlens.serving.batch import model_feature_config
-    from churnlens.training.config import CampaignEconomics
-    from churnlens.training.metrics import evaluate
+    from churnlens.training.metrics import customer_values_of, evaluate
 
     console = Console()
     loaded = load_model(f"models:/{args.model_name}/{args.version}", tracking_uri=args.tracking_uri)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                        for m in (*SHOWN, "n")}
               for scorer in ("model", "recency", "rfm_logistic")}
     tables, _ = load_tables(args.data_dir)
-    economics = CampaignEconomics(**meta["campaign"])
+    economics = Economics(**meta["campaign"])
     frames, penalizers = [], []
     for step, label in enumerate(meta["evaluation_folds"]):
         cutoff = pd.Timestamp(label)
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = {("churnlens" if s == "model" else s): {m: logged[s][m][step] for m in SHOWN} for s in logged}
         p_bgnbd, penalizer = fit_bgnbd(tables, cutoff, snapshot.index, horizon)
         penalizers.append(penalizer)
-        rows["bgnbd"] = {m: evaluate(y, p_bgnbd.to_numpy(), economics)[m] for m in SHOWN}
+        rows["bgnbd"] = {m: evaluate(y, p_bgnbd.to_numpy(), economics, customer_values_of(snapshot))[m] for m in SHOWN}
         frames.append(pd.DataFrame(rows).T[list(SHOWN)].assign(origin=label))
     per_origin = pd.concat(frames).rename_axis("scorer").reset_index()
     table = per_origin.groupby("scorer", sort=False)[list(SHOWN)].mean()
