@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -24,6 +25,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import churnlens
+
+log = logging.getLogger(__name__)
 
 #: Distribution name.
 DIST = "churnlens"
@@ -72,7 +75,8 @@ def _cache_root() -> Path:
 @cache
 def churnlens_wheel() -> Path | None:
     """The wheel of the running churnlens when it runs from a source checkout (built with pip, then
-    cached by content), else None (an index serves ``churnlens==<version>``)."""
+    cached by content), else None (an index serves ``churnlens==<version>``; also None, with a
+    warning, when the wheel cannot be built)."""
     source = source_checkout()
     if source is None:
         return None
@@ -81,11 +85,17 @@ def churnlens_wheel() -> Path | None:
     if built:
         return built[0]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", tmp, str(source)],
-            check=True, capture_output=True, timeout=600,
-        )  # fmt: skip
-        wheel = next(Path(tmp).glob(f"{DIST}-*.whl"))
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", tmp, str(source)],
+                check=True, capture_output=True, timeout=600,
+            )  # fmt: skip
+            wheel = next(Path(tmp).glob(f"{DIST}-*.whl"))
+        except (OSError, subprocess.SubprocessError, StopIteration) as exc:  # no pip, no build backend, offline
+            stderr = getattr(exc, "stderr", b"") or b""
+            log.warning("could not build the churnlens wheel from %s (%s); the model requires churnlens==%s",
+                        source, stderr.decode(errors="replace").strip()[-300:] or exc, churnlens_version())
+            return None
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / wheel.name
         shutil.copyfile(wheel, target.with_suffix(".part"))
