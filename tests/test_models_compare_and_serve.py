@@ -28,6 +28,7 @@ from churnlens.features.labels import observed_until
 from churnlens.serving.core import feature_config_of
 from churnlens.training import TrainConfig, train_model
 from churnlens.training.mlflow_log import read_model_version, signature_frame
+from churnlens.training.packaging import source_checkout
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")]
 
@@ -147,9 +148,10 @@ def test_the_churnlens_version_and_the_training_input_are_recorded(store):
     requirements = (stored / "requirements.txt").read_text().split()
     own = [r for r in requirements if "churnlens" in r]
     assert len(own) == 1
-    if own[0].endswith(".whl"):  # running from a source checkout: the wheel travels with the model
-        assert (stored / own[0]).is_file() and f"churnlens-{churnlens.__version__}-" in own[0]
-    else:
+    if source_checkout() is not None:  # running from a source checkout: the wheel travels with the model
+        assert own[0].endswith(".whl") and f"churnlens-{churnlens.__version__}-" in own[0]
+        assert (stored / own[0]).is_file() and (stored / own[0]).read_bytes()[:2] == b"PK"
+    else:  # installed from an index, which serves this exact version
         assert own[0] == f"churnlens=={churnlens.__version__}"
     assert f"churnlens.version: {churnlens.__version__}" in (stored / "MLmodel").read_text()
     inputs = run.inputs.dataset_inputs

@@ -40,19 +40,20 @@ def churnlens_version() -> str:
 
 
 def source_checkout() -> Path | None:
-    """The source directory churnlens was installed from (editable or local), else None."""
-    try:
-        raw = metadata.distribution(DIST).read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        raw = None
-    if not raw:
-        return None
-    info = json.loads(raw)
-    url = urlparse(info.get("url", ""))
-    if "dir_info" not in info or url.scheme != "file":
-        return None
-    path = Path(unquote(url.path))
-    return path if (path / "pyproject.toml").is_file() else None
+    """The source directory churnlens runs from (an editable install or the source tree itself), or
+    was installed from (``pip install .``); None when it came from a package index."""
+    package = Path(churnlens.__file__).resolve().parent
+    if (package.parent / "pyproject.toml").is_file() and (package.parent / DIST).is_dir():
+        return package.parent
+    for dist in metadata.distributions(name=DIST):  # every one: a stray egg-info may come first
+        raw = dist.read_text("direct_url.json")
+        info = json.loads(raw) if raw else {}
+        url = urlparse(info.get("url", ""))
+        if "dir_info" in info and url.scheme == "file":
+            path = Path(unquote(url.path))
+            if (path / "pyproject.toml").is_file():
+                return path
+    return None
 
 
 def _package_digest(source: Path) -> str:
