@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -12,6 +12,9 @@ from rich.table import Table
 from churnlens.cli.common import console, handle_errors
 from churnlens.errors import InputError
 from churnlens.tracking import DEFAULT_MODEL_NAME
+
+if TYPE_CHECKING:
+    from churnlens.training.compare import ComparedModel
 
 TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
 
@@ -52,7 +55,7 @@ def models(
     console.print(table)
 
 
-def resolve_version(model_name: str, ref: str):  # -> (ModelVersion, ComparedModel)
+def resolve_version(model_name: str, ref: str) -> ComparedModel:
     """A registered version by number (``3``, ``v3``) or alias (``champion``), read as data."""
     import mlflow
     from mlflow.tracking import MlflowClient

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from churnlens.config import Economics
+from churnlens.config import Economics, FeatureConfig
 from churnlens.data.tables import Tables
 from churnlens.errors import InputError
 from churnlens.features import build_labels, build_snapshot
@@ -116,7 +117,7 @@ def compare_models(
     a: ComparedModel,
     b: ComparedModel,
     *,
-    feature_config_of,
+    feature_config_of: Callable[[ChurnModel], FeatureConfig],
     economics: Economics | None = None,
 ) -> Comparison:
     """Compare two models on the latest matured labels neither was trained on.

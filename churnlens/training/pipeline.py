@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -32,6 +32,9 @@ from churnlens.training.evaluation import (
 from churnlens.training.refit import OutOfFoldMargins, fit_shipped_model
 from churnlens.training.source import LocalSource, TrainingSource
 from churnlens.training.split import backtest_origins
+
+if TYPE_CHECKING:
+    from churnlens.training.tune import TuningResult
 
 Progress = Callable[[str, int, int], None]
 
@@ -68,7 +71,7 @@ class TrainingResult:
     linear_base: bool = False
     calibration: OutOfFoldMargins | None = None
     history_note: str | None = None
-    tuning: Any = None  # TuningResult when --tune ran
+    tuning: TuningResult | None = None  # when train_config.tune_trials > 0
 
 
 def oracle_probabilities(
