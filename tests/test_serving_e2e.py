@@ -248,7 +248,7 @@ def test_cli_score_writes_the_list_and_prints_the_summary(store, tmp_path):
     [
         (["--top", "5", "--budget", "10"], "choose one targeting rule, got --top and --budget"),
         (["--cutoff", "someday"], "--cutoff 'someday' is not a date"),
-        (["--lang", "de"], "--lang must be en or fr, got 'de'"),
+        (["--lang", "de"], "'de' is not one of 'en', 'fr'"),  # a click choice: a usage error
         (["--model", "models:/nope@champion"], "no model 'nope' in sqlite"),
         (["--value-column", "nope"], "value column 'nope' is neither"),
         (["--high-risk", "0.1"], "risk band bounds must satisfy"),
