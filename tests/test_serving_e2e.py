@@ -123,7 +123,7 @@ def test_french_and_english_outputs_are_both_complete(store, loaded, scored):
     assert selected["reason_1"].notna().all()
     assert fr.campaign.loc[~fr.campaign["selected"], "reason_1"].isna().all()  # only the list is explained
     recency = fr.reasons[fr.reasons["feature"] == "days_since_last_purchase"]["text"]
-    assert recency.str.startswith("Aucun achat depuis").all()
+    assert recency.str.startswith("Dernier achat il y a").all()  # long dates, French wording
 
 
 def test_outputs_are_written_beside_the_campaign_file(scored, tmp_path):
