@@ -147,7 +147,8 @@ class TrainConfig:
     calibration : {"auto", "isotonic", "platt", "none"}
         ``auto`` picks by cross-validated log loss on the validation cutoff.
     tune_trials : int
-        Random-search trials on the validation cutoff (0: use ``lgbm`` as given).
+        Optuna trials (TPE, pruned) on the backtest's validation cutoffs before the evaluation
+        (0: use ``lgbm`` as given); needs the ``tune`` extra.
     distributed_min_rows : int
         With a source that keeps the training rows on a cluster (``--engine dask``): above
         this many training rows LightGBM trains on the cluster (lightgbm.dask); at or below,

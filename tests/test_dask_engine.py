@@ -169,7 +169,7 @@ def test_cli_features_on_dask_writes_parts_equal_to_local(client, data, tmp_path
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--engine", "spark"], "--engine must be one of"),
+        (["--engine", "spark"], "'spark' is not one of 'local', 'dask'"),  # a click choice: a usage error
         (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler only applies with --engine dask"),
     ],
 )

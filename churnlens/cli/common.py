@@ -6,6 +6,7 @@ import functools
 import os
 import traceback
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, TypeVar
 
 import click
@@ -13,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from churnlens.engine.cluster import ENGINES
 from churnlens.errors import InputError
+from churnlens.i18n import LANGS
 
 #: Width when writing to a file or pipe (CI logs, `| tee`): rich would otherwise squeeze
 #: tables into 80 columns and truncate ids and dates. COLUMNS still wins when set.
@@ -31,6 +34,18 @@ console = _console()
 err_console = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Choices of the options shared by several commands, as enums so that --help and shell
+# completion list them; built from the tuples the library checks against (one list each).
+Lang = Enum("Lang", {name: name for name in LANGS}, type=str)
+Engine = Enum("Engine", {name: name for name in ENGINES}, type=str)
+#: uvicorn's log levels.
+LogLevel = Enum("LogLevel", {name: name for name in ("critical", "error", "warning", "info", "debug", "trace")}, type=str)
+
+
+def choice(value: Enum | None) -> str | None:
+    """The plain string of an enum option (None stays None)."""
+    return None if value is None else str(value.value)
 
 #: Exit status for bad input (bad data, bad options, bad config).
 EXIT_BAD_INPUT = 2

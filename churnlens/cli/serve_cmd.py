@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import LogLevel, choice, console, handle_errors
 from churnlens.config import ApiSettings, load_config
 from churnlens.errors import InputError, SettingError
 
@@ -50,7 +50,7 @@ def serve(
         Path | None,
         typer.Option(help="TOML config: [api] (request limits, read timeout), [serving] (risk bands and scoring settings) and [bounds]."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = LogLevel.info,
     campaign: Annotated[
         Path | None,
         typer.Option(help="Also serve the web app at / on this campaign (the --out of churnlens score) or on a folder of campaigns; new campaigns appear without a restart."),
@@ -99,7 +99,7 @@ def serve(
     if campaign is not None:
         console.print(f"Web app on {campaign}: open http://{host}:{port}/")
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=choice(log_level))
         return
     # Workers are new processes: each builds the app (and loads the model) from these options.
     options["model_uri"] = service.loaded.resolved_uri  # every worker serves the same version
@@ -108,7 +108,7 @@ def serve(
     )
     uvicorn.run(
         "churnlens.serving.api:app_from_environment", factory=True, workers=workers,
-        host=host, port=port, log_level=log_level,
+        host=host, port=port, log_level=choice(log_level),
     )  # fmt: skip
 
 
