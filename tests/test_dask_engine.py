@@ -320,7 +320,7 @@ def test_dask_actions_and_contact_plan_equal_local(client, data, staged, trained
 
     from churnlens.config import DEFAULT_ACTION_RULES, ScoringSettings
 
-    rules = (*DEFAULT_ACTION_RULES[:2], replace(DEFAULT_ACTION_RULES[2], capacity=15))
+    rules = (*DEFAULT_ACTION_RULES[:2], replace(DEFAULT_ACTION_RULES[2], capacity=5))
     settings = ScoringSettings(top=80, assign_actions=True, actions=rules, campaign_id="c1", holdout=0.3,
                                holdout_seed=4)  # fmt: skip
     out = tmp_path / "campaign"
