@@ -736,6 +736,9 @@ class PipelineSettings:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise SettingError(key, f"must be a whole number of days >= {least}, got {value!r}")
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """Limits of the HTTP API (``churnlens serve``): the ``[api]`` section.
 

@@ -108,7 +108,7 @@ def train(
             result = train_model(
                 source, config=cfg, tracking_uri=tracking_uri,
                 experiment=experiment, model_name=model_name, test_cutoff=test_cutoff, truth=truth,
-                validation_report=report.to_dict(), progress=on_progress, data_source=str(data_dir.resolve()),
+                validation_report=report.to_dict(), progress=on_progress, data_source=shown(data_dir),
             )
     evaluation = result.evaluation
     if result.history_note:
