@@ -14,6 +14,7 @@ Everything the user reads goes through a :class:`Words` object for one language.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import re
 from dataclasses import dataclass, field
@@ -36,6 +37,28 @@ YEARS_FROM_DAYS = 730
 _DAYS_PER_MONTH = 365.25 / 12
 #: From this magnitude numbers are written in scientific notation.
 HUGE = 1e15
+
+
+MINUS = "\u2212"  # a real minus sign, as wide as the plus
+MISSING = "—"
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _exact(value: float) -> decimal.Decimal:
+    """The decimal a float prints as (2.675 is 2.675, not 2.67499...), so rounding is as written."""
+    return decimal.Decimal(repr(float(value)))
+
+
+def _minus(text: str) -> str:
+    return MINUS + text[1:] if text.startswith("-") else text
 
 
 def check_lang(lang: str) -> str:
@@ -131,42 +154,63 @@ class Words:
 
     # ---------------------------------------------------------------- numbers
 
-    def number(self, value: float, decimals: int = 0) -> str:
-        """A number with at most ``decimals`` places (trailing zeros dropped), CLDR separators."""
+    def number(self, value: Any, decimals: int = 0, *, fixed: bool = False) -> str:
+        """A number with at most ``decimals`` places (exactly ``decimals`` when ``fixed``), CLDR
+        separators, halves rounded up as people do, and a real minus sign."""
+        if _missing(value):
+            return MISSING
         value = float(value)
-        if not math.isfinite(value):
-            return "—"
         if abs(value) >= HUGE:  # beyond what decimal grouping can show (and Babel can quantize)
-            return format_scientific(value, format="0.##E0", locale=self.lang)
-        pattern = "#,##0" + ("." + "#" * decimals if decimals > 0 else "")
-        text = format_decimal(round(value, decimals) + 0.0, format=pattern, locale=self.lang)
-        return "0" if text in ("-0", "−0") else text
+            return _minus(format_scientific(value, format="0.##E0", locale=self.lang))
+        pattern = "#,##0" + ("." + ("0" if fixed else "#") * decimals if decimals > 0 else "")
+        with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):
+            text = format_decimal(_exact(value), format=pattern, locale=self.lang)
+        return _minus(text) if text.strip("-0.,") else text.lstrip("-")
 
-    def money(self, value: float) -> str:
-        """An amount in the configured currency (« 34,30 € », "€34.30")."""
+    def integer(self, value: Any) -> str:
+        """A whole number with thousands separators (« 12 345 »)."""
+        return self.number(value, 0)
+
+    def money(self, value: Any, decimals: int | None = None) -> str:
+        """An amount in the configured currency, always with the same decimals (the currency's,
+        ``money_decimals`` or ``decimals``): « 34,30 € », "€34.30"."""
+        if _missing(value):
+            return MISSING
         value = float(value)
-        if not math.isfinite(value):
-            return "—"
         if abs(value) >= HUGE:
             return f"{self.number(value)}{NBSP}{self.currency}"
-        decimals = get_currency_precision(self.currency) if self.money_decimals is None else self.money_decimals
-        pattern = None if self.money_decimals is None else ("¤#,##0" + ("." + "0" * decimals if decimals else ""))
-        if self.lang == "fr" and pattern is not None:
-            pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + "\u00a0¤"
-        text = format_currency(value, self.currency, format=pattern, locale=self.lang, currency_digits=pattern is None)
-        return text.replace("\u202f¤", NBSP).replace(" ", NBSP) if self.lang == "fr" else text
+        places = decimals if decimals is not None else self.money_decimals
+        if places is None:
+            places = get_currency_precision(self.currency)
+        digits = "#,##0" + ("." + "0" * places if places else "")
+        pattern = digits + "\u00a0¤" if self.lang == "fr" else "¤" + digits
+        with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):
+            text = format_currency(
+                _exact(value), self.currency, format=pattern, locale=self.lang, currency_digits=False
+            )
+        return _minus(text)
 
-    def percent(self, share: float, decimals: int = 0) -> str:
+    def percent(self, share: Any, decimals: int = 0, *, fixed: bool = False) -> str:
         """A share as a percentage: "38%" / « 38 % » (narrow no-break space)."""
-        text = self.number(100.0 * float(share), decimals)
+        if _missing(share):
+            return MISSING
+        text = self.number(100.0 * float(share), decimals, fixed=fixed)
         return f"{text}{NNBSP}%" if self.lang == "fr" else f"{text}%"
 
-    def points(self, delta: float, decimals: int = 0) -> str:
-        """A change of probability in percentage points, signed: "+6 pts"."""
+    def points(self, delta: Any, decimals: int | None = None) -> str:
+        """A change of probability in signed percentage points: "+6 pts", "−0.4 pts", « +1 pt ».
+
+        By default whole points from 1 up, one decimal below (a 0.3-point effect is not "0 pts").
+        """
+        if _missing(delta):
+            return MISSING
         pts = 100.0 * float(delta)
-        shown = self.number(abs(pts), decimals)
-        sign = "+" if pts > 0 and shown != "0" else ("−" if pts < 0 and shown != "0" else "")
-        return self("points", value=f"{sign}{shown}")
+        if decimals is None:
+            decimals = 0 if abs(pts) >= 0.95 else 1
+        with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):
+            shown = float(_exact(abs(pts)).quantize(decimal.Decimal(1).scaleb(-decimals)))
+        sign = "" if shown == 0 else ("+" if pts > 0 else MINUS)
+        return self("points", count=shown, value=f"{sign}{self.number(shown, decimals)}")
 
     def times(self, ratio: float) -> str:
         """A ratio: "5.1×" / « 5,1 fois »."""
@@ -210,19 +254,27 @@ class Words:
         return self("ago", days=whole, duration=self.duration(days))
 
     def date(self, value: Any, style: str = "long") -> str:
-        """A date: long « 31 août 2024 » / "31 Aug 2024", short « 1 janv. 2025 » / "1 Jan 2025"."""
-        if value is None:
-            return "—"
+        """A date that never wraps: long « 31 août 2024 » / "31 Aug 2024" (sentences, cards), short
+        « 1 janv. 2025 » / "1 Jan 2025" (tables)."""
+        if value is None or value == "" or (isinstance(value, float) and _missing(value)):
+            return MISSING
         day = value.date() if isinstance(value, dt.datetime) else value
         if not isinstance(day, dt.date):
             import pandas as pd
 
             stamp = pd.Timestamp(value)
             if stamp is pd.NaT:
-                return "—"
+                return MISSING
             day = stamp.date()
-        if style == "long":
-            pattern = "d MMMM y" if self.lang == "fr" else "d MMM y"
-        else:
-            pattern = "d MMM y"
-        return format_date(day, format=pattern, locale=self.lang)
+        pattern = "d MMMM y" if style == "long" and self.lang == "fr" else "d MMM y"
+        return format_date(day, format=pattern, locale=self.lang).replace(" ", NBSP)
+
+    def month(self, value: dt.date) -> str:
+        """A month's abbreviation for chart axes ("Sep" / « sept. »)."""
+        return format_date(value, "MMM", locale=self.lang)
+
+    def days(self, value: Any) -> str:
+        """A number of days with its unit (« 90 jours »), as said of horizons and windows."""
+        if _missing(value):
+            return MISSING
+        return self("duration-days", count=int(value))

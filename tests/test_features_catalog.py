@@ -71,7 +71,7 @@ def test_concepts_group_windows_of_one_idea():
 
 
 def test_spec_for_resolves_any_window_and_attributes():
-    assert spec_for("purchase_count_60d").description("en") == "Number of purchases in the last 2 months"
+    assert spec_for("purchase_count_60d").description("en") == "Number of purchases in the last 2\u00a0months"
     assert spec_for("purchase_trend_14d_vs_60d").description("fr") == (
         f"Rythme d'achat sur 14{NBSP}jours divisé par celui sur 2{NBSP}mois"
     )
@@ -100,35 +100,35 @@ SENTENCES = [
         "days_since_last_purchase",
         {"days_since_last_purchase": 142, "purchase_gap_mean_days": 31},
         None,
-        "Last purchase 5 months ago, usually one every 31 days",
+        "Last purchase 5\u00a0months ago, usually one every 31\u00a0days",
         f"Dernier achat il y a 5{NBSP}mois, d'habitude un achat tous les 31{NBSP}jours",
     ),
     (
         "days_since_last_purchase",
         {"days_since_last_purchase": 3, "purchase_gap_mean_days": 1},
         None,
-        "Last purchase 3 days ago, usually one every 1 day",
+        "Last purchase 3\u00a0days ago, usually one every 1\u00a0day",
         f"Dernier achat il y a 3{NBSP}jours, d'habitude un achat tous les 1{NBSP}jour",
     ),
     (
         "tenure_days",
         {"tenure_days": 1530},
         {"tenure_days": 400},
-        "Customer for 4 years (median customer: 13 months)",
+        "Customer for 4\u00a0years (median customer: 13\u00a0months)",
         f"Client depuis 4{NBSP}ans (client médian{NBSP}: 13{NBSP}mois)",
     ),
     (
         "spend_365d",
         {"spend_365d": -174.2},
         None,
-        "Returns exceeded purchases in the last 12 months: €174.20 refunded, net",
+        "Returns exceeded purchases in the last 12\u00a0months: €174.20 refunded, net",
         f"Retours supérieurs aux achats sur 12{NBSP}mois{NBSP}: 174,20{NBSP}€ remboursés au net",
     ),
     (
         "spend_365d",
         {"spend_365d": 34.3},
         {"spend_365d": 200},
-        "Spend in the last 12 months: €34.30 (median customer: €200.00)",
+        "Spend in the last 12\u00a0months: €34.30 (median customer: €200.00)",
         f"Dépenses sur 12{NBSP}mois{NBSP}: 34,30{NBSP}€ (client médian{NBSP}: 200,00{NBSP}€)",
     ),
     (
@@ -142,21 +142,21 @@ SENTENCES = [
         "redemption_rate_90d",
         {"redemption_rate_90d": 5.1},
         None,
-        "Points redeemed in the last 3 months: 5.1× those earned",
+        "Points redeemed in the last 3\u00a0months: 5.1× those earned",
         f"Points utilisés sur 3{NBSP}mois{NBSP}: 5,1{NBSP}fois les points gagnés",
     ),
     (
         "redemption_rate_90d",
         {"redemption_rate_90d": 0.25},
         {"redemption_rate_90d": 0.5},
-        "Points redeemed in the last 3 months: 25% of those earned (median customer: 50%)",
+        "Points redeemed in the last 3\u00a0months: 25% of those earned (median customer: 50%)",
         f"Points utilisés sur 3{NBSP}mois{NBSP}: 25{NNBSP}% des points gagnés (client médian{NBSP}: 50{NNBSP}%)",
     ),
     (
         "purchase_count_365d",
         {"purchase_count_365d": 1},
         {"purchase_count_365d": 5},
-        "Purchases in the last 12 months: 1 (median customer: 5)",
+        "Purchases in the last 12\u00a0months: 1 (median customer: 5)",
         f"Achats sur 12{NBSP}mois{NBSP}: 1 (client médian{NBSP}: 5)",
     ),
     (
@@ -177,7 +177,7 @@ SENTENCES = [
         "tier_downgraded_90d",
         {"tier_downgraded_90d": 1.0},
         None,
-        "Loyalty tier downgrade in the last 3 months",
+        "Loyalty tier downgrade in the last 3\u00a0months",
         f"Baisse de niveau de fidélité sur 3{NBSP}mois",
     ),
     (
@@ -212,7 +212,7 @@ SENTENCES = [
         "support_handle_minutes_mean",
         {"support_handle_minutes_mean": 7.5},
         None,
-        "Average support handling time: 7.5 min",
+        "Average support handling time: 7.5\u00a0min",
         f"Durée moyenne de traitement au service client{NBSP}: 7,5{NBSP}min",
     ),
     (
@@ -242,7 +242,10 @@ def test_missing_values_give_no_sentence_and_labels_are_configurable():
     assert render_reason(
         "attr_acquisition_channel", {"attr_acquisition_channel": "paid_social"}, "fr", labels=labels
     ) == (f"Canal d'acquisition{NBSP}: réseaux sociaux payants")
-    assert render_reason("spend_90d", {"spend_90d": 12.0}, "en", currency="USD") == "Spend in the last 3 months: $12.00"
+    assert (
+        render_reason("spend_90d", {"spend_90d": 12.0}, "en", currency="USD")
+        == "Spend in the last 3\u00a0months: $12.00"
+    )
 
 
 def test_every_sentence_of_every_feature_is_typeset_in_french():
@@ -262,10 +265,10 @@ def test_values_are_formatted_by_unit():
     assert format_value(0.256, "share", "fr") == f"26{NNBSP}%"
     assert format_value(4.64, "ratio", "fr") == f"4,6{NBSP}fois"
     assert format_value(0.0, "days", "fr") == f"0{NBSP}jour"
-    assert format_value(2.0, "days") == "2 days"
-    assert format_value(90.0, "days_ago") == "3 months ago"
-    assert format_value(7.5, "minutes") == "7.5 min"
-    assert format_value(-3.0, "points") == "-3 points"
+    assert format_value(2.0, "days") == "2\u00a0days"
+    assert format_value(90.0, "days_ago") == "3\u00a0months ago"
+    assert format_value(7.5, "minutes") == "7.5\u00a0min"
+    assert format_value(-3.0, "points") == "\u22123\u00a0points"
     assert format_value(1e300, "count")  # every finite number can be formatted
 
 

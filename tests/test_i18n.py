@@ -11,14 +11,14 @@ from churnlens.i18n import NBSP, NNBSP, Words, typography
 @pytest.mark.parametrize(
     ("days", "en", "fr"),
     [
-        (0, "0 days", f"0{NBSP}jour"),
-        (1, "1 day", f"1{NBSP}jour"),
-        (2, "2 days", f"2{NBSP}jours"),
-        (59, "59 days", f"59{NBSP}jours"),
-        (61, "2 months", f"2{NBSP}mois"),
-        (1530, "4 years", f"4{NBSP}ans"),
-        (550, "18 months", f"18{NBSP}mois"),
-        (912, "2.5 years", f"2,5{NBSP}ans"),
+        (0, "0\u00a0days", f"0{NBSP}jour"),
+        (1, "1\u00a0day", f"1{NBSP}jour"),
+        (2, "2\u00a0days", f"2{NBSP}jours"),
+        (59, "59\u00a0days", f"59{NBSP}jours"),
+        (61, "2\u00a0months", f"2{NBSP}mois"),
+        (1530, "4\u00a0years", f"4{NBSP}ans"),
+        (550, "18\u00a0months", f"18{NBSP}mois"),
+        (912, "2.5\u00a0years", f"2,5{NBSP}ans"),
     ],
 )
 def test_durations_pick_their_unit_and_form(days, en, fr):
@@ -28,18 +28,23 @@ def test_durations_pick_their_unit_and_form(days, en, fr):
 
 def test_relative_days():
     assert [Words("fr").ago(d) for d in (0, 1, 3)] == ["aujourd'hui", "hier", f"il y a 3{NBSP}jours"]
-    assert [Words("en").ago(d) for d in (0, 1, 90)] == ["today", "yesterday", "3 months ago"]
+    assert [Words("en").ago(d) for d in (0, 1, 90)] == ["today", "yesterday", "3\u00a0months ago"]
 
 
 def test_numbers_money_percent_points_dates():
     fr, en = Words("fr"), Words("en")
-    assert fr.number(1234567.891, 2) == f"1{NNBSP}234{NNBSP}567,89" and en.number(1234.5) == "1,234"
+    assert fr.number(1234567.891, 2) == f"1{NNBSP}234{NNBSP}567,89" and en.number(1234.5) == "1,235"  # halves round up
     assert fr.money(34.3) == f"34,30{NBSP}€" and en.money(34.3) == "€34.30"
     assert fr.money(1e14).endswith("€") and fr.money(1e30) == f"1E30{NBSP}EUR" and en.money(float("nan")) == "—"
     assert fr.percent(0.38) == f"38{NNBSP}%" and en.percent(0.384, 1) == "38.4%"
-    assert fr.points(0.061) == f"+6{NBSP}pts" and en.points(-0.02) == "−2 pts" and en.points(0.001) == "0 pts"
-    assert fr.date("2024-08-31") == "31 août 2024" and en.date("2024-08-31") == "31 Aug 2024"
-    assert fr.date("2025-01-01", "short") == "1 janv. 2025"
+    assert (
+        fr.points(0.061) == f"+6{NBSP}pts"
+        and en.points(-0.02) == "−2\u00a0pts"
+        and en.points(0.001) == "+0.1\u00a0pts"
+        and en.points(0.0004) == "0\u00a0pts"
+    )
+    assert fr.date("2024-08-31") == f"31{NBSP}août{NBSP}2024" and en.date("2024-08-31") == f"31{NBSP}Aug{NBSP}2024"
+    assert fr.date("2025-01-01", "short") == f"1{NBSP}janv.{NBSP}2025"
     assert Words("en", currency="USD").money(12) == "$12.00"
 
 

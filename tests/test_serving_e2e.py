@@ -237,7 +237,7 @@ def test_cli_score_writes_the_list_and_prints_the_summary(store, tmp_path):
     assert campaign["selected"].sum() == 100  # floor(300 / 3) customers with positive expected net
     summary = json.loads((tmp_path / "campaign.summary.json").read_text())
     assert summary["campaign"]["expected_cost"] == pytest.approx(300.0)
-    assert "expected net value" in result.output and "selected for contact" in result.output
+    assert "gain net attendu" in result.output and "sélectionnés pour contact" in result.output  # --lang fr
     for name in ("campaign.reasons.csv", "campaign.rejects.csv", "campaign.drift.csv"):
         assert (tmp_path / name).is_file()
 

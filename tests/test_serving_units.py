@@ -540,7 +540,7 @@ def test_card_is_self_contained_and_escaped(model_and_data, tmp_path):
     assert "<svg" in page and "<title id=\"waterfall-title\">" in page and "<desc id=\"waterfall-desc\">" in page
     assert "data:image/png" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "Risque moyen des clients" in page and "Ce client" in page
-    assert "log-odds" not in page and "1\u202f235\u00a0€" in page  # value in French, with the currency
+    assert "log-odds" not in page and "1\u202f234,50\u00a0€" in page  # value in French, with the currency
     for text in expl.reasons["text"]:
         assert str(markupsafe.escape(text)) in page
     path = write_card(expl, tmp_path / "card.html")

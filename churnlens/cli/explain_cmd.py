@@ -53,11 +53,11 @@ def explain(
     """Print the churn probability, risk band and top reasons of one customer; --html writes a card."""
     from churnlens.data import load_tables
     from churnlens.features import build_snapshot
+    from churnlens.i18n import Words
     from churnlens.serving import load_model
     from churnlens.serving.batch import default_cutoff
     from churnlens.serving.card import explain_customer, write_card
     from churnlens.serving.core import customer_values, feature_config_of
-    from churnlens.serving.formatting import Formatter
     from churnlens.serving.loader import check_compatible
     from churnlens.serving.output import check_out_path
     from churnlens.serving.rejects import find_rejects
@@ -98,7 +98,7 @@ def explain(
     table.add_column("#", justify="right")
     table.add_column("reason")
     table.add_column("effect on churn probability", justify="right")
-    fmt = Formatter(settings.lang, settings.currency)
+    fmt = Words(settings.lang, settings.currency)
     for row in explanation.reasons.itertuples():
         table.add_row(str(row.rank), str(row.text), fmt.points(row.effect))
     if explanation.reasons.empty:

@@ -91,42 +91,47 @@ def _action_rows(table: Table, summary: Any) -> None:
 
 
 def summary_table(summary: Any, paths: dict[str, Path]) -> Table:
-    """The run's summary as a rich table."""
-    table = Table(
-        title=f"Scored at cutoff {summary.cutoff} with {summary.model_name}"
-        + (f" v{summary.model_version}" if summary.model_version else ""),
-        show_header=False,
-    )
+    """The run's summary as a rich table, in the run's language."""
+    from churnlens.i18n import Words
+    from churnlens.serving.rejects import reject_text
+
+    words = Words(summary.lang, getattr(summary, "currency", "EUR"))
+    model = summary.model_name + (f" v{summary.model_version}" if summary.model_version else "")
+    table = Table(title=words("summary-title", cutoff=words.date(summary.cutoff), model=model), show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    table.add_row("customers scored", f"{summary.scored:,}")
+    table.add_row(words("summary-scored"), words.integer(summary.scored))
     bands = summary.bands
     high, medium = summary.band_bounds
     table.add_row(
-        f"  high (p >= {high:g}) / medium (p >= {medium:g}) / low",
-        f"{bands['high']:,} / {bands['medium']:,} / {bands['low']:,}",
+        words("summary-bands", high=words.number(high, 2), medium=words.number(medium, 2)),
+        " / ".join(words.integer(bands[b]) for b in ("high", "medium", "low")),
     )
-    table.add_row("customers rejected", f"{summary.rejected:,}")
-    for reason, count in summary.rejects_by_reason.items():
-        table.add_row(f"  {reason}", f"{count:,}")
-    table.add_row("selected for contact", f"{summary.selected:,} ({summary.rule})")
-    table.add_row("expected cost", _money(summary.campaign.expected_cost))
-    table.add_row("expected saved value", _money(summary.campaign.expected_saved_value))
-    table.add_row("expected net value", _money(summary.campaign.expected_net))
-    table.add_row("value per saved customer", summary.value_source)
+    table.add_row(words("summary-rejected"), words.integer(summary.rejected))
+    for code, count in summary.rejects_by_reason.items():
+        table.add_row(f"  {reject_text(code, summary.lang)}", words.integer(count))
+    table.add_row(words("summary-selected"), f"{words.integer(summary.selected)} ({summary.rule})")
+    table.add_row(words("summary-cost"), _money(summary.campaign.expected_cost))
+    table.add_row(words("summary-saved"), _money(summary.campaign.expected_saved_value))
+    table.add_row(words("summary-net"), _money(summary.campaign.expected_net))
+    table.add_row(words("summary-value"), summary.value_source)
     table.add_row(
-        "explained", f"{summary.explained:,} customers x {summary.n_reasons} reasons ({summary.lang})"
-    )
+        words("summary-explained"),
+        words("summary-explained-value", customers=words.integer(summary.explained), reasons=summary.n_reasons,
+              lang=summary.lang),
+    )  # fmt: skip
+    if getattr(summary, "reasons_hidden", None):
+        table.add_row(words("summary-hidden"), words.integer(summary.reasons_hidden))
     _action_rows(table, summary)
     flagged = summary.drift_flagged
     table.add_row(
-        f"drift (PSI > {summary.psi_threshold:g})",
-        "none"
+        words("summary-drift", threshold=words.number(summary.psi_threshold, 2)),
+        words("summary-no-drift")
         if not flagged
         else f"[bold red]{len(flagged)}[/]: " + ", ".join(flagged[:8]) + (" ..." if len(flagged) > 8 else ""),
     )
     for name, path in paths.items():
-        table.add_row(f"wrote {name}", str(path))
+        table.add_row(words("summary-wrote", name=name), str(path))
     return table
 
 

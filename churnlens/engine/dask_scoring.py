@@ -119,7 +119,7 @@ def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarra
     reasons = explain_rows(model, snapshot.iloc[order[explain[order]]], job.settings)
     write_parquet_atomic(reasons, tmp / "reasons" / f"part-{bucket:05d}.parquet")
     inputs = action_inputs(job.settings, scores, snapshot, reasons, mask)
-    campaign = campaign_rows(scores, mask, reasons, job.settings.reasons)
+    campaign = campaign_rows(scores, mask, reasons, job.settings)
     proba = campaign["churn_probability"].to_numpy()
     # range r holds probabilities in (cuts[r], cuts[r-1]]: range 0 is the most at risk
     ranges = (
@@ -131,7 +131,7 @@ def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarra
     for r in np.flatnonzero(counts):
         part = campaign[ranges == r]
         write_parquet_atomic(part, tmp / "_ranked" / f"r={r:05d}" / f"b={bucket:05d}.parquet")
-    return {"counts": counts, "inputs": inputs}
+    return {"counts": counts, "inputs": inputs, "hidden": reasons.attrs.get("hidden", 0)}
 
 
 def _rank_part(r: int, job: ScoreJob, offset: int, actions: CampaignActions | None = None) -> pd.DataFrame:
@@ -251,7 +251,7 @@ def score_on_dask(
         summary = build_summary(
             cutoff=when, model_name=loaded.name, model_version=loaded.version, settings=settings,
             counts=merged, selected=selected, drift=drift, seconds=seconds, actions=actions, model=loaded,
-            model_uri=loaded.resolved_uri,
+            model_uri=loaded.resolved_uri, reasons_hidden=sum(int(s["hidden"]) for s in second),
         )  # fmt: skip
         record = summary.to_dict()
         if record.get("plan"):

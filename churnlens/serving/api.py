@@ -53,7 +53,7 @@ from churnlens.features import observed_until
 from churnlens.model import ChurnModel
 from churnlens.serving.core import explain_rows, feature_config_of, score_rows
 from churnlens.serving.loader import LoadedModel, check_compatible, load_model
-from churnlens.serving.rejects import NO_EVENTS, NO_PURCHASE_BEFORE, find_rejects
+from churnlens.serving.rejects import find_rejects, reject_text
 from churnlens.serving.schemas import (
     ErrorResponse,
     EventsCustomer,
@@ -326,7 +326,7 @@ class Service:
             snapshot = self._snapshot(tables, cutoff, model) if tables is not None else None
             if snapshot is not None:
                 snapshots.append(snapshot)
-            not_scored = self._not_scored(by_events, tables, cutoff, snapshot, model)
+            not_scored = self._not_scored(by_events, tables, cutoff, snapshot, model, request.lang)
         if by_features:
             snapshots.append(features_to_snapshot(by_features, model=model))
         results = self._results(request, settings, snapshots, not_scored)
@@ -352,6 +352,7 @@ class Service:
         cutoff: pd.Timestamp | None,
         snapshot: pd.DataFrame | None,
         model: ChurnModel,
+        lang: str = "en",
     ) -> dict[str, str]:
         scored = set() if snapshot is None else set(snapshot.index)
         reasons: dict[str, str] = {}
@@ -360,14 +361,14 @@ class Service:
         if tables is not None and cutoff is not None:
             window = feature_config_of(model).active_window_days
             rejects = find_rejects(
-                tables, cutoff, pd.Index(sorted(scored), dtype="string"), active_window_days=window
+                tables, cutoff, pd.Index(sorted(scored), dtype="string"), active_window_days=window, lang=lang
             )
             reasons = dict(zip(rejects["customer_id"].tolist(), rejects["reason"].tolist(), strict=True))
         out = {}
         for _, c in customers:
             if c.customer_id in scored:
                 continue
-            fallback = NO_PURCHASE_BEFORE if c.n_events() else NO_EVENTS
+            fallback = reject_text("no_purchase_before" if c.n_events() else "no_events", lang)
             out[c.customer_id] = reasons.get(c.customer_id, fallback)
         return out
 

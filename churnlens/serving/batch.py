@@ -168,7 +168,7 @@ def score_base(
     )  # fmt: skip
     rank = np.empty(len(scores), dtype="int64")
     rank[order] = np.arange(1, len(scores) + 1)
-    campaign = campaign_rows(scores, mask, reasons, settings.reasons, rank=rank).iloc[order].reset_index(drop=True)
+    campaign = campaign_rows(scores, mask, reasons, settings, rank=rank).iloc[order].reset_index(drop=True)
     seconds["explaining"] = time.perf_counter() - t0
     actions = plan_actions(settings, [action_inputs(settings, scores, part.snapshot, reasons, mask)], cutoff=when)
     campaign = with_actions(campaign, actions)
@@ -183,6 +183,7 @@ def score_base(
         model_version=loaded.version if loaded else None,
         settings=settings, counts=counts, selected=selected, drift=drift, seconds=seconds, actions=actions,
         model=loaded or churn_model, model_uri=loaded.resolved_uri if loaded else None, data_source=source,
+        reasons_hidden=reasons.attrs.get("hidden", 0),
     )  # fmt: skip
     return BatchResult(
         campaign=campaign, reasons=reasons, rejects=part.rejects, drift=drift, summary=summary,

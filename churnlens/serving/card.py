@@ -17,12 +17,11 @@ import numpy as np
 import pandas as pd
 
 from churnlens.config import ScoringSettings
+from churnlens.i18n import Words
 from churnlens.model import ChurnModel
 from churnlens.serving.actions import reason_family, suggest_actions
 from churnlens.serving.core import explain_rows, score_rows, value_at_risk
 from churnlens.serving.explain import probability_effects, shap_contributions
-from churnlens.serving.formatting import Formatter
-from churnlens.serving.messages import Messages
 from churnlens.serving.output import atomic_write
 from churnlens.serving.render import render
 from churnlens.serving.timeline import Timeline
@@ -193,7 +192,7 @@ def chart_of(explanation: CustomerExplanation, *, top: int = CHART_FEATURES) -> 
         average=e.typical_probability, probability=e.probability,
         effects={k: float(v) for k, v in e.effects.items()},
         labels={k: tuple(v) for k, v in e.labels.items() if isinstance(v, tuple)},
-        order=e.chart_order, fmt=Formatter(e.lang, e.currency), top=top,
+        order=e.chart_order, fmt=Words(e.lang, e.currency), top=top,
     )  # fmt: skip
 
 
@@ -207,8 +206,8 @@ def card_context(explanation: CustomerExplanation, *, timeline: Timeline | None 
         The customer's last 12 months (:func:`churnlens.serving.timeline.customer_timeline`).
     """
     e = explanation
-    fmt = Formatter(e.lang, e.currency)
-    t = Messages(e.lang)
+    fmt = Words(e.lang, e.currency)
+    t = Words(e.lang)
     family = e.top_family
     reasons = [
         {"text": str(r.text), "effect": fmt.points(getattr(r, "effect", float("nan")))}
@@ -234,7 +233,7 @@ def render_card(explanation: CustomerExplanation, *, timeline: Timeline | None =
 def waterfall_svg(explanation: CustomerExplanation) -> str:
     """The card's waterfall alone, as an SVG element."""
     e = explanation
-    return render("waterfall.svg", chart=chart_of(e), fmt=Formatter(e.lang, e.currency), t=Messages(e.lang))
+    return render("waterfall.svg", chart=chart_of(e), fmt=Words(e.lang, e.currency), t=Words(e.lang))
 
 
 def write_card(explanation: CustomerExplanation, path: str | Path, *, timeline: Timeline | None = None) -> Path:

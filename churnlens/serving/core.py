@@ -55,6 +55,7 @@ CAMPAIGN_COLUMNS = [
     "customer_value",
     "value_at_risk",
     "selected",
+    "risk_band_label",
 ]
 #: Rows per explanation chunk (memory: rows x features x 8 bytes, twice).
 EXPLAIN_CHUNK = 20_000
@@ -286,12 +287,14 @@ def score_partition(
     )
     economics = settings.economics
     chosen = select_mask(rule_of(settings), proba, values, economics)  # ids sorted: ties by id
-    rejects = find_rejects(tables, cutoff, pd.Index(ids), active_window_days=config.active_window_days)
+    rejects = find_rejects(
+        tables, cutoff, pd.Index(ids), active_window_days=config.active_window_days, lang=settings.lang
+    )
     band = rows["risk_band"].to_numpy()
     counts = PartitionCounts(
         scored=len(scores),
         bands={b: int((band == b).sum()) for b in BANDS},
-        rejects={str(k): int(v) for k, v in rejects["reason"].value_counts().items()},
+        rejects={str(k): int(v) for k, v in rejects["reason_code"].value_counts().items()},
         drift=drift_counts(model, snapshot, proba),
         value_source=value_source if len(scores) else None,
     )
@@ -349,23 +352,35 @@ def rank_order(scores: pd.DataFrame) -> np.ndarray:
     return np.lexsort((ids, -scores[SCORE_COLUMN].to_numpy(dtype="float64")))
 
 
+def band_labels(bands: np.ndarray, lang: str) -> np.ndarray:
+    """The risk bands' words in ``lang`` (« élevé », "high"), for the lists people read."""
+    from churnlens.i18n import Words
+
+    words = {b: Words(lang)("risk-band", band=b) for b in BANDS}
+    return np.array([words.get(b, b) for b in np.asarray(bands, dtype=object)], dtype=object)
+
+
 def campaign_rows(
     scores: pd.DataFrame,
     selected: np.ndarray,
     reasons: pd.DataFrame,
-    n_reasons: int,
+    settings: ScoringSettings,
     *,
     rank: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Campaign-list rows of scored customers: :data:`CAMPAIGN_COLUMNS` then ``reason_1..n``.
 
-    ``rank`` defaults to zeros (a partitioned run numbers rows after a global sort).
+    ``risk_band`` is the band's code (stable), ``risk_band_label`` its word in the settings'
+    language. ``rank`` defaults to zeros (a partitioned run numbers rows after a global sort).
     """
     ids = pd.Index(scores["customer_id"].astype("string"), name="customer_id")
     out = scores.reset_index(drop=True).assign(
         rank=np.zeros(len(scores), dtype="int64") if rank is None else np.asarray(rank, dtype="int64"),
         selected=np.asarray(selected, dtype=bool),
-    )[CAMPAIGN_COLUMNS]
+        risk_band_label=pd.array(band_labels(scores["risk_band"].to_numpy(dtype=object), settings.lang),
+                                 dtype="string"),
+    )[CAMPAIGN_COLUMNS]  # fmt: skip
+    n_reasons = settings.reasons
     wide = reasons_wide(reasons, n_reasons).reindex(ids)
     for column in wide.columns:
         out[column] = wide[column].to_numpy()
@@ -534,6 +549,8 @@ class ScoreSummary:
     currency: str = "EUR"
     #: The targeting rule as settings (``top``, ``threshold``, ``budget``; all None = high band).
     targeting: dict[str, float | int | None] = field(default_factory=dict)
+    #: concepts that raised a customer's risk but were not reasons (on the safe side of the median)
+    reasons_hidden: int = 0
     #: with --actions or a campaign id: customers per action, blocked ones, notes
     actions: dict[str, Any] | None = None
     #: with a campaign id: the contact plan (groups, strata) and the model that scored it
@@ -563,6 +580,7 @@ def build_summary(
     model_uri: str | None = None,
     data_source: str | None = None,
     actions: CampaignActions | None = None,
+    reasons_hidden: int = 0,
 ) -> ScoreSummary:
     """The run's summary from the merged counts and the selected rows.
 
@@ -610,6 +628,7 @@ def build_summary(
         psi_threshold=float(settings.psi_threshold),
         drift_flagged=drift.loc[drift["flagged"], "feature"].tolist(),
         rejects_by_reason=dict(counts.rejects),
+        reasons_hidden=int(reasons_hidden),
         seconds=dict(seconds or {}),
         data_source=data_source,
         model_uri=model_uri,

@@ -22,7 +22,9 @@ import pandas as pd
 from churnlens.data.tables import EVENT_TABLES, Tables
 from churnlens.features.kernels import sorted_blocks
 
-REJECT_COLUMNS = ["customer_id", "reason", "last_purchase_at", "first_event_at"]
+REJECT_COLUMNS = ["customer_id", "reason_code", "reason", "last_purchase_at", "first_event_at"]
+#: Stable code of each reason (machine-readable; ``reason`` is the text, in the run's language).
+CODES = ("cancelled", "no_events", "first_event_after", "no_purchase_before", "inactive", "other")
 CANCELLED = "cancelled before the cutoff"
 NO_EVENTS = "no event in any table (listed in customers only)"
 FIRST_EVENT_AFTER = "first event after the cutoff"
@@ -84,8 +86,20 @@ def _all_ids(tables: Tables, blocks: dict[str, _Blocks]) -> pd.Index:
     return out.sort_values()
 
 
+def reject_text(code: str, lang: str = "en", active_window_days: int = 365) -> str:
+    """The reason of reject ``code`` in ``lang`` (English texts are the module's constants)."""
+    from churnlens.i18n import Words
+
+    return Words(lang)("reject", code=code, days=active_window_days)
+
+
 def find_rejects(
-    tables: Tables, cutoff: pd.Timestamp | str, scored_ids: pd.Index, *, active_window_days: int = 365
+    tables: Tables,
+    cutoff: pd.Timestamp | str,
+    scored_ids: pd.Index,
+    *,
+    active_window_days: int = 365,
+    lang: str = "en",
 ) -> pd.DataFrame:
     """Every customer id in ``tables`` not in ``scored_ids``, with the reason it was not scored.
 
@@ -99,11 +113,13 @@ def find_rejects(
         Customers that were scored.
     active_window_days : int
         The active window of the model's feature configuration.
+    lang : {"en", "fr"}
+        Language of the ``reason`` texts (``reason_code`` is the same in every language).
 
     Returns
     -------
     DataFrame
-        Columns customer_id, reason, last_purchase_at (last purchase before C, if any),
+        Columns customer_id, reason_code, reason, last_purchase_at (last purchase before C, if any),
         first_event_at (first event in any table, if any); sorted by customer_id.
     """
     cutoff = pd.Timestamp(cutoff)
@@ -115,6 +131,7 @@ def find_rejects(
         return pd.DataFrame(
             {
                 "customer_id": pd.Series([], dtype="string"),
+                "reason_code": pd.Series([], dtype="string"),
                 "reason": pd.Series([], dtype="string"),
                 "last_purchase_at": pd.Series([], dtype="datetime64[us]"),
                 "first_event_at": pd.Series([], dtype="datetime64[us]"),
@@ -131,7 +148,7 @@ def find_rejects(
         c = present["cancellations"]
         cancelled = blocks["cancellations"].last_where((c["timestamp"] < cutoff).to_numpy(), ids).notna()
     window_start = cutoff - pd.Timedelta(days=active_window_days)
-    reasons = np.select(
+    code = np.select(
         [
             cancelled.to_numpy(),
             first_event.isna().to_numpy(),
@@ -139,19 +156,15 @@ def find_rejects(
             last_purchase.isna().to_numpy(),
             (last_purchase < window_start).to_numpy(),
         ],
-        [
-            CANCELLED,
-            NO_EVENTS,
-            FIRST_EVENT_AFTER,
-            NO_PURCHASE_BEFORE,
-            INACTIVE.format(days=active_window_days),
-        ],
-        default=OTHER,
+        np.arange(5),
+        default=5,
     )
+    texts = np.array([reject_text(c, lang, active_window_days) for c in CODES], dtype=object)
     return pd.DataFrame(
         {
             "customer_id": pd.array(ids, dtype="string"),
-            "reason": pd.array(reasons, dtype="string"),
+            "reason_code": pd.array(np.asarray(CODES, dtype=object)[code], dtype="string"),
+            "reason": pd.array(texts[code], dtype="string"),
             "last_purchase_at": last_purchase.to_numpy(dtype="datetime64[us]"),
             "first_event_at": first_event.to_numpy(dtype="datetime64[us]"),
         }

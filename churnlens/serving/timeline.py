@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from churnlens.data.tables import Tables
-from churnlens.serving.formatting import Formatter
-from churnlens.serving.messages import Messages
+from churnlens.i18n import Words
 
 WIDTH = 760
 LEFT, RIGHT = 110, 744
@@ -129,9 +128,9 @@ def customer_events(tables: Tables, cutoff: pd.Timestamp, months: int = MONTHS) 
     return pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def customer_timeline(tables: Tables, cutoff: pd.Timestamp, fmt: Formatter, months: int = MONTHS) -> Timeline:
+def customer_timeline(tables: Tables, cutoff: pd.Timestamp, fmt: Words, months: int = MONTHS) -> Timeline:
     """Lay out one customer's last ``months`` months before ``cutoff`` (``tables``: that customer only)."""
-    t = Messages(fmt.lang)
+    t = Words(fmt.lang)
     cutoff = pd.Timestamp(cutoff)
     start = window_start(cutoff, months)
     events = customer_events(tables, cutoff, months)
@@ -167,7 +166,7 @@ def customer_timeline(tables: Tables, cutoff: pd.Timestamp, fmt: Formatter, mont
         return int(sum(count.get(k, 0) for k in kinds))
 
     def counted(key: str, value: int) -> str:
-        return t(key, n=value, shown=fmt.integer(value))
+        return t(key, n=value)
 
     desc = t(
         "timeline_desc", date=fmt.date(cutoff.date()),

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from churnlens.serving.formatting import NBSP, Formatter
-from churnlens.serving.messages import Messages
+from churnlens.i18n import NBSP, Words
 
 #: Factors drawn one by one; the others are summed into one bar.
 CHART_FEATURES = 8
@@ -106,7 +105,7 @@ def waterfall(
     effects: dict[str, float],
     labels: dict[str, tuple[str, str]],
     order: list[str],
-    fmt: Formatter,
+    fmt: Words,
     top: int = CHART_FEATURES,
 ) -> Waterfall:
     """Lay out the waterfall of one customer.
@@ -123,11 +122,11 @@ def waterfall(
         Per feature, its description and the customer's value as shown.
     order : list of str
         Features in drawing order (largest absolute contribution first).
-    fmt : Formatter
+    fmt : Words
     top : int
         Features drawn one by one; the rest form one "other factors" bar.
     """
-    t = Messages(fmt.lang)
+    t = Words(fmt.lang)
     steps: list[tuple[tuple[str, ...], float]] = []
     for name in order[:top]:
         description, shown = labels.get(name, (name, ""))

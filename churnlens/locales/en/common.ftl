@@ -1,16 +1,20 @@
-# Generic words: durations, points, dates relative to today.
-points = { $value } pts
+# Generic words: durations, points, dates relative to today. A number and its unit never wrap.
+-nbsp = {"\u00A0"}
+points = { $count ->
+        [one] { $value }{ -nbsp }pt
+       *[other] { $value }{ -nbsp }pts
+    }
 duration-days = { $count ->
-    [one] { $count } day
-   *[other] { $count } days
+    [one] { $count }{ -nbsp }day
+   *[other] { $count }{ -nbsp }days
   }
 duration-months = { $count ->
-    [one] { $count } month
-   *[other] { $count } months
+    [one] { $count }{ -nbsp }month
+   *[other] { $count }{ -nbsp }months
   }
 duration-years = { $count ->
-    [one] { $shown } year
-   *[other] { $shown } years
+    [one] { $shown }{ -nbsp }year
+   *[other] { $shown }{ -nbsp }years
   }
 ago = { $days ->
     [0] today
@@ -21,26 +25,26 @@ ago = { $days ->
 window = { $unit ->
         [months] { $count ->
             [one] month
-           *[other] { $count } months
+           *[other] { $count }{ -nbsp }months
         }
        *[days] { $count ->
             [one] day
-           *[other] { $count } days
+           *[other] { $count }{ -nbsp }days
         }
     }
 times = { $value }×
 points-count = { $count ->
-        [one] { $shown } point
-       *[other] { $shown } points
+        [one] { $shown }{ -nbsp }point
+       *[other] { $shown }{ -nbsp }points
     }
-minutes = { $shown } min
+minutes = { $shown }{ -nbsp }min
 score = { $shown }/{ $scale }
 yes-no = { $flag ->
         [1] yes
        *[0] no
     }
 
-band = { $band ->
+risk-band = { $band ->
         [high] high
         [medium] medium
        *[low] low

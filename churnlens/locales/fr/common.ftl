@@ -1,6 +1,9 @@
 # Mots génériques : durées, points, dates relatives.
 -nbsp = {"\u00A0"}
-points = { $value }{ -nbsp }pts
+points = { $count ->
+        [one] { $value }{ -nbsp }pt
+       *[other] { $value }{ -nbsp }pts
+    }
 duration-days = { $count ->
     [one] { $count }{ -nbsp }jour
    *[other] { $count }{ -nbsp }jours
@@ -35,7 +38,7 @@ yes-no = { $flag ->
        *[0] non
     }
 
-band = { $band ->
+risk-band = { $band ->
         [high] élevé
         [medium] moyen
        *[low] faible

@@ -27,10 +27,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from churnlens.config import LANGS, ScoringSettings
 from churnlens.errors import InputError
+from churnlens.i18n import Words
 from churnlens.serving.card import card_context, explain_customer
-from churnlens.serving.formatting import Formatter
 from churnlens.serving.loader import LoadedModel
-from churnlens.serving.messages import Messages
 from churnlens.serving.render import render, template_source
 from churnlens.serving.timeline import customer_timeline
 from churnlens.serving.webapp import views
@@ -75,19 +74,19 @@ class WebApp:
         chosen = request.cookies.get(LANG_COOKIE)
         return chosen if chosen in LANGS else self.settings.lang
 
-    def formatter(self, lang: str, campaign: Campaign | None) -> Formatter:
+    def formatter(self, lang: str, campaign: Campaign | None) -> Words:
         currency = (campaign.summary.get("currency") if campaign else None) or self.settings.currency
-        return Formatter(lang, str(currency))
+        return Words(lang, str(currency))
 
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """A page of ``template`` with the context every page has (language, CSRF, campaigns)."""
         lang = context.pop("lang", None) or self.lang(request)
         token, new = csrf_token(request)
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        fmt = context.pop("fmt", None) or Formatter(lang, self.settings.currency)
+        fmt = context.pop("fmt", None) or Words(lang, self.settings.currency)
         allowed = self.access.allowed(request)
         base = {
-            "lang": lang, "t": Messages(lang), "fmt": fmt, "csrf": token, "here": here,
+            "lang": lang, "t": Words(lang), "fmt": fmt, "csrf": token, "here": here,
             "secured": self.access.secured, "logged_in": allowed,
             "campaign_names": [r.name for r in self.campaigns.refs()] if allowed else [],
             "current": None,
@@ -98,7 +97,7 @@ class WebApp:
         return response
 
     def error(self, request: Request, status: int, title_key: str, message: str, **context: Any) -> HTMLResponse:
-        t = Messages(self.lang(request))
+        t = Words(self.lang(request))
         return self.page(request, "error.html", status=status, title=t(title_key), message=message, **context)
 
     def login_redirect(self, request: Request) -> RedirectResponse:
@@ -113,7 +112,7 @@ class WebApp:
         params = dict(request.query_params)
         campaign = self.campaigns.get(params.get("campaign"))
         lang = self.lang(request)
-        t = Messages(lang)
+        t = Words(lang)
         if campaign is None:
             if params.get("campaign"):
                 return self.error(request, 404, "not_found", t("not_found") + f": {params['campaign']}")
@@ -141,7 +140,7 @@ class WebApp:
         params = dict(request.query_params)
         campaign = self.campaigns.get(params.get("campaign"))
         if campaign is None:
-            return self.error(request, 404, "not_found", Messages(self.lang(request))("not_found"))
+            return self.error(request, 404, "not_found", Words(self.lang(request))("not_found"))
         positions = campaign.rows(Query.parse(params))
         filename = campaign.name.replace("/", "_") + ".filtered.csv"
         return StreamingResponse(
@@ -159,7 +158,7 @@ class WebApp:
 
         params = dict(request.query_params)
         lang = self.lang(request)
-        t = Messages(lang)
+        t = Words(lang)
         campaign = self.campaigns.get(params.get("campaign"))
         if campaign is None:
             return self.error(request, 404, "not_found", t("not_found"))
@@ -261,7 +260,7 @@ def mount_webapp(app: FastAPI, web: WebApp) -> None:
         return fields if csrf_ok(request, fields.get("csrf")) else None
 
     def bad_form(request: Request) -> Response:
-        return web.error(request, 400, "error", Messages(web.lang(request))("bad_form"))
+        return web.error(request, 400, "error", Words(web.lang(request))("bad_form"))
 
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request) -> Response:
@@ -272,7 +271,7 @@ def mount_webapp(app: FastAPI, web: WebApp) -> None:
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         form = await checked_form(request)
-        t = Messages(web.lang(request))
+        t = Words(web.lang(request))
         if form is None:
             return web.page(request, "login.html", status=400, next="/", failed=t("bad_form"))
         target = safe_next(form.get("next", "/"))

@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from churnlens.config import REASON_FAMILIES
-from churnlens.serving.formatting import Formatter
-from churnlens.serving.messages import Messages
+from churnlens.i18n import Words
 from churnlens.serving.webapp.campaigns import BANDS, DEFAULT_DIRECTION, SORT_COLUMNS, Campaign, Query
 
 #: Columns shown as numbers (right-aligned).
@@ -37,7 +36,7 @@ def customer_url(campaign: str, customer_id: str, query: Query) -> str:
     return f"/customer/{quote(customer_id, safe='')}?" + urlencode({"campaign": campaign, **query.params()})
 
 
-def rule_text(summary: dict[str, Any], fmt: Formatter, t: Messages) -> str:
+def rule_text(summary: dict[str, Any], fmt: Words, t: Words) -> str:
     """The campaign's targeting rule in the reader's language."""
     rule = summary.get("targeting") or {}
     if rule.get("top") is not None:
@@ -51,14 +50,14 @@ def rule_text(summary: dict[str, Any], fmt: Formatter, t: Messages) -> str:
     return str(summary.get("rule", ""))  # a summary written before rules were recorded
 
 
-def header(campaign: Campaign, fmt: Formatter, t: Messages) -> dict[str, Any]:
+def header(campaign: Campaign, fmt: Words, t: Words) -> dict[str, Any]:
     """Facts (cutoff, model, trained through, horizon) and key figures of a campaign."""
     s = campaign.summary
     economics = s.get("campaign") or {}
     model = str(s.get("model_name", "")) + (f" v{s['model_version']}" if s.get("model_version") else "")
-    facts = [(t("cutoff_short"), fmt.date(s.get("cutoff"))), (t("model_short"), model)]
+    facts = [(t("cutoff_short"), fmt.date(s.get("cutoff"), "short")), (t("model_short"), model)]
     if s.get("trained_through"):
-        facts.append((t("trained_short"), fmt.date(s["trained_through"])))
+        facts.append((t("trained_short"), fmt.date(s["trained_through"], "short")))
     if s.get("horizon_days"):
         facts.append((t("horizon_short"), fmt.days(s["horizon_days"])))
     bands = s.get("bands") or {}
@@ -80,7 +79,7 @@ def header(campaign: Campaign, fmt: Formatter, t: Messages) -> dict[str, Any]:
     return {"facts": facts, "figures": figures}
 
 
-def columns(campaign: str, query: Query, t: Messages) -> list[dict[str, Any]]:
+def columns(campaign: str, query: Query, t: Words) -> list[dict[str, Any]]:
     """The table's header cells: label, sort link, ``aria-sort``."""
     out = []
     for name in SORT_COLUMNS:
@@ -117,7 +116,7 @@ def top_reason(campaign: Campaign, row: int, lang: str) -> str | None:
 
 
 def rows(
-    campaign: Campaign, positions: np.ndarray, query: Query, fmt: Formatter, t: Messages
+    campaign: Campaign, positions: np.ndarray, query: Query, fmt: Words, t: Words
 ) -> list[dict[str, Any]]:
     """The table's rows for the page's row positions, formatted."""
     out = []
