@@ -316,15 +316,15 @@ def fit_and_evaluate(
     step("evaluating", 1, 1)
     metrics = {k: v for ev in evaluations for k, v in ev.metrics().items()}
     fit_mask, fit_campaigns = train, list(split.train)
+    common = dict(settings=settings, config=config, model_name=model_name, test_campaigns=list(split.test),
+                  skipped=skipped, test_metrics=metrics, tables=tables)  # fmt: skip
+    evaluated = build_model(fitted, schema, data=data, mask=train, fit_campaigns=sorted(split.train), **common)
+    model = evaluated
     if settings.refit:
         fit_mask = train | test | campaign_of.isin(split.purged).to_numpy()
         fit_campaigns = [*split.train, *split.purged, *split.test]
         fitted = fit_actions(data, fit_mask, actions, schema, settings, progress=lambda d, t: step("refitting", d, t))
-    model = build_model(
-        fitted, schema, data=data, mask=fit_mask, settings=settings, config=config, model_name=model_name,
-        fit_campaigns=sorted(fit_campaigns), test_campaigns=list(split.test), skipped=skipped, test_metrics=metrics,
-        tables=tables,
-    )  # fmt: skip
+        model = build_model(fitted, schema, data=data, mask=fit_mask, fit_campaigns=sorted(fit_campaigns), **common)
     rows = {"train": int(train.sum()), "test": int(test.sum()), "fit": int(fit_mask.sum())}
     notes = list(data.notes)
     if split.purged:
@@ -333,7 +333,8 @@ def fit_and_evaluate(
             f"overlap the held-out campaigns {', '.join(split.test)}"
             + (" (refit on them afterwards)" if settings.refit else "")
         )
-    return UpliftTrainingResult(model, split, actions, skipped, evaluations, notes, rows)
+    return UpliftTrainingResult(model, split, actions, skipped, evaluations, notes, rows,
+                                extra={"evaluated_model": evaluated})  # fmt: skip
 
 
 def train_uplift(
