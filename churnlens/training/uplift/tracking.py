@@ -251,8 +251,8 @@ def log_run(
         mlflow.log_metrics({f"rows_{k}": float(v) for k, v in result.rows.items()})
         metrics = {k: v for ev in result.evaluations for k, v in ev.metrics().items()}
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
-        mlflow.log_dict({"skipped": result.skipped, "notes": result.notes,
-                         "campaigns": data.campaigns.astype(str).to_dict(orient="records")}, "campaigns.json")  # fmt: skip
+        campaigns = data.campaigns.astype(str).to_dict(orient="records")
+        mlflow.log_dict({"skipped": result.skipped, "notes": result.notes, "campaigns": campaigns}, "campaigns.json")
         mlflow.log_dict({"evaluations": [ev.to_dict() for ev in result.evaluations]}, "evaluation.json")
         plots = scratch / "plots"
         plots.mkdir(parents=True, exist_ok=True)
