@@ -257,6 +257,8 @@ class ListValue:
     contacted: int
     cost: float
     expected_incremental_value: float
+    #: the list: customer_id and action, in the order taken
+    picks: pd.DataFrame | None = None
 
     def to_dict(self) -> dict[str, float | int]:
         return {"contacted": self.contacted, "cost": self.cost,
@@ -284,6 +286,7 @@ def risk_list(
     net = incremental_values(scores, rules, settings)
     position = {r.name: k for k, r in enumerate(rules)}
     remaining, contacted, cost, value = float(budget), 0, 0.0, 0.0
+    picked: list[tuple[str, str]] = []
     for i in order:
         a = action.get(ids[i])
         if a is None or pd.isna(a):
@@ -295,7 +298,8 @@ def risk_list(
         contacted += 1
         cost += rules[k].cost
         value += net[i, k]
-    return ListValue(contacted, cost, value)
+        picked.append((ids[i], rules[k].name))
+    return ListValue(contacted, cost, value, pd.DataFrame(picked, columns=["customer_id", "action"]))
 
 
 def riskiest_for_budget(scores: pd.DataFrame, rules: Sequence[ActionRule], budget: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 ## Targeting by uplift (score --target uplift): why an action was chosen, and the side-by-side figures.
 
 # A reason of the expected uplift: a catalog sentence, then the effect it adds.
-uplift-reason = { $reason } ({ $points } of effect)
+uplift-reason = { $reason } — { $points } of effect
 # Why the customer got this action.
 uplift-action-reason = highest expected incremental value: { $value } (uplift { $points })
 uplift-target = targeting

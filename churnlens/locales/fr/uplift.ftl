@@ -1,6 +1,6 @@
 ## Ciblage par uplift (score --target uplift) : pourquoi une action a été choisie, et les chiffres côte à côte.
 
-uplift-reason = { $reason } ({ $points } d'effet)
+uplift-reason = { $reason } — { $points } d'effet
 uplift-action-reason = plus forte valeur incrémentale attendue : { $value } (uplift { $points })
 uplift-target = ciblage
 uplift-target-value = par uplift : valeur incrémentale attendue (uplift × valeur − coût), action par action
