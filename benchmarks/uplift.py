@@ -145,7 +145,8 @@ def run_learner(learner: str, data, truth: pd.DataFrame, tau: np.ndarray, args: 
         own[actions[test] == a] = predicted[a][actions[test] == a]
     learnt = ~np.isnan(own)
     r = data.rows[test]
-    out = {"learner": learner, "seconds": seconds, "actions": ",".join(model.actions), "skipped": ",".join(result.skipped),
+    out = {"learner": learner, "seconds": seconds, "actions": ",".join(model.actions),
+           "skipped": ",".join(result.skipped),
            "test_campaigns": ",".join(split.test), "test_rows": int(test.sum())}  # fmt: skip
     for name in [*model.actions, "overall"]:
         m = learnt if name == "overall" else actions[test] == name
@@ -182,7 +183,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="simulator seed")
     parser.add_argument("--learner-seed", type=int, default=42)
     parser.add_argument("--learners", default="t,x,dr,t_shared")
-    parser.add_argument("--settings", default="{}", help='JSON of [uplift] settings for every learner, e.g. {"rounds": 300}')
+    parser.add_argument("--settings", default="{}",
+                        help='JSON of [uplift] settings for every learner, e.g. {"rounds": 300}')
     parser.add_argument("--test-campaigns", type=int, default=2)
     parser.add_argument("--budget-share", type=float, default=0.3,
                         help="budget as a share of sending every held-out customer their rule's action")
@@ -214,8 +216,10 @@ def main() -> None:
         print(f"{learner}: done in {results[-1]['seconds']:.0f} s", flush=True)
 
     console = Console(width=160)
-    console.print(f"Campaigns (send date, contacted, treated/control, uplift rows kept):\n{sizes.to_string(index=False)}")
-    table = Table(title=f"Held-out campaigns {results[0]['test_campaigns']} ({results[0]['test_rows']:,} contacted rows); "
+    console.print("Campaigns (send date, contacted, treated/control, uplift rows kept):")
+    console.print(sizes.to_string(index=False))
+    held = f"{results[0]['test_campaigns']} ({results[0]['test_rows']:,} contacted rows)"
+    table = Table(title=f"Held-out campaigns {held}; "
                   f"budget {args.budget_share:.0%} of sending every customer their rule's action")  # fmt: skip
     for column in ("learner", "fit s", "Qini / oracle (overall)", "per action", "true incr. value: uplift list",
                    "risk list", "oracle list", "uplift / risk"):  # fmt: skip
@@ -234,7 +238,7 @@ def main() -> None:
                 f"({x['risk_contacted']:,}), oracle {x['oracle_value']:,.0f} ({x['oracle_contacted']:,})"
             )
     if results[0].get("skipped"):
-        console.print(f"skipped actions (too few randomised customers in the training campaigns): {results[0]['skipped']}")
+        console.print(f"skipped (too few randomised customers in the training campaigns): {results[0]['skipped']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
 

@@ -105,8 +105,8 @@ def test_uplift_reasons_add_up_to_the_models_output(rows, learner):
     from churnlens.serving.uplift_reasons import uplift_contributions, uplift_reasons
 
     model = fit_and_evaluate(rows, config=config(learner=learner), model_name="m", tables=[]).model
-    snapshot = rows.features.iloc[:300].set_axis(pd.Index(rows.rows["customer_id"].iloc[:300].astype(str) + "-"
-                                                            + rows.rows["campaign_id"].iloc[:300].astype(str)))  # fmt: skip
+    keys = rows.rows["customer_id"].iloc[:300].astype(str) + "-" + rows.rows["campaign_id"].iloc[:300].astype(str)
+    snapshot = rows.features.iloc[:300].set_axis(pd.Index(keys))
     actions = np.resize(np.array(model.actions, dtype=object), len(snapshot))
     contrib = uplift_contributions(model, snapshot, actions)
     matrix = model.matrix(snapshot)
@@ -282,6 +282,16 @@ def test_score_target_uplift_honours_budget_eligibility_and_pressure(trained, ca
         assert verdict.loc[row["customer_id"], "eligible:" + rule.name]
         days = verdict.loc[row["customer_id"], "days_since_contact"]
         assert not days < rule.min_days_since_contact
+    # the web app's campaign header shows both lists' expected incremental value
+    from churnlens.i18n import Words
+    from churnlens.serving.webapp import views
+    from churnlens.serving.webapp.campaigns import find_campaigns, load_campaign
+
+    header = views.header(load_campaign(find_campaigns(tmp_path)[0]), Words("en"), Words("en"))
+    figures = {f["label"]: f for f in header["figures"]}
+    risk = figures["Expected incremental value, risk list at the same budget"]
+    assert risk["value"].startswith(("€", "−€")) and "customers" in risk["note"]
+    assert "Expected incremental value, this list" in figures
 
 
 def test_score_target_uplift_in_french_and_refusals(trained, campaigns, tmp_path):
