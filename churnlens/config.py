@@ -486,11 +486,13 @@ class UpliftSettings:
 
     Parameters
     ----------
-    learner : {"t", "x", "dr"}
-        Meta-learner on LightGBM regressors: ``t`` (one churn model per arm, uplift = their
-        difference), ``x`` (X-learner: imputed effects regressed per arm, mixed by the treated
-        share) or ``dr`` (doubly robust pseudo-outcomes, cross-fitted, regressed once). Chosen by
-        ``benchmarks/uplift.py`` (figures in ``benchmarks/RESULTS.md``).
+    learner : {"t", "x", "dr", "t_shared"}
+        Meta-learner on LightGBM: ``t`` (one churn model per arm, uplift = their difference),
+        ``x`` (X-learner: imputed effects regressed per arm, mixed by the treated share), ``dr``
+        (doubly robust pseudo-outcomes, cross-fitted, regressed once) or ``t_shared`` (a T-learner
+        on the log-odds: one churn model of every row, small boosted offsets per arm, the
+        uplift distilled into one regressor per action). Chosen by ``benchmarks/uplift.py``
+        (figures in ``benchmarks/RESULTS.md``).
     min_treated, min_control : int
         An action is learnt only when its training campaigns hold at least this many treated
         and control customers; the others are skipped, and the command says why.
@@ -507,13 +509,18 @@ class UpliftSettings:
         LightGBM settings of every model of the learner (no early stopping: a fixed number of
         rounds, so that two runs give the same trees).
     folds : int
-        Cross-fitting folds of the DR learner's outcome models (customers split by a hash of
-        their id).
+        Cross-fitting folds of the DR learner's outcome models and of ``t_shared``'s shared churn
+        model (customers split by a hash of their id).
+    offset_leaves, offset_rounds : int
+        ``t_shared``: size of each arm's boosted log-odds offset from the shared churn model.
+    student_leaves, student_rounds : int
+        ``t_shared``: size of the regressor each action's uplift is distilled into (the model
+        stored, served and explained).
     deciles : int
         Bins of the "uplift by decile" table.
     """
 
-    learner: str = "t"
+    learner: str = "t_shared"
     min_treated: int = 500
     min_control: int = 200
     test_campaigns: int = 2
