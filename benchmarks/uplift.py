@@ -59,15 +59,18 @@ def simulate_data(args: argparse.Namespace, out: Path) -> None:
           f"in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
 
 
-def true_values(picks: pd.DataFrame, truth: pd.DataFrame, value: pd.Series, costs: dict[str, float]) -> float:
-    """Sum over a list of (true uplift of its action x value - cost)."""
+def true_values(
+    picks: pd.DataFrame, truth: pd.DataFrame, value: pd.Series, costs: dict[str, float]
+) -> tuple[float, float]:
+    """Sum over a list of (true uplift of its action x value - cost), and the same before costs."""
     if not len(picks):
-        return 0.0
+        return 0.0, 0.0
     t = truth.reindex(picks["customer_id"].astype(str))
     p_action = np.array([t[f"p_churn_if_{a}"].iloc[i] for i, a in enumerate(picks["action"].astype(str))])
     uplift = t["p_churn_if_untreated"].to_numpy() - p_action
     v = value.reindex(picks["customer_id"].astype(str)).to_numpy(dtype="float64")
-    return float(np.sum(uplift * v) - sum(costs[a] for a in picks["action"].astype(str)))
+    gross = float(np.sum(uplift * v))
+    return gross - sum(costs[a] for a in picks["action"].astype(str)), gross
 
 
 def budget_lists(
@@ -104,7 +107,8 @@ def budget_lists(
             net = frame[uplift_column(r.name)].to_numpy() * value.values - r.cost
             frame[_NET + r.name] = np.where(eligible[r.name] & (u is not None), net, -np.inf)
         chosen = select_by_uplift(rules, frame, budget)
-        out[f"{name}_value"] = true_values(chosen.rows[["customer_id", "action"]], t, value, costs)
+        picks = chosen.rows[["customer_id", "action"]]
+        out[f"{name}_value"], out[f"{name}_gross"] = true_values(picks, t, value, costs)
         out[f"{name}_contacted"] = len(chosen.rows)
         out[f"{name}_cost"] = chosen.counts["cost"]
     inputs = pd.DataFrame({"customer_id": pd.array(ids, dtype="string"), "value_at_risk": scores["value_at_risk"],
@@ -116,7 +120,7 @@ def budget_lists(
     for r in rules:
         frame[uplift_column(r.name)] = 0.0
     risk = risk_list(rules, frame, RuleInputs(inputs), budget, settings)
-    out["risk_value"] = true_values(risk.picks, t, value, costs)
+    out["risk_value"], out["risk_gross"] = true_values(risk.picks, t, value, costs)
     out["risk_contacted"] = risk.contacted
     out["risk_cost"] = risk.cost
     return out
@@ -167,7 +171,8 @@ def run_learner(learner: str, data, truth: pd.DataFrame, tau: np.ndarray, args: 
         lists.append(budget_lists(campaign, r[m], data.features[test][m], mine,
                                   {a: p[m] for a, p in predicted.items()}, churn[m], args))  # fmt: skip
     out["lists"] = lists
-    total = {k: sum(x[k] for x in lists) for k in ("uplift_value", "risk_value", "oracle_value")}
+    total = {k: sum(x[k] for x in lists) for k in ("uplift_value", "risk_value", "oracle_value", "uplift_gross",
+                                                    "risk_gross", "oracle_gross", "uplift_cost", "risk_cost")}
     out.update(total)
     out["value_ratio"] = total["uplift_value"] / total["risk_value"] if total["risk_value"] > 0 else float("nan")
     return out
@@ -222,20 +227,22 @@ def main() -> None:
     table = Table(title=f"Held-out campaigns {held}; "
                   f"budget {args.budget_share:.0%} of sending every customer their rule's action")  # fmt: skip
     for column in ("learner", "fit s", "Qini / oracle (overall)", "per action", "true incr. value: uplift list",
-                   "risk list", "oracle list", "uplift / risk"):  # fmt: skip
+                   "risk list", "oracle list", "uplift / risk", "before costs: uplift / risk / oracle"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("learner", "per action") else "right")
     for r in results:
         per = ", ".join(f"{a} {r[f'qini_ratio_{a}']:.2f}" for a in r["actions"].split(","))
         table.add_row(r["learner"], f"{r['seconds']:.0f}", f"{r['qini_ratio_overall']:.3f}", per,
                       f"{r['uplift_value']:,.0f}", f"{r['risk_value']:,.0f}", f"{r['oracle_value']:,.0f}",
-                      f"{r['value_ratio']:.2f}×")  # fmt: skip
+                      f"{r['value_ratio']:.2f}×", f"{r['uplift_gross']:,.0f} / {r['risk_gross']:,.0f} / "
+                      f"{r['oracle_gross']:,.0f}")  # fmt: skip
     console.print(table)
     for r in results:
         for x in r["lists"]:
             console.print(
                 f"  {r['learner']} {x['campaign']}: {x['customers']:,} customers, budget {x['budget']:,.0f}: uplift "
-                f"{x['uplift_value']:,.0f} ({x['uplift_contacted']:,} contacted), risk {x['risk_value']:,.0f} "
-                f"({x['risk_contacted']:,}), oracle {x['oracle_value']:,.0f} ({x['oracle_contacted']:,})"
+                f"{x['uplift_value']:,.0f} ({x['uplift_contacted']:,} contacted, cost {x['uplift_cost']:,.0f}), risk "
+                f"{x['risk_value']:,.0f} ({x['risk_contacted']:,}, cost {x['risk_cost']:,.0f}), oracle "
+                f"{x['oracle_value']:,.0f} ({x['oracle_contacted']:,})"
             )
     if results[0].get("skipped"):
         console.print(f"skipped (too few randomised customers in the training campaigns): {results[0]['skipped']}")
