@@ -245,6 +245,22 @@ def test_train_uplift_logs_registers_and_says_what_it_skipped(trained):
     assert "plots/qini_overall.png" in artifacts and "plots/uplift_by_decile_overall.png" in artifacts
 
 
+def test_a_second_run_says_what_it_skipped_and_is_not_judged_on_campaigns_the_champion_learnt(trained, campaigns):
+    contacts = campaigns["tables"].contacts
+    first_two = contacts[contacts["campaign_id"].astype(str).isin(["camp01", "camp02"])]
+    treated = first_two[first_two["group"].astype(str) == "treatment"].groupby(
+        first_two["action"].astype(str)).size().sort_values()  # fmt: skip
+    assert len(treated) >= 2
+    toml = trained["root"] / "skip.toml"
+    fewer = f"min_treated = {int(treated.iloc[0]) + 1}"
+    toml.write_text(trained["toml"].read_text().replace("min_treated = 40", fewer))
+    result = CliRunner().invoke(app, ["train-uplift", str(campaigns["dir"]), "--config", str(toml),
+                                      "--tracking-uri", trained["store"]])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"skipped {treated.index[0]}:" in result.output and "min_treated" in result.output
+    assert "as challenger" in result.output and "was fitted on the held-out campaigns" in result.output
+
+
 def test_score_target_uplift_honours_budget_eligibility_and_pressure(trained, campaigns, tmp_path):
     from churnlens.data import load_tables
     from churnlens.serving.actions import rule_inputs
