@@ -107,7 +107,7 @@ def _uplift_rows(table: Table, summary: Any, words: Any) -> None:
     if uplift.get("over_budget"):
         table.add_row(words("uplift-over-budget"), words.integer(uplift["over_budget"]))
     for note in uplift.get("notes", []):
-        table.add_row("  note", note)
+        table.add_row(f"  {words('uplift-note')}", note)
 
 
 def summary_table(summary: Any, paths: dict[str, Path]) -> Table:

@@ -238,7 +238,7 @@ def _uplift_parts(
     campaign = campaign.copy()
     for column in wide.columns:
         campaign[column] = wide[column].to_numpy()
-    rules, notes = learnt_rules(settings.actions, uplift_model)
+    rules, notes = learnt_rules(settings.actions, uplift_model, lang=settings.lang)
     counts = dict(selected.attrs.get("uplift") or {})
     budget = float(settings.budget) if settings.budget is not None else float(counts.get("cost", 0.0))
     riskiest = scores.iloc[riskiest_for_budget(scores, rules, budget)].reset_index(drop=True)

@@ -639,8 +639,9 @@ def _uplift_rule(settings: ScoringSettings) -> str:
     from churnlens.i18n import Words
 
     words = Words(settings.lang, settings.currency)
-    text = words("uplift-target-value")
-    return text if settings.budget is None else f"{text}, budget {words.money(settings.budget)}"
+    if settings.budget is None:
+        return words("uplift-target-value")
+    return words("uplift-target-budget", amount=words.money(settings.budget))
 
 
 def build_summary(

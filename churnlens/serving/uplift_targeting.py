@@ -41,14 +41,13 @@ VALUE_COLUMN = "expected_incremental_value"
 _NET = "net:"
 
 
-def learnt_rules(rules: Sequence[ActionRule], model: UpliftModel) -> tuple[list[ActionRule], list[str]]:
-    """The rules whose action the uplift model learnt, and notes on the others (in words, English)."""
+def learnt_rules(
+    rules: Sequence[ActionRule], model: UpliftModel, *, lang: str = "en"
+) -> tuple[list[ActionRule], list[str]]:
+    """The rules whose action the uplift model learnt, and notes on the others (in ``lang``)."""
+    words = Words(lang)
     learnt = [r for r in rules if r.name in model.actions]
-    notes = [
-        f"action {r.name} has no uplift model (train-uplift skipped it or never saw it): never chosen"
-        for r in rules
-        if r.name not in model.actions
-    ]
+    notes = [words("uplift-no-model", action=r.name) for r in rules if r.name not in model.actions]
     if not learnt:
         raise InputError(
             f"--target uplift: the uplift model learnt {model.actions}, none of the [[actions]] rules "

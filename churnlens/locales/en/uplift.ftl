@@ -13,3 +13,6 @@ uplift-ratio = uplift list / risk list
 uplift-over-budget = customers passed over (budget)
 uplift-over-capacity = { $rule }: over capacity, next action or none
 uplift-model = uplift model
+uplift-target-budget = by uplift within a budget of { $amount }: expected incremental value (uplift × value − cost)
+uplift-no-model = action { $action } has no uplift model (train-uplift skipped it or never saw it): never chosen
+uplift-note = note

@@ -11,3 +11,6 @@ uplift-ratio = liste uplift / liste par risque
 uplift-over-budget = clients écartés (budget)
 uplift-over-capacity = { $rule } : capacité atteinte, action suivante ou aucune
 uplift-model = modèle d'uplift
+uplift-target-budget = par uplift, budget de { $amount } : valeur incrémentale attendue (uplift × valeur − coût)
+uplift-no-model = l'action { $action } n'a pas de modèle d'uplift (train-uplift l'a écartée ou ne l'a jamais vue) : jamais choisie
+uplift-note = remarque
