@@ -150,9 +150,9 @@ def run_dask_score(
 
 def train_reference_model(scratch: Path) -> str:
     """A model for ``--task score``, trained on a separate 20k generated base; its tracking URI."""
+    from churnlens.config import LightGBMParams
     from churnlens.data import load_tables
     from churnlens.training import TrainConfig, train_model
-    from churnlens.training.config import LightGBMParams
 
     write_base(20_000, scratch / "train", seed=11)  # seed 99 hits a generator bug (year -10013)
     tables, _ = load_tables(scratch / "train")

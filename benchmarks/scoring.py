@@ -106,14 +106,13 @@ def train(kind: str, store: Path) -> Any:
     """
     import lightgbm as lgb
 
-    from churnlens.config import FeatureConfig
+    from churnlens.config import FeatureConfig, TrainConfig
     from churnlens.features import CATALOG_VERSION, build_training_set, training_cutoffs
     from churnlens.model import ChurnModel, prepare_features
     from churnlens.model_store import save_model
     from churnlens.monitoring import reference_statistics
     from churnlens.serving import load_model
     from churnlens.training.calibration import choose_calibrator
-    from churnlens.training.config import TrainConfig
     from churnlens.training.estimator import ChurnClassifier
     from churnlens.training.split import out_of_time_split
 

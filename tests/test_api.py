@@ -33,6 +33,7 @@ from churnlens.model import Calibrator, ChurnModel
 from churnlens.model_store import save_model
 from churnlens.monitoring import reference_statistics
 from churnlens.serving import load_model, score_base
+from churnlens.serving.batch import model_feature_config
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::DeprecationWarning",
@@ -53,7 +54,15 @@ SERVER_LIFETIME_S = 180
 
 
 def _fit_model(tables) -> ChurnModel:
+    from dataclasses import asdict
+
+    from churnlens.config import FeatureConfig
+    from churnlens.features.btyd import population_params
+
     snapshot = build_snapshot(tables, TRAIN_CUTOFF)
+    # as train_model does: the BG/NBD parameters of the whole base go with the model, so a request's
+    # few customers get the features the batch run gives them
+    features = FeatureConfig(btyd_params=population_params(tables, TRAIN_CUTOFF, FeatureConfig()).as_tuple())
     labels = build_labels(tables, TRAIN_CUTOFF, snapshot.index, horizon_days=90)
     categorical = [c for c in snapshot.columns if isinstance(snapshot[c].dtype, pd.CategoricalDtype)]
     metadata = {
@@ -67,6 +76,7 @@ def _fit_model(tables) -> ChurnModel:
         "trained_at": "2026-11-25T10:00:00+00:00",
         "test_cutoff": "2023-12-01",
         "test_metrics": {"roc_auc": 0.75},
+        "feature_config": asdict(features),
     }
     model = ChurnModel.from_parts(None, Calibrator(method="platt", a=0.9, b=-0.1), metadata)
     X = model.prepare(snapshot)
@@ -284,13 +294,13 @@ def test_raw_events_answer_equals_batch_scoring(client, world):
         _assert_matches_batch(result, world)
     assert any(r["reasons"] for r in body["results"])
     # the pyfunc model agrees too
-    snapshot = build_snapshot(world["tables"], CUTOFF).loc[ids]
+    snapshot = build_snapshot(world["tables"], CUTOFF, model_feature_config(world["model"])).loc[ids]
     expected = mlflow.pyfunc.load_model(str(world["model_dir"])).predict(snapshot)["churn_probability"]
     np.testing.assert_allclose([r["churn_probability"] for r in body["results"]], expected, rtol=0, atol=1e-9)
 
 
 def test_feature_rows_answer_equals_batch_scoring_and_mixes_with_events(client, world):
-    snapshot = build_snapshot(world["tables"], CUTOFF)
+    snapshot = build_snapshot(world["tables"], CUTOFF, model_feature_config(world["model"]))
     by_events = _small_customers(world, 1)[0]
     ids = [c for c in world["batch"].campaign["customer_id"].iloc[::40] if c != by_events][:10]
     customers = [_features_customer(snapshot, cid) for cid in ids]
@@ -306,7 +316,7 @@ def test_feature_rows_answer_equals_batch_scoring_and_mixes_with_events(client, 
 
 def test_english_answer_and_reason_count(client, world):
     cid = world["batch"].reasons["customer_id"].iloc[0]
-    snapshot = build_snapshot(world["tables"], CUTOFF)
+    snapshot = build_snapshot(world["tables"], CUTOFF, model_feature_config(world["model"]))
     body = {"customers": [_features_customer(snapshot, cid)], "reasons": 1}
     en = client.post("/v1/score", json=body).json()["results"][0]
     fr = client.post("/v1/score", json={**body, "lang": "fr"}).json()["results"][0]
@@ -411,7 +421,7 @@ def test_bad_event_values_name_customer_table_row_and_column(client, event, loc,
 
 
 def test_feature_rows_are_checked_against_the_model(client, world):
-    snapshot = build_snapshot(world["tables"], CUTOFF)
+    snapshot = build_snapshot(world["tables"], CUTOFF, model_feature_config(world["model"]))
     row = _features_customer(snapshot, snapshot.index[0])
     first = world["model"].features[0]
     missing = {"customer_id": "x", "features": {k: v for k, v in row["features"].items() if k != first}}

@@ -199,10 +199,10 @@ def test_report_intervals_cover_the_simulators_true_uplift():
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     """A small simulation, a model registered in a sqlite store, a list scored 120 days before the end."""
+    from churnlens.config import LightGBMParams
     from churnlens.data.io import load_tables
     from churnlens.simulate import simulate
     from churnlens.training import TrainConfig, train_model
-    from churnlens.training.config import LightGBMParams
 
     root = tmp_path_factory.mktemp("loop")
     write_tables(simulate(n_customers=3000, months=18, seed=5).tables, root / "data", fmt="csv")

@@ -80,8 +80,8 @@ def staged(client, data):
 
 
 def _train_config(**overrides):
+    from churnlens.config import LightGBMParams
     from churnlens.training import TrainConfig
-    from churnlens.training.config import LightGBMParams
 
     return TrainConfig(
         class_weight="none", lgbm=LightGBMParams(max_rounds=40, early_stopping_rounds=10), **overrides
@@ -185,6 +185,12 @@ def test_cli_engine_options_are_checked(data, tmp_path, args, message):
 # --------------------------------------------------------------------------- training and scoring
 
 
+def _local_btyd(tables):
+    from churnlens.training.source import LocalSource
+
+    return LocalSource(tables).btyd_params(tables.data_end.floor("D") + pd.Timedelta(days=1))
+
+
 def test_training_from_the_dask_source_equals_local_training(client, data, staged, trained, tmp_path):
     from mlflow import MlflowClient
 
@@ -197,7 +203,13 @@ def test_training_from_the_dask_source_equals_local_training(client, data, stage
         data["tables"], tracking_uri=f"sqlite:///{tmp_path / 'local.db'}", train_config=_train_config()
     )
     pd.testing.assert_frame_equal(result.metrics, local.metrics, check_exact=True)
-    assert (result.rows, result.n_trees, result.split) == (local.rows, local.n_trees, local.split)
+    for a, b in zip(result.evaluation.folds, local.evaluation.folds, strict=True):
+        pd.testing.assert_frame_equal(a.metrics, b.metrics, check_exact=True)
+    assert (result.rows, result.n_trees, result.refit_cutoffs, result.trained_through) == (
+        local.rows, local.n_trees, local.refit_cutoffs, local.trained_through)
+    # the BG/NBD parameters were fitted on the whole base, not per bucket
+    assert trained["loaded"].model.metadata["feature_config"]["btyd_params"] == pytest.approx(
+        list(_local_btyd(data["tables"])))
     run = MlflowClient(trained["uri"]).get_run(result.run_id)
     assert run.data.params["model.trained_on"] == "this process"
     assert run.data.tags["data.start"] == str(data["tables"].data_start)
@@ -220,7 +232,7 @@ def test_lightgbm_trains_on_the_cluster_above_the_size_threshold(client, data, s
     run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.params["model.trained_on"] == "cluster (lightgbm.dask)"
     local = trained["result"]
-    assert result.rows == local.rows and run.data.metrics["rows_train"] == local.rows["train"]
+    assert result.rows == local.rows and run.data.metrics["rows_refit"] == local.rows["refit"]
     assert 1 <= result.n_trees <= 40
     metrics = result.metrics
     # a real model: it ranks test customers about as well as the one trained in one process
@@ -228,7 +240,7 @@ def test_lightgbm_trains_on_the_cluster_above_the_size_threshold(client, data, s
     assert abs(metrics.loc["model", "roc_auc"] - local.metrics.loc["model", "roc_auc"]) < 0.05
     loaded = load_model(tracking_uri=uri)
     assert loaded.model.metadata["trees"] == result.n_trees
-    snapshot = build_snapshot(data["tables"], local.split.test_cutoff)
+    snapshot = build_snapshot(data["tables"], local.evaluation.folds[-1].test_cutoff)
     assert np.isfinite(loaded.model.predict_proba(snapshot)).all()
 
 

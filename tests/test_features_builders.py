@@ -262,7 +262,7 @@ def test_snapshot_schema(snap):
             assert snap[col].dtype == np.float64, col
     assert list(snap["attr_country"].cat.categories) == ["DE", "FR"]
     families = [catalog_for(tables)[c].family for c in snap.columns]
-    order = ["purchases", "program", "support", "profile"]
+    order = ["purchases", "btyd", "program", "support", "profile"]
     assert families == sorted(families, key=order.index)
 
 
@@ -288,7 +288,7 @@ def test_missing_optional_tables_drop_their_family():
     snap = build_snapshot(tables, C)
     assert list(snap.index) == ["a", "b", "d"]  # without cancellations d is active
     catalog = catalog_for(tables)
-    assert {catalog[c].family for c in snap.columns} == {"purchases", "profile"}
+    assert {catalog[c].family for c in snap.columns} == {"purchases", "btyd", "profile"}
     assert list(snap.columns)[-1] == "tenure_days"
     assert build_program_features(tables, C, FeatureConfig()).empty
     assert build_support_features(tables, C, FeatureConfig()).empty

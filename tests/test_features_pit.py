@@ -25,6 +25,7 @@ EVENT_TYPES = [
     "other",
 ]
 TIERS = [None, "basic", "silver", "gold", "platinum"]
+NEW_FEATURES = ["btyd_p_alive", "current_gap_vs_longest"]
 
 # minutes relative to C: history is negative, the future is >= 0 (0 is exactly at C).
 past_minutes = st.integers(-500 * 1440, -1)
@@ -158,6 +159,8 @@ def test_events_at_or_after_cutoff_never_change_the_snapshot(past, future, more_
     base_frames = _frames(*[p + f for p, f in zip(past, future, strict=True)])
     base = Tables(customers=CUSTOMERS, **{k: _sorted(v) for k, v in base_frames.items()})
     expected = build_snapshot(base, C)
+    # the buy-till-you-die and gap-regularity features are part of the property
+    assert set(NEW_FEATURES) <= set(expected.columns)
 
     # Remove every future event, add other future events, and shuffle all rows.
     rng = np.random.default_rng(seed)

@@ -317,7 +317,7 @@ def test_a_champion_serving_would_refuse_is_replaced_by_a_verified_model(tmp_pat
 
     from churnlens.model import MODEL_CODE
     from churnlens.tracking import configure_mlflow
-    from churnlens.training.mlflow_log import ensure_experiment, log_churn_model, register_and_promote
+    from churnlens.training.mlflow_log import ModelEvidence, ensure_experiment, log_churn_model, register_and_promote
 
     model = _model()
     frame = pd.DataFrame({"recency": [5.0, 200.0, 30.0], "spend": [300.0, 20.0, 50.0], "channel": ["web"] * 3})
@@ -331,8 +331,7 @@ def test_a_champion_serving_would_refuse_is_replaced_by_a_verified_model(tmp_pat
         version = mlflow.register_model(old.model_uri, "churnlens").version
         MlflowClient().set_registered_model_alias("churnlens", "champion", version)
         new_uri = log_churn_model(model, frame.head(1))
-        decision = register_and_promote(
-            new_uri, "churnlens", test_auc=0.6, test_cutoff="2024-01-01", test_frame=frame, y_test=np.array([0, 1, 0])
-        )
+        evidence = ModelEvidence(trained_through=pd.Timestamp("2023-12-31"), evaluation="backtest", evaluation_auc=0.6)
+        decision = register_and_promote(new_uri, "churnlens", evidence=evidence, origins=[])
     assert decision.alias == "champion" and "cannot be served" in decision.reason
     assert load_model(tracking_uri=uri).version == decision.version

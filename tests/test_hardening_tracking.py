@@ -32,7 +32,9 @@ _WORKER = textwrap.dedent(
     from sklearn.metrics import roc_auc_score
     from churnlens.model import Calibrator, ChurnModel
     from churnlens.tracking import configure_mlflow
-    from churnlens.training.mlflow_log import ensure_experiment, log_churn_model, register_and_promote
+    from churnlens.training.mlflow_log import (
+        ModelEvidence, OriginTest, ensure_experiment, log_churn_model, register_and_promote,
+    )
 
     uri, noise, go = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])
     rng = np.random.default_rng(0)  # the same data and test set in every process
@@ -50,8 +52,10 @@ _WORKER = textwrap.dedent(
     tracking = configure_mlflow(uri)
     with mlflow.start_run(experiment_id=ensure_experiment("concurrency", tracking)):
         model_uri = log_churn_model(model, X.head(3))
-        decision = register_and_promote(model_uri, "churnlens", test_auc=auc, test_cutoff="2024-01-01",
-                                        test_frame=X.iloc[test], y_test=y[test])
+        # every process trained through the same day; the test origin is after it: a head-to-head
+        evidence = ModelEvidence(pd.Timestamp("2023-12-31"), "backtest", auc, ("2024-01-01",))
+        origin = OriginTest(pd.Timestamp("2024-01-01"), X.iloc[test], y[test], auc)
+        decision = register_and_promote(model_uri, "churnlens", evidence=evidence, origins=[origin])
     print(json.dumps({"auc": auc, "version": decision.version, "alias": decision.alias}))
     """
 )

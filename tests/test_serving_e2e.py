@@ -33,9 +33,9 @@ SIM = {"n_customers": 3000, "months": 18, "seed": 5}
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Simulated data on disk and a model trained through churnlens.training into a sqlite store."""
+    from churnlens.config import LightGBMParams
     from churnlens.simulate import simulate
     from churnlens.training import TrainConfig, train_model
-    from churnlens.training.config import LightGBMParams
 
     root = tmp_path_factory.mktemp("serving")
     sim = simulate(**SIM)

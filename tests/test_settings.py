@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -95,10 +97,10 @@ def test_bad_values_name_the_option_or_the_section(tmp_path):
 @pytest.fixture(scope="module")
 def scored_store(tmp_path_factory):
     """A small simulation and a model registered in a sqlite store."""
+    from churnlens.config import LightGBMParams
     from churnlens.data.io import load_tables, write_tables
     from churnlens.simulate import simulate
     from churnlens.training import TrainConfig, train_model
-    from churnlens.training.config import LightGBMParams
 
     root = tmp_path_factory.mktemp("settings")
     write_tables(simulate(n_customers=1500, months=16, seed=3).tables, root / "data", fmt="parquet")
@@ -129,3 +131,81 @@ def test_cli_score_reads_the_toml_and_given_options_win(scored_store, tmp_path):
     both = _summary(root, uri, tmp_path / "c.csv", "--config", str(config), "--lang", "en", "--top", "3")
     assert (both["lang"], both["n_reasons"], both["selected"]) == ("en", 2, 3)
     assert both["band_bounds"] == [0.6, 0.2]
+
+
+#: Every training setting `churnlens train` also takes as an option: (option, section, field,
+#: TOML value, CLI value). The horizon lives only in [labels]; the rest in [training].
+TRAIN_SETTINGS = [
+    ("horizon", "labels", "horizon_days", 60, 45),
+    ("step_days", "training", "step_days", 45, 20),
+    ("tune_trials", "training", "tune_trials", 3, 5),
+    ("seed", "training", "seed", 7, 9),
+    ("purge", "training", "purge", False, True),
+    ("backtests", "training", "backtests", 2, 4),
+]
+
+
+@pytest.mark.parametrize(("option", "section", "name", "in_toml", "on_cli"), TRAIN_SETTINGS,
+                         ids=[s[0] for s in TRAIN_SETTINGS])
+def test_training_settings_toml_alone_cli_alone_and_both(option, section, name, in_toml, on_cli):
+    from churnlens.cli.train_cmd import training_settings
+
+    def value(cfg):
+        return getattr(getattr(cfg, section), name)
+
+    default = value(config_from_dict({}))
+    toml = config_from_dict({section: {name: in_toml}})
+    assert value(training_settings(config_from_dict({}))) == default
+    assert value(training_settings(toml)) == in_toml
+    assert value(training_settings(config_from_dict({}), **{option: on_cli})) == on_cli
+    assert value(training_settings(toml, **{option: on_cli})) == on_cli
+
+
+def test_the_horizon_and_the_economics_each_live_in_one_section(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[training]\nhorizon_days = 60\n")
+    with pytest.raises(InputError, match=r"\[training\] cannot set horizon_days: .*\[labels\] horizon_days"):
+        load_config(path)
+    path.write_text("[training.campaign]\nsave_rate = 0.3\n")
+    with pytest.raises(InputError, match=r"\[training\] cannot set campaign: .*\[serving\] cost_per_contact"):
+        load_config(path)
+    path.write_text("[training.lgbm]\nleaves = 7\n")
+    with pytest.raises(InputError, match=r"^config section \[training.lgbm\] has unknown keys: \['leaves'\]"):
+        load_config(path)
+    path.write_text("[training]\nstep_days = 45\n[training.lgbm]\nnum_leaves = 7\n")
+    cfg = load_config(path)
+    assert cfg.training.step_days == 45 and cfg.training.lgbm.num_leaves == 7
+
+
+def test_estimator_defaults_are_the_training_sections():
+    from churnlens.config import TrainConfig
+    from churnlens.training import ChurnClassifier
+
+    clf, section = ChurnClassifier(), TrainConfig()
+    for name in ("seed", "threads", "class_weight", "calibration", "linear_base"):
+        assert getattr(clf, name) == getattr(section, name), name
+
+
+def test_cli_train_keeps_the_toml_horizon_and_step(tmp_path):
+    """The reported bug: `train --config` with [labels] horizon_days = 60 and [training] step_days = 45
+    trained at 90 / 30 because the CLI's defaults overwrote the file."""
+    import mlflow
+
+    from churnlens.data.io import write_tables
+    from churnlens.simulate import simulate
+
+    write_tables(simulate(n_customers=600, months=16, seed=5).tables, tmp_path / "data", fmt="parquet")
+    config = tmp_path / "churnlens.toml"
+    config.write_text("[labels]\nhorizon_days = 60\n[training]\nstep_days = 45\nbacktests = 1\n"
+                      "[training.lgbm]\nmax_rounds = 20\n[serving]\ncost_per_contact = 3.0\nsave_rate = 0.3\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "data"), "--config", str(config), "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert "horizon 60 d" in result.output
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.search_runs(experiment_names=["churnlens"], max_results=1, output_format="list")[0]
+    logged = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json"))
+    assert logged["labels"]["horizon_days"] == 60 and logged["training"]["step_days"] == 45
+    cutoffs = pd.to_datetime(run.data.params["refit.cutoffs"].split(","))
+    assert set(np.diff(cutoffs).astype("timedelta64[D]").astype(int)) == {45}
+    assert logged["economics"] == {"cost_per_contact": 3.0, "save_rate": 0.3, "value_per_save": None}

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnlens.config import Economics, TrainConfig
 from churnlens.model import Calibrator
 from churnlens.training.calibration import choose_calibrator, fit_calibrator
-from churnlens.training.config import CampaignEconomics, TrainConfig
 from churnlens.training.estimator import ChurnClassifier, scale_pos_weight
 from churnlens.training.metrics import evaluate, expected_calibration_error, lift_table, profit_curve
 from churnlens.training.split import out_of_time_split
@@ -57,7 +57,7 @@ def test_lift_and_profit_by_hand():
     lift = lift_table(y, score, bins=10)
     assert lift["lift"].iloc[0] == pytest.approx(1.0 / 0.2)
     assert lift["capture"].iloc[2] == pytest.approx(1.0)
-    econ = CampaignEconomics(value_per_saved_customer=100, save_rate=0.5, cost_per_contact=10)
+    econ = Economics(cost_per_contact=10, save_rate=0.5, value_per_save=100)
     profit = profit_curve(y, score, econ)
     # contact 1: 50 - 10 = 40; contact 3: 100 - 30 = 70; contact 10: 100 - 100 = 0
     assert profit["profit"].tolist()[:4] == [0, 40, 30, 70]
@@ -114,15 +114,15 @@ def test_estimator_is_deterministic_and_learns():
     a = ChurnClassifier(seed=3).fit(X, y, Xv, yv)
     b = ChurnClassifier(seed=3).fit(X, y, Xv, yv)
     np.testing.assert_array_equal(a.predict_proba(Xv), b.predict_proba(Xv))
-    assert evaluate(yv, a.predict_proba(Xv), CampaignEconomics())["roc_auc"] > 0.75
+    assert evaluate(yv, a.predict_proba(Xv), Economics(value_per_save=100))["roc_auc"] > 0.75
     assert a.categorical_levels_ == {"country": ["DE", "FR", "UK"]}
     with pytest.raises(RuntimeError, match="not fitted yet"):
         ChurnClassifier().predict_proba(X)
 
 
 def test_train_config_from_dict_rejects_unknown_keys():
-    cfg = TrainConfig.from_dict({"seed": 7, "lgbm": {"num_leaves": 7}, "campaign": {"save_rate": 0.3}})
-    assert cfg.seed == 7 and cfg.lgbm.num_leaves == 7 and cfg.campaign.save_rate == 0.3
+    cfg = TrainConfig.from_dict({"seed": 7, "lgbm": {"num_leaves": 7}})
+    assert cfg.seed == 7 and cfg.lgbm.num_leaves == 7
     with pytest.raises(ValueError, match=r"unknown keys: \['bogus'\]"):
         TrainConfig.from_dict({"bogus": 1})
     with pytest.raises(ValueError, match=r"\[training.lgbm\] has unknown keys"):

@@ -6,7 +6,7 @@ import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -14,24 +14,34 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from churnlens.cli.common import console, handle_errors
-from churnlens.config import load_config
+from churnlens.config import ChurnConfig, load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
 
 TRUTH_FILE = "truth.parquet"
 
 
+def training_settings(cfg: ChurnConfig, *, horizon: int | None = None, **given: Any) -> ChurnConfig:
+    """``cfg`` with the training options actually given (None = not given) on top, validated:
+    the horizon into ``[labels]``, the rest into ``[training]``."""
+    if horizon is not None:
+        cfg = replace(cfg, labels=replace(cfg.labels, horizon_days=horizon))
+    changes = {k: v for k, v in given.items() if v is not None}
+    return replace(cfg, training=replace(cfg.training, **changes)) if changes else cfg
+
+
 @handle_errors
 def train(
     data_dir: Annotated[Path, typer.Argument(help="Directory of input tables (<table>.parquet|csv).")],
-    horizon: Annotated[int, typer.Option(help="Label horizon in days: churned = no purchase (or a cancellation) in [C, C+H).")] = 90,
-    step: Annotated[int, typer.Option(help="Days between training cutoffs.")] = 30,
-    test_cutoff: Annotated[str | None, typer.Option(help="Test on this cutoff (YYYY-MM-DD) instead of the latest labelled one.")] = None,
+    horizon: Annotated[int | None, typer.Option(help="Label horizon in days: churned = no purchase (or a cancellation) in [C, C+H) (default from config [labels] horizon_days, else 90).")] = None,
+    step: Annotated[int | None, typer.Option(help="Days between training cutoffs (default from config [training] step_days, else 30).")] = None,
+    test_cutoff: Annotated[str | None, typer.Option(help="The latest backtest origin's test cutoff (YYYY-MM-DD) instead of the latest labelled one.")] = None,
+    backtests: Annotated[int | None, typer.Option(help="Origins of the rolling-origin backtest (default from config, else 3; fewer when the history is short).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config: [features], [labels], [training], [columns.<table>].")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = DEFAULT_EXPERIMENT,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    tune: Annotated[int, typer.Option(help="Random-search trials of LightGBM parameters on the validation cutoff (0: off).")] = 0,
+    tune: Annotated[int | None, typer.Option(help="Random-search trials of LightGBM parameters on the latest origin's validation cutoff (default from config [training] tune_trials, else 0: off).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for LightGBM and calibration (default from config, else 42).")] = None,
     purge: Annotated[bool | None, typer.Option("--purge/--no-purge", help="Keep label windows of train, validation and test apart (default from config, else on); --no-purge lets training labels overlap the test period, which flatters test metrics.")] = None,
     engine: Annotated[str, typer.Option(
@@ -46,24 +56,22 @@ def train(
     work_dir: Annotated[Path | None, typer.Option(
         help="With --engine dask: scratch directory seen by every worker (default: beside DATA_DIR).")] = None,
 ) -> None:
-    """Train an out-of-time LightGBM churn model, log it to MLflow and register it.
+    """Evaluate, then refit a LightGBM churn model; log it to MLflow and register it.
 
-    The latest labelled cutoff is the test set, the one before it validates (early stopping,
-    calibration); earlier cutoffs train. The new version becomes `champion` only if it beats the
-    current champion's test ROC AUC on the same test cutoff, otherwise `challenger`.
+    Evaluate: a purged rolling-origin backtest (--backtests origins, each a test cutoff with its own
+    validation and training cutoffs a full horizon apart), or, when the history is too short for even
+    one origin, customer-grouped cross-validation (not out of time; the run says so). Refit: the
+    registered model trains on every cutoff whose label has matured by the end of the data, with the
+    trees the evaluation chose, calibrated out of fold at the latest cutoff. It becomes `champion`
+    unless the current champion does better on labels neither trained on, or is as fresh and better
+    evaluated (see README, "Promotion"); otherwise `challenger`.
     """
     from churnlens.data import load_tables
-    from churnlens.training import TrainConfig, train_model
+    from churnlens.training import train_model
 
     check_engine(engine, scheduler)
-    cfg = load_config(config)
-    train_cfg = TrainConfig.from_dict(cfg.extra.get("training", {}))
-    overrides = {"horizon_days": horizon, "step_days": step, "tune_trials": tune or train_cfg.tune_trials}
-    if seed is not None:
-        overrides["seed"] = seed
-    if purge is not None:
-        overrides["purge"] = purge
-    train_cfg = replace(train_cfg, **overrides)
+    cfg = training_settings(load_config(config), horizon=horizon, step_days=step, tune_trials=tune, seed=seed,
+                            purge=purge, backtests=backtests)
     started = time.perf_counter()
     truth_path = data_dir / TRUTH_FILE
     truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
@@ -91,21 +99,35 @@ def train(
                 bar.update(tasks[stage], completed=done, total=total)
 
             result = train_model(
-                source, config=cfg, train_config=train_cfg, tracking_uri=tracking_uri,
+                source, config=cfg, tracking_uri=tracking_uri,
                 experiment=experiment, model_name=model_name, test_cutoff=test_cutoff, truth=truth,
                 validation_report=report.to_dict(), progress=on_progress,
             )
-    split = result.split
+    evaluation = result.evaluation
+    if result.history_note:
+        console.print(f"[yellow]{result.history_note}[/]")
+    folds = evaluation.folds
+    if evaluation.kind == "backtest":
+        console.print(f"Evaluation: [bold]backtest[/], {len(folds)} origin(s) (test cutoffs "
+                      f"{', '.join(f.label for f in folds)}): out of time, no training label window overlaps a "
+                      "test window.")
+    else:
+        console.print(f"Evaluation: [bold]grouped_cv[/], {len(folds)} customer-grouped folds at "
+                      f"{folds[-1].test_cutoff.date()}. [bold yellow]Not out of time[/]: the history is too "
+                      "short for a purged backtest origin, so test and training labels share the same period "
+                      "(no customer is in both).")
+    console.print(f"Label: [bold]{result.label_mode}[/], horizon {cfg.labels.horizon_days} d.")
+    console.print(evaluation_table(evaluation))
+    console.print(folds_table(evaluation))
     console.print(
-        f"Label: [bold]{result.label_mode}[/], horizon {train_cfg.horizon_days} d. Cutoffs: "
-        f"train {split.train_cutoffs[0].date()}..{split.train_cutoffs[-1].date()} ({len(split.train_cutoffs)}), "
-        f"validation {split.validation_cutoff.date()}, test {split.test_cutoff.date()}. "
-        f"Rows: {result.rows['train']:,} / {result.rows['validation']:,} / {result.rows['test']:,}."
+        f"Refit (the registered model): {len(result.refit_cutoffs)} cutoffs "
+        f"{result.refit_cutoffs[0].date()}..{result.refit_cutoffs[-1].date()}, {result.rows['refit']:,} rows, "
+        f"[bold]trained through {result.trained_through.date()}[/]; calibrated out of fold on "
+        f"{result.rows['calibration']:,} rows at {', '.join(str(c.date()) for c in result.calibration.cutoffs)}."
     )
-    console.print(metrics_table(result.metrics))
     base = " boosted from the RFM logistic regression" if result.linear_base else ""
     console.print(f"Model: {result.n_trees} trees x {result.num_leaves} leaves{base}; "
-                  f"trained, evaluated and logged in {time.perf_counter() - started:.0f} s")
+                  f"evaluated, refit and logged in {time.perf_counter() - started:.0f} s")
     console.print(f"MLflow run [bold]{result.run_id}[/] in {result.tracking_uri}")
     console.print(
         f"Registered [bold]{result.model_name}[/] version [bold]{result.model_version}[/] as "
@@ -113,21 +135,45 @@ def train(
     )
 
 
-def metrics_table(metrics: pd.DataFrame) -> Table:
-    """The test metrics as a rich table: one row per metric, one column per scorer."""
-    names = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift", "top_decile_capture",
-             "best_profit", "best_depth", "oracle_ratio", "base_rate", "n"]
-    names = [c for c in names if c in metrics.columns]
-    table = Table(title="Out-of-time test metrics")
+#: Metrics of the summary table, in order.
+TABLE_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift", "top_decile_capture",
+                 "best_profit", "best_depth", "oracle_ratio", "base_rate", "n")
+
+
+def _cell(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
+
+
+def evaluation_table(evaluation) -> Table:
+    """Mean and spread over the origins (or folds): one row per metric, one column per scorer."""
+    summary = evaluation.summary()
+    names = [m for m in TABLE_METRICS if (m, "mean") in summary.columns]
+    what = "origins" if evaluation.kind == "backtest" else "folds"
+    table = Table(title=f"{evaluation.kind}: mean ± spread (standard deviation) over {len(evaluation.folds)} {what}")
     table.add_column("metric")
-    for scorer in metrics.index:
+    for scorer in summary.index:
         table.add_column(str(scorer), justify="right")
     for name in names:
         cells = []
-        for scorer in metrics.index:
-            value = metrics.loc[scorer, name]
-            cells.append("" if pd.isna(value) else f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}")
+        for scorer in summary.index:
+            mean, std = summary.loc[scorer, (name, "mean")], summary.loc[scorer, (name, "std")]
+            cells.append(_cell(mean) + ("" if pd.isna(std) or pd.isna(mean) or name == "n" else f" ± {_cell(std)}"))
         table.add_row(name, *cells)
+    return table
+
+
+def folds_table(evaluation) -> Table:
+    """Every origin's (or fold's) key metrics, per scorer."""
+    what = "origin (test cutoff)" if evaluation.kind == "backtest" else "fold"
+    table = Table(title=f"{evaluation.kind}: every {what.split()[0]}")
+    for column in (what, "scorer", "roc_auc", "pr_auc", "brier", "ece", "top_decile_lift", "n", "trees"):
+        table.add_column(column, justify="left" if column in (what, "scorer") else "right")
+    for fold in evaluation.folds:
+        for scorer, row in fold.metrics.iterrows():
+            trees = str(fold.refit_rounds) if scorer == "model" else str(fold.rounds) if scorer == "no_refit" else ""
+            table.add_row(fold.label, str(scorer), *(_cell(row.get(m, float("nan")))
+                                                     for m in ("roc_auc", "pr_auc", "brier", "ece",
+                                                               "top_decile_lift", "n")), trees)
     return table
 
 
@@ -136,7 +182,8 @@ def models(
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
 ) -> None:
-    """List registered versions of a model with their aliases and key test metrics."""
+    """List registered versions of a model: aliases, the day each was trained through, how it was
+    evaluated, and its evaluation's mean metrics."""
     from churnlens.tracking import configure_mlflow
     from churnlens.training.mlflow_log import list_model_versions
 

@@ -1,9 +1,13 @@
 """Snapshots and training sets on Dask: the local builders run unchanged per customer bucket.
 
-Every feature is a function of one customer's own events and the cutoff, except the levels
-of categorical columns: :func:`churnlens.features.build_snapshot` keeps the levels present
-in its result, sorted. Per bucket these are subsets, so the levels are unified once over all
-buckets (sorted union) before output; the result then equals the local snapshot exactly.
+Every feature is a function of one customer's own events and the cutoff, except two things
+that describe the whole base. The levels of categorical columns:
+:func:`churnlens.features.build_snapshot` keeps the levels present in its result, sorted; per
+bucket these are subsets, so the levels are unified once over all buckets (sorted union)
+before output. And the BG/NBD population parameters of the ``btyd`` features: each bucket
+sends the counts of its customers' (frequency, recency, T) summaries, the parameters are
+fitted once on their sum (:func:`btyd_params_on_dask`) and given to every bucket. The
+result then equals the local snapshot exactly.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from churnlens.engine.dask_tables import (
 )
 from churnlens.features import build_snapshot
 from churnlens.features import parse_cutoff as normalize_cutoff
+from churnlens.features.btyd import UNFITTED, fit_bgnbd, purchase_day_summary
 
 SUCCESS_FILE = "_SUCCESS"
 #: Categorical columns and their global levels, beside the parts (Parquet cannot keep the
@@ -87,6 +93,46 @@ def load_bucket_schema(staged: StagedData) -> Tables:
         for name in staged.tables
     }
     return Tables(**frames)
+
+
+def _summary_counts(bucket: int, staged: StagedData, cutoffs: Sequence[pd.Timestamp]) -> list[pd.DataFrame]:
+    """Per cutoff, this bucket's customers counted by (frequency, recency, T): all BG/NBD needs of them."""
+    if not bucket_has_data(staged, bucket):
+        return [pd.DataFrame(columns=["frequency", "recency", "T", "weight"]) for _ in cutoffs]
+    purchases = load_bucket(staged, bucket).purchases
+    out = []
+    for c in cutoffs:
+        summary = purchase_day_summary(purchases, c)
+        out.append(summary.groupby(["frequency", "recency", "T"]).size().rename("weight").reset_index())
+    return out
+
+
+def btyd_params_on_dask(
+    client: Any, staged: StagedData, cutoffs: Sequence[str | pd.Timestamp]
+) -> dict[pd.Timestamp, tuple[float, float, float, float]]:
+    """BG/NBD population parameters at each cutoff, fitted on every bucket's customers at once
+    (the same fit as on the whole tables in one process; :data:`UNFITTED` when it fails)."""
+    cutoffs = [normalize_cutoff(c) for c in cutoffs]
+    found = client.gather(client.map(_summary_counts, range(staged.n_buckets), staged=staged, cutoffs=cutoffs,
+                                     pure=False, retries=RETRIES))
+    out = {}
+    for i, c in enumerate(cutoffs):
+        counts = pd.concat([f[i] for f in found], ignore_index=True).astype("float64")
+        merged = counts.groupby(["frequency", "recency", "T"], as_index=False)["weight"].sum()
+        params = fit_bgnbd(merged) if len(merged) else None
+        out[c] = UNFITTED if params is None else params.as_tuple()
+    return out
+
+
+def with_btyd_params(
+    client: Any, staged: StagedData, cutoffs: Sequence[pd.Timestamp], config: FeatureConfig
+) -> dict[pd.Timestamp, FeatureConfig]:
+    """The feature settings each bucket uses at each cutoff: ``config`` with the whole base's
+    BG/NBD parameters (unless ``config`` already fixes them)."""
+    cutoffs = [normalize_cutoff(c) for c in cutoffs]
+    if config.btyd_params is not None:
+        return {c: config for c in cutoffs}
+    return {c: replace(config, btyd_params=p) for c, p in btyd_params_on_dask(client, staged, cutoffs).items()}
 
 
 def _snapshot_part(
@@ -151,6 +197,7 @@ def snapshot_to_parquet(
         Active customers written.
     """
     cutoff = normalize_cutoff(cutoff)
+    config = with_btyd_params(client, staged, [cutoff], config)[cutoff]
     out = Path(out_dir).resolve()
     tmp = temp_beside(out)
     parts = tmp / "_parts"

@@ -27,9 +27,11 @@ import pandas as pd
 from churnlens.config import ChurnConfig, FeatureConfig
 from churnlens.engine.dask_features import (
     apply_levels,
+    btyd_params_on_dask,
     categorical_levels,
     load_bucket_schema,
     merge_levels,
+    with_btyd_params,
 )
 from churnlens.engine.dask_tables import (
     RETRIES,
@@ -305,6 +307,12 @@ class DaskSource:
             min_history_days=min_history_days,
         )
 
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.staged.data_start, self.staged.data_end
+
+    def btyd_params(self, cutoff: pd.Timestamp) -> tuple[float, float, float, float]:
+        return btyd_params_on_dask(self.client, self.staged, [cutoff])[normalize_cutoff(cutoff)]
+
     def fingerprint(self) -> dict[str, Any]:
         """Row counts, date range, and a SHA-256 over the per-bucket hashes in bucket order (same
         data and bucket count: same hash; it differs from the local engine's)."""
@@ -370,10 +378,11 @@ def build_training_parts(
                 f"{staged.data_end} (latest usable cutoff: {until - pd.Timedelta(days=horizon)})"
             )
     root = Path(staged.root) / f"training-{uuid.uuid4().hex[:8]}"
+    per_cutoff = with_btyd_params(client, staged, cutoffs, config.features)
     futures = client.map(
         _write_training_part,
         range(staged.n_buckets),
-        staged=staged, cutoffs=cutoffs, horizon=horizon, mode=mode, config=config.features,
+        staged=staged, cutoffs=cutoffs, horizon=horizon, mode=mode, config=per_cutoff,
         out_dir=str(root), pure=False, retries=RETRIES,
     )  # fmt: skip
     found: list[dict[str, Any]] = []
@@ -399,13 +408,14 @@ def training_part(
     cutoffs: Sequence[pd.Timestamp],
     horizon: int,
     mode: str,
-    config: FeatureConfig,
+    config: FeatureConfig | dict[pd.Timestamp, FeatureConfig],
 ) -> pd.DataFrame:
-    """One bucket's rows of the training set: the local snapshot and labels at every cutoff."""
+    """One bucket's rows of the training set: the local snapshot and labels at every cutoff
+    (``config`` per cutoff when it is a dict, see :func:`~churnlens.engine.dask_features.with_btyd_params`)."""
     tables = load_bucket(staged, bucket) if bucket_has_data(staged, bucket) else load_bucket_schema(staged)
     frames = []
     for c in cutoffs:
-        snap = build_snapshot(tables, c, config)
+        snap = build_snapshot(tables, c, config[c] if isinstance(config, dict) else config)
         snap[LABEL] = build_labels(tables, c, snap.index, horizon_days=horizon, mode=mode).to_numpy()
         snap.index = pd.MultiIndex.from_arrays(
             [pd.DatetimeIndex(np.full(len(snap), c.to_datetime64()), name="cutoff"), snap.index],

@@ -36,7 +36,7 @@ from churnlens.i18n import Words, check_lang
 #: Bump when feature names or definitions change; models record it and serving checks it.
 CATALOG_VERSION = "features-v2"
 
-FAMILIES: tuple[str, ...] = ("purchases", "program", "support", "contacts", "profile")
+FAMILIES: tuple[str, ...] = ("purchases", "btyd", "program", "support", "contacts", "profile")
 UNITS: tuple[str, ...] = (
     "days",
     "days_ago",
@@ -74,7 +74,7 @@ class FeatureSpec:
     ----------
     name : str
         Column name in snapshots (``purchase_count_90d``).
-    family : {"purchases", "program", "support", "contacts", "profile"}
+    family : {"purchases", "btyd", "program", "support", "contacts", "profile"}
     unit : str
         One of :data:`UNITS`; fixes how values are formatted in sentences.
     risk_direction : {"higher", "lower", "category"}
@@ -160,10 +160,13 @@ TEMPLATES: tuple[_Template, ...] = (
     _T("purchase_gap_mean_days", "purchases", "days", "higher", "rhythm", "purchase-gap-mean"),
     _T("purchase_gap_std_days", "purchases", "days", "higher", "rhythm", "purchase-gap-std"),
     _T("overdue_ratio", "purchases", "ratio", "higher", "recency", "overdue-ratio"),
+    _T("current_gap_vs_longest", "purchases", "ratio", "higher", "recency", "current-gap-vs-longest"),
     _T("purchase_trend_{s}d_vs_{l}d", "purchases", "ratio", "lower", "trend", "purchase-trend", "trend"),
     _T("spend_trend_{s}d_vs_{l}d", "purchases", "ratio", "lower", "trend", "spend-trend", "trend"),
     _T("distinct_categories_{w}d", "purchases", "count", "lower", "variety", "distinct-categories", "wl", 0.0),
     _T("distinct_channels_{w}d", "purchases", "count", "lower", "variety", "distinct-channels", "wl", 0.0),
+    # ---------------------------------------------------------------- btyd (buy till you die: BG/NBD)
+    _T("btyd_p_alive", "btyd", "share", "lower", "recency", "btyd-p-alive"),
     # ---------------------------------------------------------------- program
     _T("program_enrolled", "program", "flag", "lower", "membership", "program-enrolled", "", 0.0),
     _T("program_enrolment_age_days", "program", "days_ago", "lower", "membership", "program-enrolment-age"),

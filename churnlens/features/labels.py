@@ -135,9 +135,10 @@ def cutoffs_between(
         cutoffs.append(c.as_unit("us"))
         c = c - pd.Timedelta(days=int(step_days))
     if not cutoffs:
+        missing = -((latest - earliest) // pd.Timedelta(days=1))  # whole days, rounded up
         raise InputError(
-            f"the data ({data_start} to {data_end}) is too short for a training cutoff: "
-            f"it needs {min_history_days} days of history plus a {horizon_days}-day horizon"
+            f"the data ({data_start} to {data_end}) is too short for a training cutoff: it needs "
+            f"{min_history_days} days of history plus a {horizon_days}-day horizon, {missing} more days of data"
         )
     return sorted(cutoffs)
 

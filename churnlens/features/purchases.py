@@ -46,6 +46,7 @@ def purchases_feature_names(tables: Tables, config: FeatureConfig = FeatureConfi
         "purchase_gap_mean_days",
         "purchase_gap_std_days",
         "overdue_ratio",
+        *REGULARITY_FEATURES,
     ]
     if len(w) >= 2:
         names += [f"purchase_trend_{w[-2]}d_vs_{wl}d", f"spend_trend_{w[-2]}d_vs_{wl}d"]
@@ -55,6 +56,10 @@ def purchases_feature_names(tables: Tables, config: FeatureConfig = FeatureConfi
         names.append(f"distinct_channels_{wl}d")
     return names
 
+
+#: How unusual the current gap is under the customer's own gaps (:func:`gap_regularity`). The share
+#: of past gaps shorter than the current one was measured too and left out (benchmarks/RESULTS.md).
+REGULARITY_FEATURES: tuple[str, ...] = ("current_gap_vs_longest",)
 
 #: Up to this many customers x distinct values, "distinct per customer" is one bincount.
 _DENSE_LIMIT = 50_000_000
@@ -168,6 +173,32 @@ def _rhythm_by_chunk(purchases: pd.DataFrame, segs: Segments) -> dict[str, np.nd
     return rhythm
 
 
+def gap_regularity(seg: np.ndarray, ts: np.ndarray, n: int, current_days: np.ndarray) -> dict[str, np.ndarray]:
+    """How the current gap (days since the last purchase) compares with the customer's past gaps.
+
+    Past gaps are the days between consecutive distinct purchase days (several orders on
+    one day are one visit). Per segment, ``current_gap_vs_longest`` = current gap / longest
+    past gap (above 1: the customer never waited this long before); NaN below two purchase days.
+
+    Parameters
+    ----------
+    seg, ts : ndarray
+        Segment and epoch microseconds of each purchase, grouped by segment and time-ordered.
+    n : int
+        Number of segments.
+    current_days : ndarray
+        Current gap of each segment, in days.
+    """
+    longest = np.zeros(n)
+    if len(ts) >= 2:
+        day = np.floor(ts / US_PER_DAY)
+        step = day[1:] - day[:-1]
+        gap = (seg[1:] == seg[:-1]) & (step > 0)
+        np.maximum.at(longest, seg[1:][gap], step[gap])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"current_gap_vs_longest": np.where(longest > 0, current_days / longest, np.nan)}
+
+
 def _empty_rhythm(n: int) -> dict[str, np.ndarray]:
     return {k: np.empty(n) for k in ("first_us", "last_us", "n_purchases", "gap_std_days")}
 
@@ -233,10 +264,14 @@ def build_purchases_features(
         counts, sums = windowed(chunk, key, 3, levels, len(windows), (None, amount))
         del amount, finite
         if fresh:
-            buy = np.flatnonzero(key == 0)
-            _store_rhythm(rhythm, lo, _rhythm(chunk.seg[buy], chunk.ts[buy], chunk.n))
+            bought = np.flatnonzero(key == 0)
+            _store_rhythm(rhythm, lo, _rhythm(chunk.seg[bought], chunk.ts[bought], chunk.n))
         part = out.rows(lo, hi)
         _fill_features(part, counts, sums, {k: v[lo:hi] for k, v in rhythm.items()}, cutoff, config)
+        buy = np.flatnonzero(key == 0)
+        regular = gap_regularity(chunk.seg[buy], chunk.ts[buy], chunk.n, part["days_since_last_purchase"])
+        for name, values in regular.items():
+            part[name] = values
         in_longest = np.flatnonzero((key == 0) & (levels >= 1))
         for col, name in texts:
             codes, n_values = codes_all[col]

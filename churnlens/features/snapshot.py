@@ -13,6 +13,7 @@ import pandas as pd
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
+from churnlens.features.btyd import btyd_feature_names, build_btyd_features
 from churnlens.features.catalog import FeatureSpec, feature_catalog
 from churnlens.features.contacts import build_contacts_features, contacts_feature_names
 from churnlens.features.kernels import (
@@ -35,6 +36,7 @@ Names = Callable[[Tables, FeatureConfig], list[str]]
 #: Families in snapshot column order: (name, builder, names of the columns it gives).
 FAMILY_BUILDERS: tuple[tuple[str, Builder, Names], ...] = (
     ("purchases", build_purchases_features, purchases_feature_names),
+    ("btyd", build_btyd_features, btyd_feature_names),
     ("program", build_program_features, program_feature_names),
     ("support", build_support_features, support_feature_names),
     ("contacts", build_contacts_features, contacts_feature_names),
@@ -159,7 +161,7 @@ def build_snapshot(
     -------
     DataFrame
         One row per active customer (index ``customer_id``, string dtype, sorted); columns
-        :func:`snapshot_columns` (purchases, program, support, contacts, profile, catalog order);
+        :func:`snapshot_columns` (purchases, btyd, program, support, contacts, profile, catalog order);
         numbers float64 (counts 0 when a customer has no events in a family, NaN where
         undefined), categoricals with sorted levels.
 

@@ -1,17 +1,21 @@
-"""Training: out-of-time LightGBM with calibration, baselines, MLflow tracking and registry."""
+"""Training: evaluate (rolling-origin backtest or grouped CV), refit on every matured label, calibrate
+out of fold; baselines, MLflow tracking and registry."""
 
-from churnlens.training.config import CampaignEconomics, LightGBMParams, TrainConfig
+from churnlens.config import LightGBMParams, TrainConfig
 from churnlens.training.estimator import ChurnClassifier
+from churnlens.training.evaluation import Evaluation
 from churnlens.training.metrics import evaluate, expected_calibration_error, lift_table, profit_curve
-from churnlens.training.split import OutOfTimeSplit, out_of_time_split
+from churnlens.training.split import OutOfTimeSplit, backtest_origins, customer_folds, out_of_time_split
 
 __all__ = [
-    "CampaignEconomics",
     "ChurnClassifier",
+    "Evaluation",
     "LightGBMParams",
     "OutOfTimeSplit",
     "TrainConfig",
     "TrainingResult",
+    "backtest_origins",
+    "customer_folds",
     "evaluate",
     "expected_calibration_error",
     "lift_table",

@@ -40,13 +40,14 @@ class LogisticBaseline:
         X = frame[list(self.features)].astype("float64")
         return X.fillna(self.medians_).to_numpy()
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
-        """Fit on training rows; returns self."""
+    def fit(self, frame: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LogisticBaseline:
+        """Fit on training rows (optionally weighted); returns self."""
         self.medians_ = frame[list(self.features)].astype("float64").median()
         self.pipeline_ = make_pipeline(
             FunctionTransformer(_signed_log1p), StandardScaler(), LogisticRegression(max_iter=1000)
         )
-        self.pipeline_.fit(self._matrix(frame), np.asarray(y, dtype=int))
+        fit_params = {} if sample_weight is None else {"logisticregression__sample_weight": sample_weight}
+        self.pipeline_.fit(self._matrix(frame), np.asarray(y, dtype=int), **fit_params)
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -56,8 +57,10 @@ class LogisticBaseline:
         return self.pipeline_.predict_proba(self._matrix(frame))[:, 1]
 
 
-def fit_baselines(train: pd.DataFrame, y: np.ndarray) -> dict[str, LogisticBaseline]:
-    """Both baselines fitted on the training rows.
+def fit_baselines(
+    train: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> dict[str, LogisticBaseline]:
+    """Both baselines fitted on the training rows (with the model's row weights, if any).
 
     Returns
     -------
@@ -65,6 +68,6 @@ def fit_baselines(train: pd.DataFrame, y: np.ndarray) -> dict[str, LogisticBasel
         ``{"recency": ..., "rfm_logistic": ...}``
     """
     return {
-        "recency": LogisticBaseline(RECENCY_FEATURES).fit(train, y),
-        "rfm_logistic": LogisticBaseline(RFM_FEATURES).fit(train, y),
+        "recency": LogisticBaseline(RECENCY_FEATURES).fit(train, y, sample_weight),
+        "rfm_logistic": LogisticBaseline(RFM_FEATURES).fit(train, y, sample_weight),
     }

@@ -10,10 +10,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnlens.model import LinearBase, model_matrix, prepare_features
+from churnlens.config import LightGBMParams, TrainConfig
+from churnlens.errors import InputError
+from churnlens.model import Calibrator, LinearBase, model_matrix, prepare_features
 from churnlens.training.baselines import RFM_FEATURES, LogisticBaseline
 from churnlens.training.calibration import choose_calibrator
-from churnlens.training.config import LightGBMParams
 
 if TYPE_CHECKING:
     from churnlens.training.source import DistributedTrainingSet
@@ -39,7 +40,7 @@ def feature_schema(frame: pd.DataFrame) -> tuple[list[str], dict[str, list[str]]
     return features, levels
 
 
-def fit_linear_base(train: pd.DataFrame, y: np.ndarray) -> LinearBase | None:
+def fit_linear_base(train: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearBase | None:
     """The RFM logistic regression (the ``rfm_logistic`` baseline) as a :class:`LinearBase`.
 
     Returns None when the training rows have none of the RFM columns.
@@ -47,7 +48,7 @@ def fit_linear_base(train: pd.DataFrame, y: np.ndarray) -> LinearBase | None:
     present = tuple(f for f in RFM_FEATURES if f in train.columns)
     if not present:
         return None
-    fitted = LogisticBaseline(present).fit(train, y)
+    fitted = LogisticBaseline(present).fit(train, y, sample_weight)
     _, scaler, logistic = (step for _, step in fitted.pipeline_.steps)
     z = fitted.pipeline_[:-1].transform(fitted._matrix(train))
     return LinearBase(
@@ -103,7 +104,9 @@ def _validation_score(metric: str, y: np.ndarray, margin: np.ndarray) -> float:
 
 @dataclass
 class ChurnClassifier:
-    """LightGBM binary classifier, early-stopped and calibrated on an out-of-time validation cutoff.
+    """LightGBM binary classifier: early-stopped and calibrated on a validation cutoff (:meth:`fit`),
+    or grown to a given number of trees and calibrated from margins fitted elsewhere
+    (:meth:`fit_rounds` then :meth:`calibrate`, the refit of :mod:`churnlens.training.refit`).
 
     Parameters
     ----------
@@ -129,14 +132,17 @@ class ChurnClassifier:
         The linear base kept (None: trees alone).
     linear_base_scores_ : dict
         Validation score (log loss, or minus AUC) of each linear-base candidate.
+    linear_kind_ : {"rfm", "none"}
+        The linear base kept.
     """
 
+    # defaults are the [training] section's, declared once in TrainConfig
     params: LightGBMParams = field(default_factory=LightGBMParams)
-    seed: int = 42
-    threads: int = 2
-    class_weight: str = "auto"
-    calibration: str = "auto"
-    linear_base: str = "rfm"
+    seed: int = TrainConfig.seed
+    threads: int = TrainConfig.threads
+    class_weight: str = TrainConfig.class_weight
+    calibration: str = TrainConfig.calibration
+    linear_base: str = TrainConfig.linear_base
 
     def fit(
         self,
@@ -144,15 +150,74 @@ class ChurnClassifier:
         y_train: np.ndarray,
         validation: pd.DataFrame,
         y_validation: np.ndarray,
+        *,
+        sample_weight: np.ndarray | None = None,
     ) -> ChurnClassifier:
-        """Train on ``train``, stop early and calibrate on ``validation``; returns self."""
+        """Train on ``train`` (rows weighted by ``sample_weight`` if given), stop early and
+        calibrate on ``validation``; returns self."""
         self.features_, self.categorical_levels_ = feature_schema(train)
         X_train = prepare_features(train, self.schema_metadata())
 
         def boost(params: dict[str, Any], linear: LinearBase | None, X_val: pd.DataFrame) -> lgb.Booster:
-            return self._boost(params, X_train, y_train, X_val, y_validation, linear)
+            return self._boost(params, X_train, y_train, X_val, y_validation, linear, sample_weight)
 
-        return self._fit_candidates(train, np.asarray(y_train, dtype=int), validation, y_validation, boost)
+        return self._fit_candidates(
+            train, np.asarray(y_train, dtype=int), validation, y_validation, boost, sample_weight
+        )
+
+    def fit_rounds(
+        self,
+        train: pd.DataFrame,
+        y_train: np.ndarray,
+        *,
+        rounds: int,
+        sample_weight: np.ndarray | None = None,
+        train_set: DistributedTrainingSet | None = None,
+        cutoffs: Sequence[pd.Timestamp] = (),
+    ) -> ChurnClassifier:
+        """Grow exactly ``rounds`` trees on ``train`` with no validation; returns self.
+
+        The linear base is ``self.linear_base`` (``rfm`` or ``none``; ``auto`` is decided by
+        :meth:`fit` beforehand). The calibrator is the identity until :meth:`calibrate`.
+        With ``train_set``, the trees grow on the cluster rows of ``cutoffs`` (``train`` is
+        then a sample of them that gives the schema and fits the linear base).
+        """
+        if self.linear_base not in ("rfm", "none"):
+            raise ValueError(f"fit_rounds needs a decided linear base (rfm or none), got {self.linear_base!r}")
+        if rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        y_train = np.asarray(y_train, dtype=int)
+        if len(np.unique(y_train)) < 2:
+            raise InputError("the training rows must contain churners and non-churners")
+        self.features_, self.categorical_levels_ = feature_schema(train)
+        weight = scale_pos_weight(y_train, self.class_weight)
+        params = self.params.to_lgb(seed=self.seed, threads=self.threads, scale_pos_weight=weight)
+        linear = fit_linear_base(train, y_train, sample_weight) if self.linear_base == "rfm" else None
+        if train_set is not None:
+            if sample_weight is not None:
+                raise InputError("row weights (training.recent_weight_half_life_days) are not supported when "
+                                 "LightGBM trains on the cluster; raise training.distributed_min_rows")
+            self.booster_ = train_set.fit_lightgbm(
+                cutoffs, params, metadata=self.schema_metadata(), linear=linear, rounds=int(rounds)
+            )
+        else:
+            X = prepare_features(train, self.schema_metadata())
+            data = lgb.Dataset(X, y_train, weight=sample_weight, init_score=linear.margin(X) if linear else None,
+                               categorical_feature=list(self.categorical_levels_) or "auto", free_raw_data=True)
+            self.booster_ = lgb.train(params, data, num_boost_round=int(rounds))
+        self.linear_ = linear
+        self.linear_kind_ = "rfm" if linear is not None else "none"
+        self.linear_base_scores_ = {}
+        self.best_iteration_ = int(self.booster_.num_trees())
+        self.calibrator_, self.calibration_scores_ = Calibrator("none"), {}
+        return self
+
+    def calibrate(self, margin: np.ndarray, y: np.ndarray) -> ChurnClassifier:
+        """Fit the calibrator (``self.calibration``) on margins of rows the trees did not train on."""
+        self.calibrator_, self.calibration_scores_ = choose_calibrator(
+            margin, np.asarray(y, dtype=int), method=self.calibration, seed=self.seed
+        )
+        return self
 
     def fit_distributed(
         self,
@@ -194,13 +259,14 @@ class ChurnClassifier:
         validation: pd.DataFrame,
         y_validation: np.ndarray,
         boost: Callable[[dict[str, Any], LinearBase | None, pd.DataFrame], lgb.Booster],
+        sample_weight: np.ndarray | None = None,
     ) -> ChurnClassifier:
         """Boost each linear-base candidate (``train`` fits the base), keep the best on validation,
         calibrate on validation."""
         X_val = prepare_features(validation, self.schema_metadata())
         y_validation = np.asarray(y_validation, dtype=int)
         if len(np.unique(y_train)) < 2 or len(np.unique(y_validation)) < 2:
-            raise ValueError("training and validation cutoffs must each contain churners and non-churners")
+            raise InputError("training and validation cutoffs must each contain churners and non-churners")
         weight = scale_pos_weight(y_train, self.class_weight)
         lgb_params = self.params.to_lgb(seed=self.seed, threads=self.threads, scale_pos_weight=weight)
         # Up-weighting churners inflates raw probabilities, so the weighted run's validation log
@@ -212,7 +278,7 @@ class ChurnClassifier:
         fits: dict[str, tuple[lgb.Booster, LinearBase | None, np.ndarray]] = {}
         self.linear_base_scores_ = {}
         for kind in kinds:
-            linear = fit_linear_base(train, y_train) if kind == "rfm" else None
+            linear = fit_linear_base(train, y_train, sample_weight) if kind == "rfm" else None
             if kind == "rfm" and linear is None:
                 if fits:
                     continue
@@ -223,6 +289,7 @@ class ChurnClassifier:
             self.linear_base_scores_[kind] = _validation_score(lgb_params["metric"], y_validation, margin)
         chosen = min(self.linear_base_scores_, key=self.linear_base_scores_.__getitem__)  # ties: trees alone
         self.booster_, self.linear_, margin_val = fits[chosen]
+        self.linear_kind_ = chosen
         self.best_iteration_ = int(self.booster_.num_trees())
         self.calibrator_, self.calibration_scores_ = choose_calibrator(
             margin_val, y_validation, method=self.calibration, seed=self.seed
@@ -237,9 +304,11 @@ class ChurnClassifier:
         X_val: pd.DataFrame,
         y_validation: np.ndarray,
         linear: LinearBase | None,
+        sample_weight: np.ndarray | None = None,
     ) -> lgb.Booster:
         """Early-stopped LightGBM, boosted from ``linear``'s margin when given."""
-        dtrain = lgb.Dataset(X_train, y_train, categorical_feature=list(self.categorical_levels_) or "auto",
+        dtrain = lgb.Dataset(X_train, y_train, weight=sample_weight,
+                             categorical_feature=list(self.categorical_levels_) or "auto",
                              init_score=linear.margin(X_train) if linear else None, free_raw_data=True)
         dval = lgb.Dataset(X_val, y_validation, reference=dtrain,
                            init_score=linear.margin(X_val) if linear else None)
@@ -259,14 +328,19 @@ class ChurnClassifier:
         """Feature list and categorical levels, as stored in the model's metadata."""
         return {"features": list(self.features_), "categorical_levels": dict(self.categorical_levels_)}
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated churn probabilities."""
+    def margin(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw log-odds (trees plus linear base), before calibration."""
         if not hasattr(self, "booster_"):
             raise RuntimeError("This ChurnClassifier is not fitted yet; call fit first.")
         X = prepare_features(frame, self.schema_metadata())
         margin = self.booster_.predict(X, raw_score=True)
         if self.linear_ is not None:
             margin = margin + self.linear_.margin(X)
+        return margin
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probabilities."""
+        margin = self.margin(frame)
         return self.calibrator_.transform(margin)
 
     @property

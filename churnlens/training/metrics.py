@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from churnlens.training.config import CampaignEconomics
+from churnlens.config import Economics
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> float:
@@ -61,10 +61,14 @@ def lift_table(y: np.ndarray, score: np.ndarray, *, bins: int = 10) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def profit_curve(y: np.ndarray, score: np.ndarray, economics: CampaignEconomics) -> pd.DataFrame:
+def profit_curve(
+    y: np.ndarray, score: np.ndarray, economics: Economics, values: np.ndarray | None = None
+) -> pd.DataFrame:
     """Realised campaign profit when contacting the top-k customers, for every k.
 
-    Profit(k) = save_rate x value x (churners among the top k) - cost x k.
+    Profit(k) = save_rate x (value of the churners among the top k) - cost x k, the value of a
+    customer being ``economics.value_per_save`` or, when that is None, the customer's own
+    ``values`` (as in serving: trailing-12-month spend by default).
 
     Returns
     -------
@@ -73,13 +77,31 @@ def profit_curve(y: np.ndarray, score: np.ndarray, economics: CampaignEconomics)
     """
     y = np.asarray(y, dtype=float)
     order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
+    if economics.value_per_save is None and values is None:
+        raise ValueError("profit_curve needs the customers' values when economics.value_per_save is None")
+    value = np.broadcast_to(economics.values(values), y.shape)
     reached = np.concatenate([[0.0], np.cumsum(y[order])])
+    saved_value = np.concatenate([[0.0], np.cumsum((y * value)[order])])
     contacted = np.arange(len(y) + 1)
-    profit = economics.save_rate * economics.value_per_saved_customer * reached - economics.cost_per_contact * contacted
+    profit = economics.save_rate * saved_value - economics.cost_per_contact * contacted
     return pd.DataFrame({"contacted": contacted, "churners_reached": reached, "profit": profit})
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, economics: CampaignEconomics) -> dict[str, float]:
+def customer_values_of(X: pd.DataFrame) -> np.ndarray | None:
+    """Each row's customer value as serving defines it: trailing-12-month spend (``spend_365d``),
+    else the spend over the longest window the snapshot has; None without a spend column."""
+    import re
+
+    windows = {int(m.group(1)): c for c in X.columns if (m := re.fullmatch(r"spend_(\d+)d", str(c)))}
+    if not windows:
+        return None
+    column = windows.get(365, windows[max(windows)])
+    return pd.to_numeric(X[column], errors="coerce").to_numpy(dtype="float64")
+
+
+def evaluate(
+    y: np.ndarray, p: np.ndarray, economics: Economics, values: np.ndarray | None = None
+) -> dict[str, float]:
     """All test metrics for one scorer.
 
     Parameters
@@ -88,7 +110,9 @@ def evaluate(y: np.ndarray, p: np.ndarray, economics: CampaignEconomics) -> dict
         Observed churn labels.
     p : array of float
         Predicted churn probabilities (or any score for ranking-only metrics).
-    economics : CampaignEconomics
+    economics : Economics
+    values : array of float, optional
+        Each customer's value, used when ``economics.value_per_save`` is None.
 
     Returns
     -------
@@ -99,8 +123,12 @@ def evaluate(y: np.ndarray, p: np.ndarray, economics: CampaignEconomics) -> dict
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
     lift = lift_table(y, p)
-    profit = profit_curve(y, p, economics)
-    best = int(profit["profit"].to_numpy().argmax())
+    if economics.value_per_save is None and values is None:  # no value to price a save with
+        best_profit, best_depth = float("nan"), float("nan")
+    else:
+        profit = profit_curve(y, p, economics, values)
+        best = int(profit["profit"].to_numpy().argmax())
+        best_profit, best_depth = float(profit["profit"].iloc[best]), float(best / len(y))
     return {
         "roc_auc": float(roc_auc_score(y, p)),
         "pr_auc": float(average_precision_score(y, p)),
@@ -109,8 +137,8 @@ def evaluate(y: np.ndarray, p: np.ndarray, economics: CampaignEconomics) -> dict
         "ece": expected_calibration_error(y, p),
         "top_decile_lift": float(lift["lift"].iloc[0]),
         "top_decile_capture": float(lift["capture"].iloc[0]),
-        "best_profit": float(profit["profit"].iloc[best]),
-        "best_depth": float(best / len(y)),
+        "best_profit": best_profit,
+        "best_depth": best_depth,
         "base_rate": float(y.mean()),
         "n": float(len(y)),
     }

@@ -1,7 +1,7 @@
 """MLflow logging, one small function per thing logged, and the registry rule.
 
-A new version becomes ``champion`` only when its test ROC AUC beats the current champion
-re-scored on the same test cutoff; otherwise it is tagged ``challenger``.
+The promotion rule is :func:`promotion_decision` (a pure function; its docstring says why it
+is fair); :func:`register_and_promote` gathers its evidence and moves the aliases.
 """
 
 from __future__ import annotations
@@ -61,6 +61,32 @@ def log_fingerprint(fingerprint: dict[str, Any]) -> None:
     )
     for table, rows in fingerprint["rows"].items():
         mlflow.log_param(f"data.rows.{table}", rows)
+
+
+def log_evaluation(evaluation: Any) -> None:
+    """An :class:`~churnlens.training.evaluation.Evaluation`: every origin's (or fold's) metrics with
+    ``step`` = origin number (``<kind>_<scorer>_<metric>``), their mean as ``test_<scorer>_<metric>``
+    and spread as ``test_<scorer>_<metric>_std``, and the tables as CSV."""
+    from churnlens.training.evaluation import per_fold_metrics
+
+    for name, points in per_fold_metrics(evaluation).items():
+        for step, value in points:
+            mlflow.log_metric(name, value, step=step)
+    summary = evaluation.summary()
+    log_metric_table(summary.xs("mean", axis=1, level=1))
+    spread = {
+        f"test_{scorer}_{metric}_std": float(value)
+        for scorer, row in summary.xs("std", axis=1, level=1).iterrows()
+        for metric, value in row.items()
+        if pd.notna(value)
+    }
+    if spread:
+        mlflow.log_metrics(spread)
+    with tempfile.TemporaryDirectory() as tmp:
+        folds = pd.concat({f.label: f.metrics for f in evaluation.folds}, names=["fold", "scorer"])
+        path = Path(tmp) / f"{evaluation.kind}_metrics.csv"
+        folds.to_csv(path)
+        mlflow.log_artifact(str(path))
 
 
 def log_metric_table(metrics: pd.DataFrame) -> None:
@@ -155,56 +181,204 @@ class RegistryDecision:
     champion_auc_on_test: float | None
 
 
+@dataclass(frozen=True)
+class ModelEvidence:
+    """What the registry knows of a model when deciding.
+
+    Attributes
+    ----------
+    trained_through : Timestamp or None
+        The last day of the latest label window the model learnt from (None: unknown).
+    evaluation : str or None
+        ``backtest`` or ``grouped_cv``.
+    evaluation_auc : float or None
+        Mean ROC AUC of its method over its evaluation's origins or folds.
+    evaluation_folds : tuple of str
+        Those origins' test cutoffs (or fold names).
+    """
+
+    trained_through: pd.Timestamp | None
+    evaluation: str | None = None
+    evaluation_auc: float | None = None
+    evaluation_folds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    """Challenger and champion on the same customers and labels, none of which either trained on.
+
+    ``cutoffs`` are the challenger's backtest origins whose test window starts after the
+    champion's ``trained_through``; ``challenger_auc`` is the mean ROC AUC there of the
+    challenger's method replayed at each origin, ``champion_auc`` the champion's own.
+    """
+
+    cutoffs: tuple[str, ...]
+    challenger_auc: float
+    champion_auc: float
+
+
+@dataclass(frozen=True)
+class OriginTest:
+    """A backtest origin's test rows and the challenger's ROC AUC on them."""
+
+    test_cutoff: pd.Timestamp
+    X: pd.DataFrame
+    y: np.ndarray
+    challenger_auc: float
+
+
+def _day(ts: pd.Timestamp | None) -> str:
+    return "unknown" if ts is None else str(pd.Timestamp(ts).date())
+
+
+def promotion_decision(
+    challenger: ModelEvidence,
+    champion: ModelEvidence | None,
+    head_to_head: HeadToHead | None,
+    *,
+    champion_version: str = "?",
+) -> tuple[str, str]:
+    """Should the new version become ``champion``? Returns (alias, reason).
+
+    The rule, in order:
+
+    1. No champion yet: the new version is champion.
+    2. A head-to-head exists (the challenger's backtest has origins whose test window starts
+       after the champion's last training label): on those customers and labels the
+       challenger's method, replayed at each origin with only the labels matured by then,
+       and the champion are both truly out of time. The challenger wins unless its mean
+       ROC AUC there is lower than the champion's; a tie goes to the challenger, which is the
+       fresher of the two.
+    3. Otherwise no fair comparison on held-out labels exists: every label the challenger
+       could be scored on, the champion trained on (or the champion cannot score the data).
+       A challenger trained through a later day wins by default: it has seen the labels
+       closest to the customers it will score, and the champion cannot be judged fairly.
+       (A champion that recorded no ``trained_through`` counts as staler.)
+    4. Both trained through the same day (same history, another configuration): the
+       challenger wins only if its evaluation's mean ROC AUC is strictly higher on the same
+       origins or folds; an identical retrain does not displace the champion.
+    5. A challenger trained through an earlier day than the champion stays challenger.
+
+    Why it is fair: no model is ever scored on labels it was trained on. The refit model
+    has learnt every matured label, so its own held-out evidence is its method's backtest;
+    the champion is scored only on test windows after its training labels. Judging a fresh
+    refit on a test cutoff it trained on would flatter it; judging the champion on labels it
+    trained on would flatter the champion, and requiring a fresher model to beat a stale
+    one on the stale one's terms would keep shipping old labels.
+    """
+    if champion is None:
+        return CHAMPION, "first registered version"
+    new_day, old_day = challenger.trained_through, champion.trained_through
+    if head_to_head is not None:
+        where = f"on {len(head_to_head.cutoffs)} backtest origin(s) after champion v{champion_version}'s training " \
+                f"labels ({', '.join(head_to_head.cutoffs)})"
+        if head_to_head.challenger_auc >= head_to_head.champion_auc:
+            return CHAMPION, (f"ROC AUC {head_to_head.challenger_auc:.4f} vs {head_to_head.champion_auc:.4f} {where}: "
+                              "not worse, and fresher")
+        return CHALLENGER, (f"ROC AUC {head_to_head.challenger_auc:.4f} is below champion's "
+                            f"{head_to_head.champion_auc:.4f} {where}")
+    if new_day is not None and (old_day is None or new_day > old_day):
+        return CHAMPION, (f"fresher: trained through {_day(new_day)}, champion v{champion_version} through "
+                          f"{_day(old_day)}; no held-out labels to compare them on, so the fresher model wins")
+    if new_day is not None and old_day is not None and new_day == old_day:
+        comparable = (challenger.evaluation == champion.evaluation
+                      and challenger.evaluation_folds == champion.evaluation_folds
+                      and challenger.evaluation_auc is not None and champion.evaluation_auc is not None)
+        if not comparable:
+            return CHALLENGER, (f"trained through the same day as champion v{champion_version} "
+                                f"({_day(new_day)}) but evaluated on other origins or folds: no fair comparison")
+        new_auc, old_auc = challenger.evaluation_auc, champion.evaluation_auc
+        if new_auc > old_auc:
+            return CHAMPION, (f"evaluation ROC AUC {new_auc:.4f} beats champion v{champion_version} ({old_auc:.4f}) "
+                              f"on the same {challenger.evaluation} folds, same training history")
+        return CHALLENGER, (f"evaluation ROC AUC {new_auc:.4f} does not beat champion v{champion_version} "
+                            f"({old_auc:.4f}) on the same {challenger.evaluation} folds, same training history")
+    return CHALLENGER, (f"staler: trained through {_day(new_day)}, champion v{champion_version} through "
+                        f"{_day(old_day)}")
+
+
+def _evidence_from_tags(tags: dict[str, str]) -> ModelEvidence:
+    auc = tags.get("evaluation_roc_auc")
+    through = tags.get("trained_through")
+    folds = tags.get("evaluation_folds")
+    return ModelEvidence(
+        trained_through=pd.Timestamp(through) if through else None,
+        evaluation=tags.get("evaluation"),
+        evaluation_auc=float(auc) if auc else None,
+        evaluation_folds=tuple(folds.split(",")) if folds else (),
+    )
+
+
+def _head_to_head(model: ChurnModel, champion: ModelEvidence, origins: list[OriginTest]) -> HeadToHead | None:
+    """The champion (``model``) re-scored on the origins whose test window starts after its training labels."""
+    if champion.trained_through is None:
+        return None
+    fair = [o for o in origins if pd.Timestamp(o.test_cutoff) > champion.trained_through]
+    if not fair:
+        return None
+    champion_aucs = [float(roc_auc_score(o.y, model.predict_proba(o.X))) for o in fair]
+    return HeadToHead(
+        cutoffs=tuple(str(pd.Timestamp(o.test_cutoff).date()) for o in fair),
+        challenger_auc=float(np.mean([o.challenger_auc for o in fair])),
+        champion_auc=float(np.mean(champion_aucs)),
+    )
+
+
 @holding_store_lock
 def register_and_promote(
     model_uri: str,
     model_name: str,
     *,
-    test_auc: float,
-    test_cutoff: str,
-    test_frame: pd.DataFrame,
-    y_test: np.ndarray,
+    evidence: ModelEvidence,
+    origins: list[OriginTest],
 ) -> RegistryDecision:
-    """Register ``model_uri`` and move ``champion`` to it only if it beats the current champion.
+    """Register ``model_uri``, then move ``champion`` to it or tag it ``challenger`` (:func:`promotion_decision`).
 
-    The current champion is re-scored on this run's test cutoff so both AUCs are measured on
-    the same customers and labels; a champion that cannot score this data (other features)
-    keeps its alias and the new version becomes ``challenger``. The champion is read as data
-    (:func:`churnlens.model_store.read_model_dir`), never through its code file.
-
-    The whole function, "read champion → compare → move alias" included, is one critical
-    section under the embedded store's file lock (:func:`churnlens.tracking.holding_store_lock`):
-    two trainings finishing together cannot both see the old champion and the weaker one win.
+    The new version's evidence is stored as version tags (``trained_through``,
+    ``evaluation``, ``evaluation_roc_auc``, ``evaluation_folds``) for later decisions. The
+    champion is re-scored on ``origins`` whose test window starts after its own
+    ``trained_through``; a champion that cannot score them (other features) gives no
+    head-to-head.
+    The champion is read as data (:func:`churnlens.model_store.read_model_dir`); one that serving
+    would refuse (no manifest, tampered) is replaced. The whole function, "read champion →
+    compare → move alias" included, is one critical section under the embedded store's file
+    lock (:func:`churnlens.tracking.holding_store_lock`): two trainings finishing together
+    cannot both see the old champion and the weaker one win.
     """
     client = MlflowClient()
     version = mlflow.register_model(model_uri, model_name).version
-    client.set_model_version_tag(model_name, version, "test_roc_auc", f"{test_auc:.6f}")
-    client.set_model_version_tag(model_name, version, "test_cutoff", test_cutoff)
+    tags = {
+        "trained_through": _day(evidence.trained_through),
+        "evaluation": evidence.evaluation or "",
+        # full precision: an identical retrain must compare equal, not win on rounding
+        "evaluation_roc_auc": "" if evidence.evaluation_auc is None else repr(float(evidence.evaluation_auc)),
+        "evaluation_folds": ",".join(evidence.evaluation_folds)[:5000],
+        "test_roc_auc": "" if evidence.evaluation_auc is None else f"{evidence.evaluation_auc:.6f}",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
     try:
         current = client.get_model_version_by_alias(model_name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         current = None
-    if current is None:
-        decision = RegistryDecision(str(version), CHAMPION, "first registered version", None)
-    else:
+    champion, head_to_head, note = None, None, ""
+    if current is not None:
+        champion = _evidence_from_tags(dict(current.tags))
         try:
-            champion = read_model_version(model_name, str(current.version))
-            champion_auc = float(roc_auc_score(y_test, champion.predict_proba(test_frame)))
+            # read as data, never through its code file; always, so a champion serving would refuse is replaced
+            champion_model = read_model_version(model_name, str(current.version))
+            head_to_head = _head_to_head(champion_model, champion, origins)
         except ModelStoreError as exc:  # serving refuses that champion too (no manifest, tampered): replace it
-            decision = RegistryDecision(
-                str(version), CHAMPION, f"champion v{current.version} cannot be served ({exc}); replaced", None
-            )
-        except Exception as exc:  # noqa: BLE001 - any failure to re-score keeps the champion
-            decision = RegistryDecision(
-                str(version), CHALLENGER, f"champion v{current.version} could not score this test set: {exc}", None
-            )
-        else:
-            if test_auc > champion_auc:
-                reason = f"test ROC AUC {test_auc:.4f} beats champion v{current.version} ({champion_auc:.4f})"
-                decision = RegistryDecision(str(version), CHAMPION, reason, champion_auc)
-            else:
-                reason = f"test ROC AUC {test_auc:.4f} does not beat champion v{current.version} ({champion_auc:.4f})"
-                decision = RegistryDecision(str(version), CHALLENGER, reason, champion_auc)
+            champion, note = None, f"champion v{current.version} cannot be served ({exc}); replaced"
+        except Exception as exc:  # noqa: BLE001 - a champion that cannot score this data gives no head-to-head
+            note = f" (champion v{current.version} could not score the backtest origins: {exc})"
+    if current is not None and champion is None:
+        alias, reason, note = CHAMPION, note, ""
+    else:
+        alias, reason = promotion_decision(evidence, champion, head_to_head,
+                                           champion_version=str(current.version) if current is not None else "?")
+    decision = RegistryDecision(str(version), alias, reason + note,
+                                head_to_head.champion_auc if head_to_head is not None else None)
     client.set_registered_model_alias(model_name, decision.alias, version)
     client.set_model_version_tag(model_name, version, "registry_decision", decision.reason[:5000])
     return decision
@@ -218,7 +392,8 @@ def read_model_version(model_name: str, version: str) -> ChurnModel:
 
 
 def list_model_versions(model_name: str) -> pd.DataFrame:
-    """Versions of a registered model with aliases and key test metrics, newest first."""
+    """Versions of a registered model with aliases, what they were trained through, how they were
+    evaluated and their evaluation's mean metrics, newest first."""
     client = MlflowClient()
     versions = client.search_model_versions(f"name = '{model_name}'")
     # Search results from a tracking server leave ModelVersion.aliases empty; the registered
@@ -235,7 +410,8 @@ def list_model_versions(model_name: str) -> pd.DataFrame:
                 "version": int(v.version),
                 "aliases": ", ".join(sorted(set(v.aliases) | set(aliases.get(str(v.version), [])))),
                 "created": pd.Timestamp(v.creation_timestamp, unit="ms").strftime("%Y-%m-%d %H:%M"),
-                "test_cutoff": v.tags.get("test_cutoff", ""),
+                "trained_through": v.tags.get("trained_through", ""),
+                "evaluation": v.tags.get("evaluation", ""),
                 "roc_auc": metrics.get("test_model_roc_auc"),
                 "pr_auc": metrics.get("test_model_pr_auc"),
                 "ece": metrics.get("test_model_ece"),

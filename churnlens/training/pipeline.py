@@ -1,4 +1,4 @@
-"""One training run end to end: training set -> split -> model + baselines -> MLflow -> registry."""
+"""One training run end to end: training set -> evaluate (backtest or grouped CV) -> refit -> MLflow -> registry."""
 
 from __future__ import annotations
 
@@ -11,22 +11,20 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
-from churnlens.config import ChurnConfig
+from churnlens.config import MEASURED, ChurnConfig, Economics, ScoringSettings, TrainConfig
 from churnlens.data.tables import Tables
+from churnlens.errors import InputError
 from churnlens.features import CATALOG_VERSION
 from churnlens.model import ChurnModel
 from churnlens.monitoring import reference_statistics
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, configure_mlflow
 from churnlens.training import mlflow_log, plots
-from churnlens.training.baselines import fit_baselines
-from churnlens.training.config import TrainConfig
 from churnlens.training.estimator import ChurnClassifier
-from churnlens.training.metrics import evaluate
-from churnlens.training.source import DistributedTrainingSet, LocalSource, TrainingSource
-from churnlens.training.split import OutOfTimeSplit, out_of_time_split
-from churnlens.training.tune import random_search
+from churnlens.training.evaluation import BACKTEST, Evaluation, TrainingRows, run_backtest, run_grouped_cv
+from churnlens.training.refit import OutOfFoldMargins, fit_shipped_model
+from churnlens.training.source import LocalSource, TrainingSource
+from churnlens.training.split import backtest_origins
 
 Progress = Callable[[str, int, int], None]
 
@@ -36,7 +34,11 @@ SHAP_PLOT_ROWS = 4000
 
 @dataclass
 class TrainingResult:
-    """What a training run produced and where it was logged."""
+    """What a training run produced and where it was logged.
+
+    ``metrics`` are the evaluation's means (scorers x metrics); ``evaluation`` has every
+    origin or fold. The registered model is the refit on ``refit_cutoffs``.
+    """
 
     run_id: str
     model_uri: str
@@ -45,13 +47,17 @@ class TrainingResult:
     alias: str
     registry_reason: str
     metrics: pd.DataFrame
-    split: OutOfTimeSplit
+    evaluation: Evaluation
+    refit_cutoffs: tuple[pd.Timestamp, ...]
+    trained_through: pd.Timestamp
     n_trees: int
     num_leaves: int
     tracking_uri: str
     label_mode: str
     rows: dict[str, int]
     linear_base: bool = False
+    calibration: OutOfFoldMargins | None = None
+    history_note: str | None = None
 
 
 def oracle_probabilities(
@@ -67,12 +73,50 @@ def oracle_probabilities(
     return rows.set_index(rows["customer_id"].astype("string"))[column]
 
 
-def _labels(frame: pd.DataFrame) -> np.ndarray:
-    return frame["churned"].to_numpy(dtype=int)
+def labelled_cutoffs(
+    source: TrainingSource, train_config: TrainConfig, horizon_days: int
+) -> tuple[list[pd.Timestamp], str | None]:
+    """The cutoffs a run may use, all with a matured label, and a note when the history is short.
+
+    Normally every cutoff from ``min_history_days`` after the data start to the latest whose
+    label window has matured (the data end minus the horizon), ``step_days`` apart. When the
+    history is shorter than ``min_history_days`` plus the horizon, the latest matured cutoff
+    alone (with whatever history precedes it) and a note saying so.
+
+    Raises
+    ------
+    InputError
+        When no cutoff has a matured label at all, saying how much more history is needed.
+    """
+    horizon, step = horizon_days, train_config.step_days
+    try:
+        return source.cutoffs(horizon_days=horizon, step_days=step,
+                              min_history_days=train_config.min_history_days), None
+    except ValueError:
+        pass
+    start, end = source.data_range()
+    try:
+        latest = source.cutoffs(horizon_days=horizon, step_days=step, min_history_days=1)[-1]
+    except ValueError:
+        latest_possible = end.floor("D") + pd.Timedelta(days=1 - horizon)
+        missing = -((latest_possible - (start + pd.Timedelta(days=1))) // pd.Timedelta(days=1))
+        raise InputError(
+            f"no cutoff has a matured {horizon}-day label, so nothing can be trained: the data runs from "
+            f"{start} to {end}, and a label needs {horizon} days of data after a cutoff with at least a day of "
+            f"history before it; {missing} more days of history are needed (or a shorter --horizon)"
+        ) from None
+    history = (latest - start) // pd.Timedelta(days=1)
+    note = (f"short history: {history} days of history before the only matured cutoff {latest.date()}, "
+            f"less than training.min_history_days = {train_config.min_history_days}; trained on that cutoff alone")
+    return [latest], note
 
 
-def _features(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=["churned"])
+def training_economics(settings: ScoringSettings) -> Economics:
+    """The economics that price the profit metrics: ``[serving]``'s, with the configured save rate
+    (a ``"measured"`` one is known only once a campaign report is read: the default rate then)."""
+    rate = Economics.save_rate if settings.save_rate == MEASURED else float(settings.save_rate)
+    value = None if settings.value_per_save is None else float(settings.value_per_save)
+    return Economics(float(settings.cost_per_contact), rate, value)
 
 
 def train_model(
@@ -88,30 +132,40 @@ def train_model(
     validation_report: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
-    """Train, evaluate out of time, log to MLflow and register a churn model.
+    """Evaluate, refit, log to MLflow and register a churn model.
+
+    Two stages. **Evaluate** (:mod:`churnlens.training.evaluation`): a purged rolling-origin
+    backtest of ``train_config.backtests`` origins (fewer when the history is short), or
+    customer-grouped cross-validation when not even one origin fits; per-origin metrics and
+    their mean and spread for the model and the baselines on the same customers. **Refit**
+    (:mod:`churnlens.training.refit`): the logged and registered model is trained on every
+    cutoff whose label window has matured by the end of the data, with the parameters and
+    trees the evaluation chose, and calibrated out of fold at the most recent cutoffs.
 
     Parameters
     ----------
     tables : Tables or TrainingSource
         Validated input tables, or a source that builds the training set elsewhere
         (``churnlens.engine.DaskSource``). When the source keeps the training rows on a
-        cluster (a :class:`~churnlens.training.source.DistributedTrainingSet`), training
-        cutoffs with more than ``train_config.distributed_min_rows`` rows train on the
-        cluster (lightgbm.dask), fewer are collected and trained here; validation and test
-        rows are collected here (a deterministic sample of whole customers above
-        ``train_config.local_max_rows``), as is a sample of the training rows for the
-        baselines, the linear base and the reference statistics.
+        cluster (a :class:`~churnlens.training.source.DistributedTrainingSet`), fits on more
+        than ``train_config.distributed_min_rows`` rows grow their trees on the cluster
+        (lightgbm.dask); validation, test and calibration rows are collected here (a sample
+        of whole customers above ``train_config.local_max_rows``), and so is a sample of the
+        training rows for the baselines, the linear base, the cross-fitted calibration
+        models and the reference statistics. Grouped cross-validation runs here on
+        collected rows.
     config : ChurnConfig, optional
-        Feature and label settings (defaults if None).
+        All settings (defaults if None): ``features``, ``labels`` (the horizon), ``training``,
+        and ``serving``'s campaign economics, which price the profit metrics.
     train_config : TrainConfig, optional
-        Training settings; its ``horizon_days`` wins over ``config.labels``.
+        Training settings instead of ``config.training``.
     tracking_uri : str, optional
         MLflow store; see :func:`churnlens.tracking.resolve_tracking_uri`.
     experiment, model_name : str
     test_cutoff : str or Timestamp, optional
-        Test on this cutoff instead of the latest labelled one.
+        The latest backtest origin's test cutoff instead of the latest labelled one.
     truth : DataFrame, optional
-        Simulator truth table; adds the oracle AUC and the model/oracle ratio.
+        Simulator truth table; adds the oracle AUC and the model/oracle ratio where it has the cutoff.
     validation_report : dict, optional
         Logged as ``validation_report.json``.
     progress : callable(stage, done, total), optional
@@ -119,128 +173,124 @@ def train_model(
     Returns
     -------
     TrainingResult
+
+    Raises
+    ------
+    InputError
+        When no cutoff has a matured label (the message says how much more history is
+        needed), or ``test_cutoff`` leaves no purged origin.
     """
     config = config or ChurnConfig()
-    train_config = train_config or TrainConfig(horizon_days=config.labels.horizon_days)
+    train_config = train_config or config.training
     step = progress or (lambda stage, done, total: None)
     source = tables if not isinstance(tables, Tables) else LocalSource(tables)
     mode = source.label_mode(config.labels.mode)
-    config = replace(config, labels=replace(config.labels, horizon_days=train_config.horizon_days, mode=mode))
+    horizon = config.labels.horizon_days
+    config = replace(config, labels=replace(config.labels, mode=mode), training=train_config)
+    economics = training_economics(config.serving)
     uri = configure_mlflow(tracking_uri)
 
-    cutoffs = source.cutoffs(
-        horizon_days=train_config.horizon_days, step_days=train_config.step_days,
-        min_history_days=train_config.min_history_days,
-    )
-    split = out_of_time_split(cutoffs, horizon_days=train_config.horizon_days, purge=train_config.purge,
-                              test_cutoff=pd.Timestamp(test_cutoff) if test_cutoff is not None else None)
-    used = sorted({*split.train_cutoffs, split.validation_cutoff, split.test_cutoff})
+    cutoffs, history_note = labelled_cutoffs(source, train_config, horizon)
+    origins = backtest_origins(
+        cutoffs, horizon_days=horizon, count=train_config.backtests, purge=train_config.purge,
+        test_cutoff=pd.Timestamp(test_cutoff) if test_cutoff is not None else None,
+    )  # fmt: skip
+    if test_cutoff is not None and not origins:
+        raise InputError(f"no backtest origin fits with test cutoff {pd.Timestamp(test_cutoff).date()}: "
+                         "it needs a validation and a training cutoff before it (drop --test-cutoff to let "
+                         "the run fall back to grouped cross-validation)")
     training_set = source.training_set(
-        cutoffs=used, horizon_days=train_config.horizon_days, config=config,
+        cutoffs=cutoffs, horizon_days=horizon, config=config,
         progress=lambda done, total: step("features", done, total),
     )
-    distributed: DistributedTrainingSet | None = None
-    if isinstance(training_set, DistributedTrainingSet):
-        train, validation, test, distributed = _collect(training_set, split, train_config)
+    rows = TrainingRows(training_set, train_config)
+
+    def oracle(cutoff: pd.Timestamp) -> pd.Series | None:
+        return oracle_probabilities(truth, cutoff, horizon, mode)
+
+    if origins:
+        evaluation = run_backtest(rows, origins, cutoffs, train_config, oracle=oracle, progress=step,
+                                  economics=economics)
     else:
-        train, validation, test = (split.part(training_set, p) for p in ("train", "validation", "test"))
-    y_train, y_val, y_test = _labels(train), _labels(validation), _labels(test)
-    X_train, X_val, X_test = _features(train), _features(validation), _features(test)
+        evaluation = run_grouped_cv(rows, cutoffs, train_config, oracle=oracle, progress=step, economics=economics)
+    metrics = evaluation.mean_metrics()
 
-    trials = None
-    if train_config.tune_trials:
-        step("tuning", 0, train_config.tune_trials + 1)
-        best, trials = random_search(X_train, y_train, X_val, y_val, train_config)
-        train_config = replace(train_config, lgbm=best)
-    step("training", 0, 1)
-    clf = ChurnClassifier(train_config.lgbm, seed=train_config.seed, threads=train_config.threads,
-                          class_weight=train_config.class_weight, calibration=train_config.calibration,
-                          linear_base=train_config.linear_base)
-    if distributed is not None:
-        clf.fit_distributed(distributed, split.train_cutoffs, X_train, y_train, X_val, y_val)
-    else:
-        clf.fit(X_train, y_train, X_val, y_val)
-    step("training", 1, 1)
+    step("refit", 0, 1)
+    refit_cutoffs = tuple(cutoffs)
+    on_cluster = rows.on_cluster(refit_cutoffs)
+    refit_frame = rows.frame(refit_cutoffs)
+    shipped_config = replace(train_config, lgbm=evaluation.recipe.params)
+    clf, oof = fit_shipped_model(refit_frame, evaluation.recipe, shipped_config,
+                                 distributed=rows.distributed if on_cluster else None,
+                                 distributed_cutoffs=refit_cutoffs)
+    step("refit", 1, 1)
+    trained_through = refit_cutoffs[-1] + pd.Timedelta(days=horizon - 1)
+    X_refit = refit_frame.drop(columns=["churned"])
+    refit_rows = rows.count(refit_cutoffs)
 
-    step("evaluation", 0, 1)
-    p_test = clf.predict_proba(X_test)
-    scores = {"model": p_test}
-    for name, baseline in fit_baselines(X_train, y_train).items():
-        scores[name] = baseline.predict_proba(X_test)
-    metrics = pd.DataFrame({name: evaluate(y_test, s, train_config.campaign) for name, s in scores.items()}).T
-    oracle = oracle_probabilities(truth, split.test_cutoff, train_config.horizon_days, mode)
-    test_ids = X_test.index.get_level_values("customer_id").astype("string")
-    if oracle is not None:
-        aligned = oracle.reindex(test_ids)
-        known = aligned.notna().to_numpy()
-        oracle_auc = float(roc_auc_score(y_test[known], aligned.to_numpy()[known]))
-        metrics.loc["oracle", "roc_auc"] = oracle_auc
-        metrics.loc["model", "oracle_ratio"] = metrics.loc["model", "roc_auc"] / oracle_auc
-        metrics.loc["oracle", "n"] = float(known.sum())
-
-    metadata = _metadata(clf, X_train, train_config, config, mode, split, metrics, model_name, source.table_names())
+    # scoring uses the BG/NBD parameters of the data's end (the default scoring cutoff), so a few
+    # customers scored alone get the features the whole base would give them
+    if config.features.btyd_params is None:
+        _, data_end = source.data_range()
+        params = source.btyd_params(data_end.floor("D") + pd.Timedelta(days=1))
+        config = replace(config, features=replace(config.features, btyd_params=params))
+    metadata = _metadata(
+        clf, X_refit, shipped_config, config, mode, evaluation, metrics, model_name, source.table_names(),
+        refit_cutoffs=refit_cutoffs, refit_rows=refit_rows, trained_through=trained_through, calibration=oof,
+    )
     model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, metadata, linear=clf.linear_)
-
-    rows = {"train": len(X_train), "validation": len(X_val), "test": len(X_test)}
-    if distributed is not None:
-        rows["train"] = distributed.rows(split.train_cutoffs)
+    rows_logged = {"refit": refit_rows, "evaluation_train": evaluation.folds[-1].rows_early_stopping,
+                   "evaluation_test": len(evaluation.folds[-1].X_test), "calibration": len(oof.y)}
     with mlflow.start_run(experiment_id=mlflow_log.ensure_experiment(experiment, uri)) as run:
         mlflow_log.log_config({"features": _jsonable(config.features), "labels": _jsonable(config.labels),
-                               "training": train_config.to_dict()})
+                               "training": train_config.to_dict(), "economics": _jsonable(economics)})
         mlflow_log.log_fingerprint(source.fingerprint())
+        mlflow_log.log_evaluation(evaluation)
         mlflow.log_params({
-            "split.test_cutoff": str(split.test_cutoff.date()),
-            "split.validation_cutoff": str(split.validation_cutoff.date()),
-            "split.train_cutoffs": ",".join(str(c.date()) for c in split.train_cutoffs),
-            "label_mode": mode, "model.trees": clf.n_trees_, "model.leaves": train_config.lgbm.num_leaves,
+            "evaluation": evaluation.kind,
+            "evaluation.folds": ",".join(f.label for f in evaluation.folds),
+            "refit.cutoffs": ",".join(str(c.date()) for c in refit_cutoffs),
+            "refit.trained_through": str(trained_through.date()),
+            "refit.trees_per_evaluated_rows": f"{evaluation.recipe.rounds} per {evaluation.recipe.rows}",
+            "calibration.cutoffs": ",".join(str(c.date()) for c in oof.cutoffs),
+            "label_mode": mode, "model.trees": clf.n_trees_, "model.leaves": shipped_config.lgbm.num_leaves,
             "model.features": len(clf.features_),
             "model.linear_base": "rfm" if clf.linear_ is not None else "none",
-            "model.trained_on": "cluster (lightgbm.dask)" if distributed is not None else "this process",
+            "model.trained_on": "cluster (lightgbm.dask)" if on_cluster else "this process",
             "calibration.method": clf.calibrator_.method,
             "catalog_version": CATALOG_VERSION,
         })
-        mlflow.log_metrics({f"rows_{k}": v for k, v in rows.items()})
-        if distributed is not None:
-            mlflow.log_metrics({"rows_train_sample": len(X_train), "rows_validation_collected": len(X_val),
-                                "rows_test_collected": len(X_test)})
+        mlflow.set_tags({"evaluation": evaluation.kind, "trained_through": str(trained_through.date())})
+        if history_note:
+            mlflow.set_tag("history_note", history_note)
+        mlflow.log_metrics({f"rows_{k}": v for k, v in rows_logged.items()})
         mlflow.log_metrics({f"calibration_cv_logloss_{k}": v for k, v in clf.calibration_scores_.items()})
-        mlflow_log.log_metric_table(metrics)
         if validation_report is not None:
             mlflow.log_dict(validation_report, "validation_report.json")
-        if trials is not None:
-            mlflow.log_table(trials, "tuning_trials.json")
+        if evaluation.trials is not None:
+            mlflow.log_table(evaluation.trials, "tuning_trials.json")
         step("plots", 0, 1)
-        _log_plots(model, clf, X_train, X_test, y_test, scores, p_test)
+        _log_plots(model, clf, evaluation, X_refit)
         step("logging model", 0, 1)
-        model_uri = mlflow_log.log_churn_model(model, X_test.head(5))
+        model_uri = mlflow_log.log_churn_model(model, evaluation.folds[-1].X_test.head(5))
         decision = mlflow_log.register_and_promote(
-            model_uri, model_name, test_auc=float(metrics.loc["model", "roc_auc"]),
-            test_cutoff=str(split.test_cutoff.date()), test_frame=X_test, y_test=y_test,
-        )
+            model_uri, model_name,
+            evidence=mlflow_log.ModelEvidence(
+                trained_through=trained_through, evaluation=evaluation.kind,
+                evaluation_auc=float(metrics.loc["model", "roc_auc"]),
+                evaluation_folds=tuple(f.label for f in evaluation.folds),
+            ),
+            origins=[mlflow_log.OriginTest(f.test_cutoff, f.X_test, f.y_test, float(f.metrics.loc["model", "roc_auc"]))
+                     for f in evaluation.folds if evaluation.kind == BACKTEST],
+        )  # fmt: skip
         mlflow.set_tags({"registry.version": decision.version, "registry.alias": decision.alias})
     return TrainingResult(
         run_id=run.info.run_id, model_uri=model_uri, model_name=model_name, model_version=decision.version,
-        alias=decision.alias, registry_reason=decision.reason, metrics=metrics, split=split,
-        n_trees=clf.n_trees_, num_leaves=train_config.lgbm.num_leaves, tracking_uri=uri, label_mode=mode, rows=rows,
-        linear_base=clf.linear_ is not None,
+        alias=decision.alias, registry_reason=decision.reason, metrics=metrics, evaluation=evaluation,
+        refit_cutoffs=refit_cutoffs, trained_through=trained_through, n_trees=clf.n_trees_,
+        num_leaves=shipped_config.lgbm.num_leaves, tracking_uri=uri, label_mode=mode, rows=rows_logged,
+        linear_base=clf.linear_ is not None, calibration=oof, history_note=history_note,
     )
-
-
-def _collect(
-    training_set: DistributedTrainingSet, split: OutOfTimeSplit, train_config: TrainConfig
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, DistributedTrainingSet | None]:
-    """Rows of a cluster-held training set brought here: train (all of it when small enough to
-    train here, else a sample), validation and test (samples above ``local_max_rows``).
-
-    The last item is the set itself when LightGBM is to train on the cluster, else None.
-    """
-    cap = train_config.local_max_rows
-    validation = training_set.collect([split.validation_cutoff], max_rows=cap)
-    test = training_set.collect([split.test_cutoff], max_rows=cap)
-    n_train = training_set.rows(split.train_cutoffs)
-    if n_train > train_config.distributed_min_rows:
-        return training_set.collect(split.train_cutoffs, max_rows=cap), validation, test, training_set
-    return training_set.collect(split.train_cutoffs), validation, test, None
 
 
 def _jsonable(obj: Any) -> dict[str, Any]:
@@ -255,12 +305,17 @@ def _metadata(
     train_config: TrainConfig,
     config: ChurnConfig,
     mode: str,
-    split: OutOfTimeSplit,
+    evaluation: Evaluation,
     metrics: pd.DataFrame,
     model_name: str,
     table_names: list[str],
+    *,
+    refit_cutoffs: tuple[pd.Timestamp, ...],
+    refit_rows: int,
+    trained_through: pd.Timestamp,
+    calibration: OutOfFoldMargins,
 ) -> dict[str, Any]:
-    """Everything serving needs besides the booster and calibrator."""
+    """Everything serving needs besides the booster and calibrator, and what the model learnt from."""
     reference_frame = X_train.reset_index(drop=True).copy()
     reference_frame["churn_probability"] = clf.predict_proba(X_train)
     return {
@@ -268,42 +323,44 @@ def _metadata(
         "model_name": model_name,
         "catalog_version": CATALOG_VERSION,
         "label_mode": mode,
-        "horizon_days": train_config.horizon_days,
+        "horizon_days": config.labels.horizon_days,
         "feature_config": _jsonable(config.features),
         "tables": table_names,
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
-        "test_cutoff": str(split.test_cutoff.date()),
-        "validation_cutoff": str(split.validation_cutoff.date()),
-        "train_cutoffs": [str(c.date()) for c in split.train_cutoffs],
+        "trained_through": str(trained_through.date()),
+        "refit_cutoffs": [str(c.date()) for c in refit_cutoffs],
+        "refit_rows": int(refit_rows),
+        "train_cutoffs": [str(c.date()) for c in refit_cutoffs],
+        "calibration_cutoffs": [str(c.date()) for c in calibration.cutoffs],
+        "evaluation": evaluation.kind,
+        "evaluation_folds": [f.label for f in evaluation.folds],
+        "test_cutoff": str(evaluation.folds[-1].test_cutoff.date()),
         "test_metrics": {k: float(v) for k, v in metrics.loc["model"].items() if pd.notna(v)},
-        "campaign": _jsonable(train_config.campaign),
+        "campaign": _jsonable(training_economics(config.serving)),
         "reference": reference_statistics(reference_frame),
         "trees": clf.n_trees_,
         "linear_base": clf.linear_.features if clf.linear_ is not None else None,
-        "linear_base_validation_scores": clf.linear_base_scores_,
         "num_leaves": train_config.lgbm.num_leaves,
     }
 
 
-def _log_plots(
-    model: ChurnModel,
-    clf: ChurnClassifier,
-    X_train: pd.DataFrame,
-    X_test: pd.DataFrame,
-    y_test: np.ndarray,
-    scores: dict[str, np.ndarray],
-    p_test: np.ndarray,
-) -> None:
+def _log_plots(model: ChurnModel, clf: ChurnClassifier, evaluation: Evaluation, X_refit: pd.DataFrame) -> None:
+    """Plots of the latest origin (or of all folds pooled, for grouped CV), and the shipped model's SHAP."""
+    folds = evaluation.folds[-1:] if evaluation.kind == BACKTEST else evaluation.folds
+    y_test = np.concatenate([f.y_test for f in folds])
+    scores = {name: np.concatenate([f.scores[name] for f in folds]) for name in folds[0].scores}
+    X_test = pd.concat([f.X_test for f in folds])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        raw = 1.0 / (1.0 + np.exp(-model.raw_margin(X_test)))
         plots.plot_roc(y_test, scores, out / "roc.png")
         plots.plot_pr(y_test, scores, out / "pr.png")
-        plots.plot_calibration(y_test, p_test, out / "calibration.png", raw=raw)
+        plots.plot_calibration(y_test, scores["model"], out / "calibration.png")
         plots.plot_lift(y_test, scores, out / "lift_gain.png")
         importance = pd.Series(clf.booster_.feature_importance("gain"), index=clf.features_)
         plots.plot_importance(importance, out / "feature_importance.png")
-        sample = X_test.sample(min(SHAP_PLOT_ROWS, len(X_test)), random_state=0)
+        latest = X_refit[X_refit.index.get_level_values("cutoff") == X_refit.index.get_level_values("cutoff").max()]
+        sample = (latest if len(latest) else X_test).sample(min(SHAP_PLOT_ROWS, len(latest) or len(X_test)),
+                                                            random_state=0)
         plots.plot_shap_summary(model.contributions(sample), model.prepare(sample), out / "shap_summary.png")
         mlflow.log_artifacts(str(out), "plots")
         importance.sort_values(ascending=False).rename("gain").to_csv(out / "feature_importance.csv")

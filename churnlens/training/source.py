@@ -19,6 +19,7 @@ import pandas as pd
 from churnlens.config import ChurnConfig
 from churnlens.data.tables import Tables
 from churnlens.features import build_training_set, label_mode, training_cutoffs
+from churnlens.features.btyd import UNFITTED, fit_bgnbd, purchase_day_summary
 from churnlens.model import LinearBase
 from churnlens.training.fingerprint import data_fingerprint
 
@@ -66,6 +67,15 @@ class TrainingSource(Protocol):
         """Cutoffs with a full horizon of future data (:func:`training_cutoffs`)."""
         ...
 
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last event time over all event tables."""
+        ...
+
+    def btyd_params(self, cutoff: pd.Timestamp) -> tuple[float, float, float, float]:
+        """BG/NBD population parameters fitted on every customer's purchases before ``cutoff``
+        (:data:`~churnlens.features.btyd.UNFITTED` when the fit fails)."""
+        ...
+
     def fingerprint(self) -> dict[str, Any]:
         """Row counts, date range and content hash (:func:`data_fingerprint`)."""
         ...
@@ -98,6 +108,13 @@ class LocalSource:
         return training_cutoffs(
             self.tables, horizon_days=horizon_days, step_days=step_days, min_history_days=min_history_days
         )
+
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.tables.data_start, self.tables.data_end
+
+    def btyd_params(self, cutoff: pd.Timestamp) -> tuple[float, float, float, float]:
+        params = fit_bgnbd(purchase_day_summary(self.tables.purchases, cutoff))
+        return UNFITTED if params is None else params.as_tuple()
 
     def fingerprint(self) -> dict[str, Any]:
         return data_fingerprint(self.tables)

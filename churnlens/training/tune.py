@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from churnlens.training.config import LightGBMParams, TrainConfig
+from churnlens.config import LightGBMParams, TrainConfig
 from churnlens.training.estimator import ChurnClassifier
 
 SEARCH_SPACE: dict[str, tuple] = {

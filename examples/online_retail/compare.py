@@ -1,16 +1,19 @@
-"""Compare churnlens with its peers on the same out-of-time test cutoff and the same labels.
+"""Compare churnlens with its peers at the run's backtest origins, on the same customers and labels.
 
-Scorers, all evaluated on the customers active at the model's test cutoff, labelled
-"no purchase in [C, C + H)":
+At every backtest origin (test cutoff C) of the registered model's training run, all scorers
+are evaluated on the customers active at C, labelled "no purchase in [C, C + H)":
 
-- ``churnlens`` — the registered model reloaded from MLflow and re-scored here (its figures must
-  match the ones the training run logged; the script stops if they do not);
-- ``recency`` and ``rfm_logistic`` — the baselines fitted by the same training run on the same
-  training rows (their figures are read from the run's metrics);
-- ``bgnbd`` — BG/NBD (``churnlens.training.bgnbd``) fitted on all purchase history before the
-  test cutoff, the classic peer for non-contractual churn.
+- ``churnlens`` — the run's recipe replayed at C with only the labels matured by C (the
+  ``model`` figures the run logged for that origin; the registered model itself was refit on
+  every matured label, C's included, so it cannot be judged there);
+- ``recency`` and ``rfm_logistic`` — the baselines the run fitted on the same rows;
+- ``bgnbd`` — BG/NBD (``churnlens.training.bgnbd``) fitted on all purchase history before C,
+  the classic peer for non-contractual churn, computed here.
 
-Prints a table and writes it as Markdown (``comparison.md``) and CSV (``comparison.csv``).
+The script checks that its population at each origin has the size the run logged. It prints
+the per-origin table and the mean, and writes them as Markdown (``comparison.md``) and CSV
+(``comparison.csv``). For the registered model at a real scoring date, see
+``benchmarks/holdout.py``.
 
 Usage::
 
@@ -28,7 +31,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -97,48 +99,47 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from churnlens.config import Economics
     from churnlens.data import load_tables
     from churnlens.features import build_labels, build_snapshot
     from churnlens.serving import load_model
     from churnlens.serving.batch import model_feature_config
-    from churnlens.training.config import CampaignEconomics
-    from churnlens.training.metrics import evaluate
+    from churnlens.training.metrics import customer_values_of, evaluate
 
     console = Console()
     loaded = load_model(f"models:/{args.model_name}/{args.version}", tracking_uri=args.tracking_uri)
     meta = loaded.metadata
-    cutoff = pd.Timestamp(meta["test_cutoff"])
+    if meta.get("evaluation") != "backtest":
+        raise SystemExit(f"the run was evaluated by {meta.get('evaluation')}, not a backtest: there are no "
+                         "out-of-time origins to compare at; use benchmarks/holdout.py")
     horizon = int(meta["horizon_days"])
-    run = MlflowClient().get_run(loaded.run_id)
-    logged = run.data.metrics
-
+    client = MlflowClient()
+    logged = {scorer: {m: [p.value for p in sorted(client.get_metric_history(loaded.run_id, f"backtest_{scorer}_{m}"),
+                                                    key=lambda p: p.step)]
+                       for m in (*SHOWN, "n")}
+              for scorer in ("model", "recency", "rfm_logistic")}
     tables, _ = load_tables(args.data_dir)
-    snapshot = build_snapshot(tables, cutoff, model_feature_config(loaded.model))
-    y = build_labels(tables, cutoff, snapshot.index, horizon_days=horizon, mode=meta["label_mode"]).to_numpy()
-    if len(y) != int(logged["rows_test"]):
-        raise RuntimeError(
-            f"test population differs from the run's: {len(y)} rows here, {logged['rows_test']:.0f} logged"
-        )
-
-    economics = CampaignEconomics(**meta["campaign"])
-    rows = {"churnlens": evaluate(y, loaded.model.predict_proba(snapshot), economics)}
-    for metric in ("roc_auc", "pr_auc"):
-        if not np.isclose(rows["churnlens"][metric], logged[f"test_model_{metric}"], atol=1e-9):
-            raise RuntimeError(
-                f"reloaded model's {metric} {rows['churnlens'][metric]:.6f} differs from the run's "
-                f"{logged[f'test_model_{metric}']:.6f}: not the same model, data or test cutoff"
-            )
-    for scorer in ("recency", "rfm_logistic"):
-        rows[scorer] = {m: logged[f"test_{scorer}_{m}"] for m in SHOWN}
-    p_bgnbd, penalizer = fit_bgnbd(tables, cutoff, snapshot.index, horizon)
-    rows["bgnbd"] = evaluate(y, p_bgnbd.to_numpy(), economics)
-
-    table = pd.DataFrame(rows).T[list(SHOWN)]
+    economics = Economics(**meta["campaign"])
+    frames, penalizers = [], []
+    for step, label in enumerate(meta["evaluation_folds"]):
+        cutoff = pd.Timestamp(label)
+        snapshot = build_snapshot(tables, cutoff, model_feature_config(loaded.model))
+        y = build_labels(tables, cutoff, snapshot.index, horizon_days=horizon, mode=meta["label_mode"]).to_numpy()
+        if len(y) != int(logged["model"]["n"][step]):
+            raise RuntimeError(f"origin {label}: {len(y)} active customers here, {logged['model']['n'][step]:.0f} "
+                               "in the run: not the same data")
+        rows = {("churnlens" if s == "model" else s): {m: logged[s][m][step] for m in SHOWN} for s in logged}
+        p_bgnbd, penalizer = fit_bgnbd(tables, cutoff, snapshot.index, horizon)
+        penalizers.append(penalizer)
+        rows["bgnbd"] = {m: evaluate(y, p_bgnbd.to_numpy(), economics, customer_values_of(snapshot))[m] for m in SHOWN}
+        frames.append(pd.DataFrame(rows).T[list(SHOWN)].assign(origin=label))
+    per_origin = pd.concat(frames).rename_axis("scorer").reset_index()
+    table = per_origin.groupby("scorer", sort=False)[list(SHOWN)].mean()
     others = table.drop(index="churnlens")
     wins = {m: bool(table.loc["churnlens", m] > others[m].max()) for m in ("roc_auc", "pr_auc")}
 
-    title = (f"Online Retail — out-of-time test cutoff {cutoff.date()}, horizon {horizon} days, "
-             f"{len(y):,} active customers, churn rate {y.mean():.1%}")
+    title = (f"Online Retail - mean over {len(meta['evaluation_folds'])} backtest origin(s) "
+             f"({', '.join(meta['evaluation_folds'])}), horizon {horizon} days")
     shown = Table(title=title)
     shown.add_column("scorer")
     for column in table.columns:
@@ -151,18 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     console.print(verdict)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "comparison.csv", index_label="scorer")
+    per_origin.to_csv(args.out / "comparison.csv", index=False)
     notes = [
         f"# {title}",
         "",
         markdown_table(table),
         "",
-        f"- churnlens: `models:/{loaded.name}/{loaded.version}` (MLflow run `{loaded.run_id}`), reloaded and "
-        "re-scored; identical to the figures the run logged.",
-        "- recency, rfm_logistic: logistic regressions fitted by the same run on the same training cutoffs "
-        f"({', '.join(meta['train_cutoffs'])}).",
-        f"- bgnbd: BG/NBD (lifetimes) fitted on all purchases before {cutoff.date()} (daily periods, "
-        f"penalizer {penalizer:g}, the smallest of {list(BGNBD_PENALIZERS)} that converged).",
+        f"- churnlens: the recipe of `models:/{loaded.name}/{loaded.version}` (MLflow run `{loaded.run_id}`) "
+        "replayed at each origin with only the labels matured by it (the figures the run logged); the registered "
+        f"model itself is refit on every matured cutoff and trained through {meta.get('trained_through')}.",
+        "- recency, rfm_logistic: logistic regressions fitted by the same run on the same rows.",
+        f"- bgnbd: BG/NBD (lifetimes) fitted at each origin on all purchases before it (daily periods, "
+        f"penalizer {', '.join(f'{p:g}' for p in penalizers)}, the smallest of {list(BGNBD_PENALIZERS)} that "
+        "converged).",
         "- pr_auc is average precision with churn as the positive class; brier is for probabilities "
         "(lower is better); top_decile_lift = churn rate in the top 10% / overall churn rate.",
         "",

@@ -5,7 +5,7 @@
 #
 # import transaction lines -> validate -> train (monthly cutoffs, 90-day horizon, MLflow in OUT_DIR)
 # -> score at the day after the data's end (campaign list) -> three explanation cards (top 3)
-# -> comparison with recency, RFM logistic regression and BG/NBD on the same test cutoff.
+# -> comparison with recency, RFM logistic regression and BG/NBD at the same backtest origins.
 # The data is read in place (ONLINE_RETAIL=path overrides it); nothing is copied into the repository.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +30,7 @@ $bin/churnlens import-transactions "$source_file" --mapping "$here/mapping.toml"
 echo "== 2. validate"
 $bin/churnlens validate "$out/data"
 
-echo "== 3. train: cutoffs every 30 days, 90-day horizon, latest labelled cutoff held out as test"
+echo "== 3. train: cutoffs every 30 days, 90-day horizon; backtest, then refit on every matured cutoff"
 $bin/churnlens train "$out/data" --config "$here/churnlens.toml" --horizon 90 --step 30 \
     --tracking-uri "$tracking" --model-name "$model"
 
@@ -48,7 +48,7 @@ for customer in $top3; do
         --tracking-uri "$tracking" --html "$out/cards/customer_$customer.html"
 done
 
-echo "== 6. churnlens vs recency, RFM logistic regression and BG/NBD on the same test cutoff"
+echo "== 6. churnlens vs recency, RFM logistic regression and BG/NBD at the same backtest origins"
 $bin/python "$here/compare.py" "$out/data" --tracking-uri "$tracking" --model-name "$model" --out "$out"
 
 echo "Done. Campaign list: $out/campaign.csv; cards: $out/cards/; comparison: $out/comparison.md"

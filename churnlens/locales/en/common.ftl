@@ -51,6 +51,7 @@ risk-band = { $band ->
     }
 family = { $kind ->
         [purchases] purchases
+        [btyd] purchase pattern (BG/NBD)
         [program] loyalty program
         [support] customer support
         [contacts] retention campaigns

@@ -80,6 +80,17 @@ overdue-ratio = { $ref ->
     .label = Time since the last purchase, against the usual gap
     .short = Next purchase overdue
     .description = Days since the last purchase divided by the usual gap between purchases (the active window for one-purchase customers)
+current-gap-vs-longest = { $ref ->
+        [none] Current wait since the last purchase: { $value } the longest gap so far
+       *[other] Current wait since the last purchase: { $value } the longest gap so far ({ -median }: { $ref })
+    }
+    .label = Current wait, against the longest gap so far
+    .short = Longest wait ever
+    .description = Days since the last purchase divided by the longest gap between two of the customer's past purchase days
+btyd-p-alive =
+    .label = Chance of still being an active buyer
+    .short = Still active (BG/NBD)
+    .description = Probability that the customer still buys (has not quietly left), from a BG/NBD model of every customer's purchase days before the cutoff
 purchase-trend = { $ref ->
         [none] Purchase pace in the last { $short_window }: { $value } that of the last { $long_window }
        *[other] Purchase pace in the last { $short_window }: { $value } that of the last { $long_window } ({ -median }: { $ref })

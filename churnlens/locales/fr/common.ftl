@@ -45,6 +45,7 @@ risk-band = { $band ->
     }
 family = { $kind ->
         [purchases] achats
+        [btyd] modèle d'achat (BG/NBD)
         [program] programme de fidélité
         [support] service client
         [contacts] campagnes de fidélisation

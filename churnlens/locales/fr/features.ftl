@@ -80,6 +80,17 @@ overdue-ratio = { $ref ->
     .label = Temps depuis le dernier achat, rapporté à l'écart habituel
     .short = Retard du prochain achat
     .description = Jours depuis le dernier achat divisés par l'écart habituel entre deux achats (la fenêtre d'activité pour les clients à un seul achat)
+current-gap-vs-longest = { $ref ->
+        [none] Attente actuelle depuis le dernier achat : { $value } le plus long écart passé
+       *[other] Attente actuelle depuis le dernier achat : { $value } le plus long écart passé ({ -median } : { $ref })
+    }
+    .label = Attente actuelle, rapportée au plus long écart passé
+    .short = Plus longue attente
+    .description = Jours depuis le dernier achat divisés par le plus long écart entre deux jours d'achat passés du client
+btyd-p-alive =
+    .label = Probabilité d'être encore un acheteur actif
+    .short = Toujours actif (BG/NBD)
+    .description = Probabilité que le client achète encore (ne soit pas parti sans le dire), d'après un modèle BG/NBD des jours d'achat de tous les clients avant la date de référence
 purchase-trend = { $ref ->
         [none] Rythme d'achat sur { $short_window } : { $value } celui sur { $long_window }
        *[other] Rythme d'achat sur { $short_window } : { $value } celui sur { $long_window } ({ -median } : { $ref })
