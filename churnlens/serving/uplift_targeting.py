@@ -9,8 +9,8 @@ Each customer gets the action of highest expected incremental value among the ``
 rules whose eligibility holds and whose contact pressure does not block them, or no action
 when none is positive. Customers are then taken by incremental value per unit of cost (the
 greedy rule of a budgeted knapsack), each within its action's capacity (a customer whose best
-action is full falls to their next positive one) and within the budget (one that does not fit
-is passed over for cheaper ones). Without a budget, every customer with a positive value is
+action is full falls to their next positive one) and within the budget (a customer whose action
+no longer fits falls to a cheaper positive one, else is passed over for cheaper customers). Without a budget, every customer with a positive value is
 contacted, capacities allowing.
 
 Two steps, so that partitions can score apart (like :mod:`churnlens.serving.actions`):
@@ -177,8 +177,12 @@ def select_by_uplift(
             if step[i] < len(options[i]):
                 heapq.heappush(heap, entry(i, options[i][step[i]]))
             continue
-        if costs[k] > remaining:
-            over_budget += 1
+        if costs[k] > remaining:  # a cheaper positive action may still fit
+            step[i] += 1
+            if step[i] < len(options[i]):
+                heapq.heappush(heap, entry(i, options[i][step[i]]))
+            else:
+                over_budget += 1
             continue
         chosen[i] = k
         left[k] -= 1
