@@ -313,9 +313,15 @@ def test_score_target_uplift_honours_budget_eligibility_and_pressure(trained, ca
 def test_score_target_uplift_in_french_and_refusals(trained, campaigns, tmp_path):
     out = tmp_path / "liste.csv"
     base = ["score", str(campaigns["dir"]), "--model", str(trained["churn"]), "--tracking-uri", trained["store"]]
-    result = CliRunner().invoke(app, [*base, "-o", str(out), "--target", "uplift", "--budget", "100", "--lang", "fr"])
+    result = CliRunner().invoke(app, [*base, "-o", str(out), "--target", "uplift", "--budget", "100", "--lang", "fr",
+                                      "--campaign-id", "juillet", "--holdout", "0.2"])  # fmt: skip
     assert result.exit_code == 0, result.output
     listed = pd.read_csv(out)
+    plan = pd.read_csv(out.with_name("liste.contacts.csv"))  # the contact plan holds the chosen actions
+    chosen = listed[listed["selected"]].set_index("customer_id")["action"]
+    assert len(plan) == len(chosen) and (plan.set_index("customer_id")["action"] == chosen.reindex(
+        plan["customer_id"])).all()  # fmt: skip
+    assert set(plan["group"]) <= {"treatment", "control"} and (plan["group"] == "control").any()
     texts = listed["uplift_reason_1"].dropna()
     assert len(texts) and texts.str.contains("d'effet").all()
     assert listed["action_reason"].dropna().str.contains("valeur incrémentale attendue").all()
