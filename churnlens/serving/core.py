@@ -310,7 +310,7 @@ def score_partition(
 
 
 def check_uplift_model(uplift: Any, model: ChurnModel) -> None:
-    """Refuse an uplift run without an uplift model, or with one whose features the snapshot lacks."""
+    """Refuse an uplift run without an uplift model, or with one trained on other feature settings."""
     if uplift is None:
         raise InputError(
             "--target uplift needs an uplift model (churnlens train-uplift, then --uplift-model, default "
