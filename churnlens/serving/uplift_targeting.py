@@ -10,8 +10,8 @@ rules whose eligibility holds and whose contact pressure does not block them, or
 when none is positive. Customers are then taken by incremental value per unit of cost (the
 greedy rule of a budgeted knapsack), each within its action's capacity (a customer whose best
 action is full falls to their next positive one) and within the budget (a customer whose action
-no longer fits falls to a cheaper positive one, else is passed over for cheaper customers). Without a budget, every customer with a positive value is
-contacted, capacities allowing.
+no longer fits falls to a cheaper positive one, else is passed over for cheaper customers).
+Without a budget, every customer with a positive value is contacted, capacities allowing.
 
 Two steps, so that partitions can score apart (like :mod:`churnlens.serving.actions`):
 :func:`uplift_candidates` per partition (row-wise), :func:`select_by_uplift` on the pooled
