@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= demo
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: venv venv-dev demo test lint bench clean mlflow-ui
+.PHONY: venv venv-dev demo test lint bench clean mlflow-ui notebook
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "churnlens needs Python 3.11+; run make PYTHON=python3.11"'
@@ -32,6 +32,10 @@ demo: venv
 ## test: the whole test suite (what CI runs)
 test: venv-dev
 	$(BIN)/python -m pytest -q
+
+## notebook: re-execute the walkthrough notebook in place, keeping its outputs (plots, cards) for readers
+notebook: venv-dev
+	$(BIN)/python scripts/run_notebook.py notebooks/01_walkthrough.ipynb
 
 lint: venv-dev
 	$(BIN)/ruff check churnlens tests benchmarks

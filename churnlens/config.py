@@ -2,7 +2,7 @@
 
 Settings are frozen dataclasses. :func:`load_config` reads a TOML file whose sections
 match the dataclasses (``[features]``, ``[labels]``, ``[training]``, ``[serving]``,
-``[columns.<table>]``, and the top-level ``[[actions]]`` rules, which become
+``[api]``, ``[bounds]``, ``[columns.<table>]``, and the top-level ``[[actions]]`` rules, which become
 ``ScoringSettings.actions``); anything not given keeps its default.
 """
 
@@ -147,7 +147,8 @@ class TrainConfig:
     calibration : {"auto", "isotonic", "platt", "none"}
         ``auto`` picks by cross-validated log loss on the validation cutoff.
     tune_trials : int
-        Random-search trials on the validation cutoff (0: use ``lgbm`` as given).
+        Optuna trials (TPE, pruned) on the backtest's validation cutoffs before the evaluation
+        (0: use ``lgbm`` as given); needs the ``tune`` extra.
     distributed_min_rows : int
         With a source that keeps the training rows on a cluster (``--engine dask``): above
         this many training rows LightGBM trains on the cluster (lightgbm.dask); at or below,
@@ -212,7 +213,11 @@ class TrainConfig:
             if unknown:
                 raise InputError(f"config section [training.lgbm] has unknown keys: {sorted(unknown)}; "
                                  f"known: {sorted(known)}")
+            _check_types(LightGBMParams, self.lgbm, "config section [training.lgbm]")
             object.__setattr__(self, "lgbm", LightGBMParams(**self.lgbm))
+        _check_types(TrainConfig, {f.name: getattr(self, f.name) for f in fields(self)}, "config section [training]")
+        if self.linear_base not in ("rfm", "auto", "none"):
+            raise InputError(f"training.linear_base must be rfm, auto or none, got {self.linear_base!r}")
         if self.step_days <= 0 or self.min_history_days < 0:
             raise InputError("training.step_days must be positive and training.min_history_days >= 0")
         if self.class_weight not in ("auto", "none"):
@@ -240,6 +245,18 @@ class TrainConfig:
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
         """Build from a ``[training]`` config section (with its ``[training.lgbm]`` sub-table)."""
         return _build(cls, "training", raw)
+
+
+def _check_types(cls: type, values: dict[str, Any], where: str) -> None:
+    """An InputError naming the setting whose value is not of its default's kind (number, true/false)."""
+    for f in fields(cls):
+        if f.name not in values or not isinstance(f.default, int | float):
+            continue
+        value = values[f.name]
+        if isinstance(f.default, bool) and not isinstance(value, bool):
+            raise InputError(f"{where}: {f.name} must be true or false, got {value!r}")
+        if not isinstance(f.default, bool) and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InputError(f"{where}: {f.name} must be a number, got {value!r}")
 
 
 LANGS: tuple[str, ...] = ("en", "fr")
@@ -647,6 +664,70 @@ class ScoringSettings:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class ApiSettings:
+    """Limits of the HTTP API (``churnlens serve``): the ``[api]`` section.
+
+    Every request meets them in this order: the bearer token (before any byte of the body is
+    read), the body's size and pace while it is read, the JSON's shape, then these counts.
+
+    Parameters
+    ----------
+    max_customers : int
+        Customers per request.
+    max_events_per_customer : int
+        Events (all tables) of one customer given as raw events.
+    max_events_per_request : int
+        Events (all customers, all tables) of one request.
+    max_body_mb : float
+        Request body size in MiB; a larger body is refused (413) before it is parsed, as soon as
+        its ``Content-Length`` or the bytes read so far exceed it.
+    read_timeout : float
+        Seconds: a body is dropped (408) when no byte of it arrives for this long, or when, this
+        long after the headers, it has arrived slower on average than ``min_body_kib_per_s``.
+    min_body_kib_per_s : float
+        Slowest average pace of a body, in KiB per second (a client trickling bytes to hold a
+        worker is dropped).
+    """
+
+    max_customers: int = 1000
+    max_events_per_customer: int = 10_000
+    max_events_per_request: int = 100_000
+    max_body_mb: float = 32.0
+    read_timeout: float = 10.0
+    min_body_kib_per_s: float = 16.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_customers", "max_events_per_customer", "max_events_per_request"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value or value < 1:
+                raise SettingError(name, f"must be a whole number >= 1, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        for name in ("max_body_mb", "read_timeout", "min_body_kib_per_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise SettingError(name, f"must be a positive number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @property
+    def max_body_bytes(self) -> int:
+        """:attr:`max_body_mb` in bytes."""
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def min_body_bytes_per_s(self) -> float:
+        """:attr:`min_body_kib_per_s` in bytes per second."""
+        return self.min_body_kib_per_s * 1024
+
+    def override(self, **given: Any) -> ApiSettings:
+        """These settings with the options actually given (None = not given) on top, validated."""
+        changes = {k: v for k, v in given.items() if v is not None}
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise InputError(f"unknown API settings: {sorted(unknown)}")
+        return replace(self, **changes)
+
+
 #: Families of the feature catalog, the order reasons' families are shown in.
 REASON_FAMILIES: tuple[str, ...] = ("purchases", "btyd", "program", "support", "contacts", "profile")
 
@@ -754,6 +835,8 @@ class ChurnConfig:
     labels: LabelConfig = field(default_factory=LabelConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
     serving: ScoringSettings = field(default_factory=ScoringSettings)
+    #: limits of the HTTP API (``[api]``: request sizes, read timeout)
+    api: ApiSettings = field(default_factory=ApiSettings)
     #: limits on input values (``[bounds]``: earliest, future_days, max_abs_amount)
     bounds: InputBounds = field(default_factory=InputBounds)
     #: how uplift models are learnt (``[uplift]``)
@@ -773,6 +856,7 @@ _SECTIONS = {
     "labels": LabelConfig,
     "training": TrainConfig,
     "serving": ScoringSettings,
+    "api": ApiSettings,
     "bounds": InputBounds,
     "uplift": UpliftSettings,
 }

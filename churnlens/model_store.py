@@ -69,6 +69,10 @@ EXECUTABLE_SUFFIXES = frozenset(
 #: The first bytes of a pickle (protocol 2 to 5); protocol 0/1 pickles have no magic and are
 #: caught by their name only.
 _PICKLE_MAGIC = re.compile(rb"^\x80[\x02-\x05]")
+#: Key of churnlens's own wheel among a logged model's artifacts (when it ran from a source
+#: checkout): MLflow installs it when it rebuilds the model's environment; churnlens never opens it.
+WHEEL_ARTIFACT = "churnlens_wheel"
+_OWN_WHEEL = re.compile(r"^artifacts/churnlens-[0-9][A-Za-z0-9.+!_]*-py3-none-any\.whl$")
 _MAX_SHOWN = 5
 
 
@@ -163,6 +167,8 @@ def _model_code_name(mlmodel: bytes, directory: Path) -> str | None:
 def _looks_executable(rel: str, head: bytes, model_code: str | None) -> str | None:
     """Why ``rel`` counts as code (None when it is data). ``head``: its first bytes."""
     if rel == model_code:
+        return None
+    if _OWN_WHEEL.match(rel) and head.startswith(b"PK"):  # a zip MLflow's pip installs; never read here
         return None
     parts = PurePosixPath(rel).parts
     if parts[0] in ("code", "__pycache__") and len(parts) > 1:

@@ -169,7 +169,7 @@ def test_cli_features_on_dask_writes_parts_equal_to_local(client, data, tmp_path
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--engine", "spark"], "--engine must be one of"),
+        (["--engine", "spark"], "'spark' is not one of 'local', 'dask'"),  # a click choice: a usage error
         (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler only applies with --engine dask"),
     ],
 )
@@ -320,7 +320,7 @@ def test_dask_actions_and_contact_plan_equal_local(client, data, staged, trained
 
     from churnlens.config import DEFAULT_ACTION_RULES, ScoringSettings
 
-    rules = (*DEFAULT_ACTION_RULES[:2], replace(DEFAULT_ACTION_RULES[2], capacity=15))
+    rules = (*DEFAULT_ACTION_RULES[:2], replace(DEFAULT_ACTION_RULES[2], capacity=5))
     settings = ScoringSettings(top=80, assign_actions=True, actions=rules, campaign_id="c1", holdout=0.3,
                                holdout_seed=4)  # fmt: skip
     out = tmp_path / "campaign"

@@ -52,7 +52,7 @@ def test_prints_the_catalog_in_english():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["features", "--catalog", "--lang", "de"], "--lang must be one of en, fr, got 'de'"),
+        (["features", "--catalog", "--lang", "de"], "'de' is not one of 'en', 'fr'"),
         (["features"], "give a DATA_DIR"),
         (["features", "DATA", "--out", "x.parquet"], "--cutoff is required"),
         (["features", "DATA", "--cutoff", "2024-06-01"], "--out is required"),

@@ -28,7 +28,10 @@ def test_bad_input_is_exit_2_with_one_line(tmp_path):
     assert "does not exist" in _one_error_line(result.output)
 
 
-@pytest.mark.parametrize("bug", [KeyError("customer_id"), ZeroDivisionError("division by zero"), TypeError("x")])
+@pytest.mark.parametrize(
+    "bug",
+    [KeyError("customer_id"), ValueError("cannot reshape"), ZeroDivisionError("division by zero"), TypeError("x")],
+)
 def test_an_internal_bug_is_exit_1_with_one_line_and_a_hint(tmp_path, monkeypatch, bug):
     def broken(*args, **kwargs):
         raise bug
@@ -40,6 +43,28 @@ def test_an_internal_bug_is_exit_1_with_one_line_and_a_hint(tmp_path, monkeypatc
     line = _one_error_line(result.output)
     assert f"internal error ({type(bug).__name__})" in line and "--debug" in line
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "message"),
+    [
+        (["--engine", "spark"], None, "--engine must be one of local, dask, got 'spark'"),
+        ([], "[training]\nstep_days = '30'\n", "config section [training]: step_days must be a number, got '30'"),
+        ([], "[training]\npurge = 'yes'\n", "config section [training]: purge must be true or false, got 'yes'"),
+        ([], "[training]\nlinear_base = 'deep'\n", "training.linear_base must be rfm, auto or none, got 'deep'"),
+        ([], "[training.lgbm]\nleaves = 7\n", "config section [training.lgbm] has unknown keys: ['leaves']"),
+        ([], "[training.lgbm]\nnum_leaves = '7'\n", "config section [training.lgbm]: num_leaves must be a number"),
+        ([], "[training]\nhorizon_days = 90\n", "config section [training] cannot set horizon_days"),
+    ],
+)
+def test_bad_training_options_and_config_are_input_errors_row_13(tmp_path, args, config, message):
+    """Row 13: bad input raises InputError (exit 2, one line); a plain ValueError is a bug (exit 1, above)."""
+    if config is not None:
+        (tmp_path / "c.toml").write_text(config)
+        args = [*args, "--config", str(tmp_path / "c.toml")]
+    result = runner.invoke(app, ["train", str(tmp_path), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", *args])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(_one_error_line(result.output).split())
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):

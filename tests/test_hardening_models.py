@@ -138,6 +138,9 @@ def test_an_edited_model_code_file_is_refused(copy):
         ("code/churnlens/model.py", r"code/churnlens/model\.py sits in code/"),
         ("lib.so", r"lib\.so is a \.so file"),
         ("run", "is an executable program"),
+        # only churnlens's own wheel, where MLflow's requirements point, is data; any other wheel is code
+        ("artifacts/other-1.0-py3-none-any.whl", r"other-1\.0-py3-none-any\.whl is a \.whl file"),
+        ("churnlens-0.1.0-py3-none-any.whl", r"churnlens-0\.1\.0-py3-none-any\.whl is a \.whl file"),
     ],
 )
 def test_other_code_is_refused_even_when_listed_in_the_manifest(copy, extra, message):
@@ -146,6 +149,17 @@ def test_other_code_is_refused_even_when_listed_in_the_manifest(copy, extra, mes
     path.write_bytes(b"#!/bin/sh\necho hi\n" if extra == "run" else b"print('hi')\n")
     write_manifest(copy)
     with pytest.raises(ModelStoreError, match=message):
+        read_model_dir(copy)
+
+
+def test_churnlens_own_wheel_is_accepted_as_data_when_listed(copy):
+    wheel = copy / "artifacts" / "churnlens-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x03\x04" + b"\0" * 60)  # a zip: MLflow's pip installs it, churnlens never opens it
+    write_manifest(copy)
+    read_model_dir(copy)
+    wheel.write_bytes(b"print('hi')\n")  # not a zip under that name: refused
+    write_manifest(copy)
+    with pytest.raises(ModelStoreError, match=r"\.whl file"):
         read_model_dir(copy)
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from churnlens.cli.main import app
 from churnlens.data.io import load_tables, write_tables
 from churnlens.features import build_snapshot
+from churnlens.i18n import Words
 from churnlens.serving import (
     IncompatibleModelError,
     ModelNotFoundError,
@@ -122,7 +123,7 @@ def test_french_and_english_outputs_are_both_complete(store, loaded, scored):
     assert selected["reason_1"].notna().all()
     assert fr.campaign.loc[~fr.campaign["selected"], "reason_1"].isna().all()  # only the list is explained
     recency = fr.reasons[fr.reasons["feature"] == "days_since_last_purchase"]["text"]
-    assert recency.str.startswith("Aucun achat depuis").all()
+    assert recency.str.startswith("Dernier achat il y a").all()  # long dates, French wording
 
 
 def test_outputs_are_written_beside_the_campaign_file(scored, tmp_path):
@@ -247,7 +248,7 @@ def test_cli_score_writes_the_list_and_prints_the_summary(store, tmp_path):
     [
         (["--top", "5", "--budget", "10"], "choose one targeting rule, got --top and --budget"),
         (["--cutoff", "someday"], "--cutoff 'someday' is not a date"),
-        (["--lang", "de"], "--lang must be en or fr, got 'de'"),
+        (["--lang", "de"], "'de' is not one of 'en', 'fr'"),  # a click choice: a usage error
         (["--model", "models:/nope@champion"], "no model 'nope' in sqlite"),
         (["--value-column", "nope"], "value column 'nope' is neither"),
         (["--high-risk", "0.1"], "risk band bounds must satisfy"),
@@ -299,7 +300,11 @@ def test_cli_explain_prints_reasons_and_writes_a_card(store, scored, tmp_path):
     page = card.read_text(encoding="utf-8")
     assert customer in page and "<svg" in page and "Risque moyen des clients" in page
     first = scored.reasons[scored.reasons["customer_id"] == customer]
-    assert f"{scored.campaign['churn_probability'].iloc[0]:.1%}" in result.output
+    output = " ".join(result.output.split())
+    fr = Words("fr")
+    assert " ".join(fr.percent(scored.campaign["churn_probability"].iloc[0], 1).split()) in output
+    assert "effet sur la probabilité de départ" in output and f"Client {customer} au" in output  # --lang fr
+    assert "effect on churn probability" not in output
     assert len(first) >= 1
     rejected = scored.rejects.iloc[0]
     result = CliRunner().invoke(

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from churnlens.cli.main import app
 from churnlens.cli.score_cmd import scoring_settings
-from churnlens.config import ScoringSettings, config_from_dict, load_config
+from churnlens.cli.serve_cmd import api_settings
+from churnlens.config import ApiSettings, ScoringSettings, config_from_dict, load_config
 from churnlens.errors import InputError
 
 #: Every [serving] setting that `churnlens score` also takes as an option: (field, TOML value,
@@ -92,6 +93,49 @@ def test_bad_values_name_the_option_or_the_section(tmp_path):
     path.write_text("[serving]\nlangue = 'fr'\n")
     with pytest.raises(InputError, match=r"config section \[serving\] has unknown keys: \['langue'\]"):
         load_config(path)
+
+
+#: Every [api] setting that `churnlens serve` also takes as an option: (field, option, TOML, CLI).
+SERVE_SETTINGS = [
+    ("max_customers", "--max-customers", 7, 9),
+    ("max_events_per_customer", "--max-events", 70, 90),
+    ("max_body_mb", "--max-body-mb", 3.0, 4.5),
+    ("read_timeout", "--read-timeout", 2.5, 7.0),
+]
+#: [api] settings that are TOML only.
+API_TOML_ONLY = {"max_events_per_request", "min_body_kib_per_s"}
+
+
+def test_every_api_setting_is_covered():
+    assert {f.name for f in fields(ApiSettings)} - {s for s, _, _, _ in SERVE_SETTINGS} == API_TOML_ONLY
+
+
+@pytest.mark.parametrize(("name", "option", "in_toml", "on_cli"), SERVE_SETTINGS, ids=[s[0] for s in SERVE_SETTINGS])
+def test_api_settings_toml_alone_cli_alone_and_both(name, option, in_toml, on_cli):
+    default = getattr(ApiSettings(), name)
+    toml = config_from_dict({"api": {name: in_toml}}).api
+    assert getattr(api_settings(ApiSettings()), name) == default
+    assert getattr(api_settings(toml), name) == in_toml
+    assert getattr(api_settings(ApiSettings(), **{name: on_cli}), name) == on_cli
+    assert getattr(api_settings(toml, **{name: on_cli}), name) == on_cli
+    with pytest.raises(InputError, match=f"^{option} must be "):  # a bad value names the option
+        api_settings(toml, **{name: 0})
+
+
+def test_bad_api_values_name_the_section(tmp_path):
+    path = tmp_path / "c.toml"
+    for text, message in (
+        ("[api]\nread_timeout = 0\n", r"config section \[api\]: read_timeout must be a positive number, got 0"),
+        ("[api]\nmax_customers = 1.5\n", r"config section \[api\]: max_customers must be a whole number >= 1"),
+        ("[api]\nmax_customers = true\n", r"config section \[api\]: max_customers must be a whole number >= 1"),
+        ("[api]\nmin_body_kib_per_s = 'fast'\n", r"min_body_kib_per_s must be a positive number, got 'fast'"),
+        ("[api]\ntimeout = 3\n", r"config section \[api\] has unknown keys: \['timeout'\]"),
+    ):
+        path.write_text(text)
+        with pytest.raises(InputError, match=message):
+            load_config(path)
+    assert load_config(None).api == ApiSettings()
+    assert ApiSettings(max_body_mb=2).max_body_bytes == 2 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ def test_backtest_origins_are_purged_and_the_refit_is_trained_through_the_data_e
     until = tables.data_end.floor("D") + pd.Timedelta(days=1)
     assert result.refit_cutoffs[-1] == until - horizon  # the latest matured cutoff, and no later one
     assert result.trained_through == until - pd.Timedelta(days=1)
-    assert result.calibration.cutoffs == [result.refit_cutoffs[-1]]
+    assert result.calibration.cutoffs == list(result.refit_cutoffs[-3:])  # the 3 latest matured (default)
     meta = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model().metadata
     assert meta["trained_through"] == str(result.trained_through.date()) and meta["evaluation"] == "backtest"
     assert meta["refit_cutoffs"] == [str(c.date()) for c in result.refit_cutoffs]

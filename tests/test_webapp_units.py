@@ -74,7 +74,7 @@ def test_reason_families_come_from_the_catalog():
     assert reason_family("support_complaints_90d") == "support"
     assert reason_family("attr_country") == "profile"
     assert reason_family("not_a_feature") is None and reason_family(None) is None
-    assert set(REASON_FAMILIES) == {"purchases", "program", "support", "contacts", "profile"}
+    assert set(REASON_FAMILIES) == {"purchases", "btyd", "program", "support", "contacts", "profile"}
 
 
 # --------------------------------------------------------------------------- campaigns
@@ -301,3 +301,14 @@ def test_serve_refuses_a_missing_campaign_and_data_without_campaign(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output
     result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path)])
     assert result.exit_code == 2 and "--data needs --campaign" in result.output
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_every_reason_family_has_a_filter_label(lang):
+    from churnlens.config import REASON_FAMILIES
+    from churnlens.i18n import Words
+
+    words = Words(lang)
+    for family in REASON_FAMILIES:
+        assert words(f"family_label_{family}").strip(), family
+        assert words(f"family_{family}").strip(), family  # "for a risk related to …" on the card

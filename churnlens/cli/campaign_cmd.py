@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import Lang, choice, console, handle_errors
 from churnlens.config import load_config
 from churnlens.i18n import check_lang
 
@@ -76,7 +76,7 @@ def campaign_report(
         Path | None,
         typer.Option("--out", "-o", help="Report files <out>.json and <out>.html (default campaign-report-<ID>)."),
     ] = None,
-    lang: Annotated[str | None, typer.Option(help="Language of the report: en or fr (default [serving] lang).")] = None,
+    lang: Annotated[Lang | None, typer.Option(help="Language of the report (default [serving] lang).")] = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
@@ -97,7 +97,7 @@ def campaign_report(
     from churnlens.serving.report_tracking import log_campaign_report
 
     cfg = load_config(config)
-    language = check_lang(lang or cfg.serving.lang)
+    language = check_lang(choice(lang) or cfg.serving.lang)
     scored = None if scored_list is None else read_scored_list(scored_list)
     with console.status("reading the data"):
         tables = load_tables(data_dir, columns=cfg.columns)[0]

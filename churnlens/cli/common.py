@@ -6,13 +6,17 @@ import functools
 import os
 import traceback
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, TypeVar
 
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from churnlens.engine.cluster import ENGINES
 from churnlens.errors import InputError
+from churnlens.i18n import LANGS
 
 #: Width when writing to a file or pipe (CI logs, `| tee`): rich would otherwise squeeze
 #: tables into 80 columns and truncate ids and dates. COLUMNS still wins when set.
@@ -31,6 +35,18 @@ err_console = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Choices of the options shared by several commands, as enums so that --help and shell
+# completion list them; built from the tuples the library checks against (one list each).
+Lang = Enum("Lang", {name: name for name in LANGS}, type=str)
+Engine = Enum("Engine", {name: name for name in ENGINES}, type=str)
+#: uvicorn's log levels.
+LogLevel = Enum("LogLevel", {name: name for name in ("critical", "error", "warning", "info", "debug", "trace")}, type=str)
+
+
+def choice(value: Enum | None) -> str | None:
+    """The plain string of an enum option (None stays None)."""
+    return None if value is None else str(value.value)
+
 #: Exit status for bad input (bad data, bad options, bad config).
 EXIT_BAD_INPUT = 2
 #: Exit status for anything else: a bug, or the environment (disk full, permission denied ...).
@@ -41,7 +57,7 @@ DEBUG_ENV = "CHURNLENS_DEBUG"
 
 def fail(message: str) -> typer.Exit:
     """Print an error to stderr and return the Exit to raise (status 2)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -84,17 +100,13 @@ def handle_errors(func: F) -> F:
                 err_console.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)
             if isinstance(exc, InputError):
                 raise fail(str(exc)) from None
-            # TRANSITIONAL (issue 11): plain ValueError still means bad input until the options of
-            # score/train/serve/explain/config raise InputError; then this branch goes.
-            if type(exc) is ValueError:
-                raise fail(str(exc)) from None
             if isinstance(exc, OSError):
                 message = _os_message(exc)
             else:
                 message = f"internal error ({type(exc).__name__}): {_one_line(exc)}"
                 if not debug_enabled():
                     message += f" — run with --debug (or {DEBUG_ENV}=1) for the traceback"
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(EXIT_FAILURE) from None
 
     return wrapper  # type: ignore[return-value]

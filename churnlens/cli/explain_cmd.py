@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import Lang, choice, console, handle_errors
 from churnlens.cli.score_cmd import NO_CUTOFF_HELP, scoring_settings
 from churnlens.config import load_config
 from churnlens.data.tables import Tables
@@ -40,7 +40,7 @@ def explain(
         str | None,
         typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
     ] = None,
-    lang: Annotated[str | None, typer.Option(help="Language: en or fr.")] = None,
+    lang: Annotated[Lang | None, typer.Option(help="Language of the reasons and the table (default [serving] lang, else en).")] = None,
     reasons: Annotated[int | None, typer.Option(help="Number of reasons (default 3).")] = None,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write a one-page explanation card (HTML).")
@@ -64,7 +64,7 @@ def explain(
     from churnlens.serving.timeline import customer_timeline
 
     cfg = load_config(config)
-    settings = scoring_settings(cfg, lang=lang, reasons=reasons, value_column=value_column)
+    settings = scoring_settings(cfg, lang=choice(lang), reasons=reasons, value_column=value_column)
     if html is not None and html.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--html {html} must end in .html")
     if html is not None:
@@ -90,26 +90,29 @@ def explain(
         loaded.model, snapshot, customer, cutoff=str(when.date()), settings=settings,
         customer_value=float(values[0]), model_name=loaded.name, model_version=loaded.version,
     )  # fmt: skip
+    words = Words(settings.lang, settings.currency)
     table = Table(
-        title=f"Customer {customer} at {when.date()} — churn probability "
-        f"{explanation.probability:.1%}, {explanation.risk_band} risk",
+        title=words(
+            "explain-title", customer=customer, cutoff=words.date(when), probability=words.percent(explanation.probability, 1),
+            band=words("risk-band", band=explanation.risk_band),
+        ),
         show_header=True,
     )
-    table.add_column("#", justify="right")
-    table.add_column("reason")
-    table.add_column("effect on churn probability", justify="right")
-    fmt = Words(settings.lang, settings.currency)
+    table.add_column(words("explain-rank"), justify="right")
+    table.add_column(words("explain-reason"))
+    table.add_column(words("explain-effect"), justify="right")
     for row in explanation.reasons.itertuples():
-        table.add_row(str(row.rank), str(row.text), fmt.points(row.effect))
+        table.add_row(str(row.rank), str(row.text), words.points(row.effect))
     if explanation.reasons.empty:
-        table.add_row("", "no factor raises this customer's risk above the typical customer", "")
-    console.print(table)
+        table.add_row("", words("explain-no-reason"), "")
+    console.print(table, highlight=False)
     if explanation.value_at_risk is not None:
         console.print(
-            f"Customer value {fmt.money(explanation.customer_value)}, value at risk "
-            f"{fmt.money(explanation.value_at_risk)}"
-        )
+            words("explain-value", value=words.money(explanation.customer_value),
+                  at_risk=words.money(explanation.value_at_risk)),
+            highlight=False,
+        )  # fmt: skip
     if html is not None:
-        timeline = customer_timeline(mine, when, fmt)
+        timeline = customer_timeline(mine, when, words)
         path = write_card(explanation, html, timeline=timeline)
-        console.print(f"Wrote explanation card {path}")
+        console.print(words("explain-card", path=str(path)), highlight=False)

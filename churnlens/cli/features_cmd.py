@@ -7,14 +7,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import Engine, Lang, choice, console, handle_errors
 from churnlens.config import ChurnConfig, load_config
 from churnlens.data import load_tables
 from churnlens.engine.cluster import check_engine
 from churnlens.errors import InputError
 from churnlens.features import build_snapshot, catalog_frame
 from churnlens.features.catalog import CATALOG_VERSION
-from churnlens.i18n import LANGS, Words
+from churnlens.i18n import Words
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -88,9 +88,9 @@ def features(
         "--catalog",
         help="Print the feature catalog (names, units, risk direction, descriptions) and exit.",
     ),
-    lang: str = typer.Option("en", "--lang", help="Language of the catalog: en or fr."),
-    engine: str = typer.Option(
-        "local",
+    lang: Lang = typer.Option(Lang.en, "--lang", help="Language of the catalog."),
+    engine: Engine = typer.Option(
+        Engine.local,
         "--engine",
         help="local (one process, the default) or dask: build per customer bucket on a Dask cluster "
         "and write --out as a directory of Parquet parts (see docs/scaling.md).",
@@ -119,8 +119,7 @@ def features(
 
     A customer is active at the cutoff when they bought in the preceding 365 days and had not cancelled. Missing optional tables drop their feature family.
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
-    if lang not in LANGS:
-        raise InputError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    lang, engine = choice(lang), choice(engine)
     if catalog:
         _print_catalog(config, lang)
         return

@@ -6,11 +6,13 @@ import os
 
 import typer
 
+from churnlens import __version__
 from churnlens.cli import (
     campaign_cmd,
     explain_cmd,
     features_cmd,
     import_cmd,
+    models_cmd,
     score_cmd,
     serve_cmd,
     simulate_cmd,
@@ -27,17 +29,27 @@ app = typer.Typer(
     name="churnlens",
     help="Point-in-time churn prediction for loyalty programs.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
     # Help texts name TOML sections like [serving]: rich markup would swallow them.
     rich_markup_mode=None,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"churnlens {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     debug: bool = typer.Option(
         False, "--debug", help="Show the traceback of an error (same as CHURNLENS_DEBUG=1).", is_eager=True
+    ),
+    version: bool = typer.Option(
+        False, "--version", help="Print the churnlens version and exit.", is_eager=True, callback=_print_version
     ),
 ) -> None:
     """Point-in-time churn prediction for loyalty programs."""
@@ -50,7 +62,7 @@ app.command("validate")(validate_cmd.validate)
 app.command("features")(features_cmd.features)
 app.command("import-transactions")(import_cmd.import_transactions)
 app.command("train")(train_cmd.train)
-app.command("models")(train_cmd.models)
+app.add_typer(models_cmd.models_app, name="models")
 app.command("train-uplift")(uplift_cmd.train_uplift)
 app.command("score")(score_cmd.score)
 app.command("explain")(explain_cmd.explain)

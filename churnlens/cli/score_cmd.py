@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import Engine, Lang, choice, console, handle_errors
 from churnlens.config import MEASURED, ChurnConfig, ScoringSettings, load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.errors import InputError, SettingError
@@ -179,7 +179,7 @@ def score(
         str | None,
         typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
     ] = None,
-    lang: Annotated[str | None, typer.Option(help="Language of the reasons: en or fr (default [serving] lang, else en).")] = None,
+    lang: Annotated[Lang | None, typer.Option(help="Language of the reasons and the summary (default [serving] lang, else en).")] = None,
     reasons: Annotated[int | None, typer.Option(help="Reasons per explained customer (default 3).")] = None,
     top: Annotated[int | None, typer.Option(help="Contact the N customers most likely to churn.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Contact customers with probability >= P.")] = None,
@@ -259,13 +259,13 @@ def score(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>], [serving] and [[actions]]; options given here win.")] = None,
     engine: Annotated[
-        str,
+        Engine,
         typer.Option(
             help="local (one process, the default) or dask: score per customer bucket on a Dask cluster; "
             "--out is then a directory (campaign/ parts in rank order, selection.parquet, reasons/, "
             "rejects/, drift.csv, summary.json; see docs/scaling.md)."
         ),
-    ] = "local",
+    ] = Engine.local,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -299,7 +299,7 @@ def score(
         given = [n for n, v in (("--holdout", holdout), ("--seed", seed), ("--send-date", send_date)) if v is not None]
         raise InputError(f"{', '.join(given)} shape a campaign's contact plan: give --campaign-id too")
     settings = scoring_settings(
-        cfg, lang=lang, reasons=reasons, top=top, threshold=threshold, budget=budget,
+        cfg, lang=choice(lang), reasons=reasons, top=top, threshold=threshold, budget=budget,
         cost_per_contact=cost_per_contact, save_rate=save_rate_option(save_rate), value_per_save=value_per_save,
         value_column=value_column, explain_all=explain_all, high_risk=high_risk, medium_risk=medium_risk,
         psi_threshold=psi_threshold, assign_actions=actions, campaign_id=campaign_id, holdout=holdout,
@@ -308,7 +308,7 @@ def score(
     if settings.target == "uplift" and engine == "dask":
         raise InputError("--target uplift runs with --engine local for now; the Dask engine scores by risk")
     settings = resolve_save_rate(settings, tracking_uri=tracking_uri)
-    check_engine(engine, scheduler)
+    engine = check_engine(choice(engine), scheduler)
     if engine == "local":
         output_paths(out)  # refuse a bad extension before any work
     elif out.suffix.lower() == ".csv":

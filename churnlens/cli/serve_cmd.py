@@ -6,13 +6,13 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from churnlens.cli.common import console, handle_errors
-from churnlens.config import load_config
-from churnlens.errors import InputError
+from churnlens.cli.common import LogLevel, choice, console, handle_errors
+from churnlens.config import ApiSettings, load_config
+from churnlens.errors import InputError, SettingError
 
 
 @handle_errors
@@ -32,13 +32,25 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Worker processes; each loads the model once and scores without a lock.")
     ] = 1,
-    max_customers: Annotated[int, typer.Option(help="Customers per request.")] = 1000,
-    max_events: Annotated[int, typer.Option(help="Events per customer given as raw events.")] = 10_000,
-    max_body_mb: Annotated[float, typer.Option(help="Request body size limit in MiB.")] = 32.0,
-    config: Annotated[
-        Path | None, typer.Option(help="TOML config: [serving] (risk bands and scoring settings) and [bounds].")
+    max_customers: Annotated[
+        int | None, typer.Option(help="Customers per request (default [api] max_customers, else 1000).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    max_events: Annotated[
+        int | None,
+        typer.Option(help="Events per customer given as raw events (default [api] max_events_per_customer, else 10000)."),
+    ] = None,
+    max_body_mb: Annotated[
+        float | None, typer.Option(help="Request body size limit in MiB (default [api] max_body_mb, else 32).")
+    ] = None,
+    read_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds without a byte of a request body before it is dropped (408); default [api] read_timeout, else 10."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML config: [api] (request limits, read timeout), [serving] (risk bands and scoring settings) and [bounds]."),
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = LogLevel.info,
     campaign: Annotated[
         Path | None,
         typer.Option(help="Also serve the web app at / on this campaign (the --out of churnlens score) or on a folder of campaigns; new campaigns appear without a restart."),
@@ -60,28 +72,24 @@ def serve(
 
     if not 0 < port < 65536:
         raise InputError(f"--port must be between 1 and 65535, got {port}")
-    if max_body_mb <= 0:
-        raise InputError(f"--max-body-mb must be > 0, got {max_body_mb}")
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
     cfg = load_config(config)
     settings = cfg.serving
+    api = api_settings(
+        cfg.api, max_customers=max_customers, max_events_per_customer=max_events, max_body_mb=max_body_mb,
+        read_timeout=read_timeout,
+    )  # fmt: skip
     if data is not None and campaign is None:
         raise InputError("--data needs --campaign (it holds the customers' tables for the web app's cards)")
     if data is not None and not data.is_dir():
         raise InputError(f"--data {data} is not a directory")
     if campaign is not None and model is None:
         model = campaign_model(campaign)
-    options = {
-        "model_uri": model,
-        "tracking_uri": tracking_uri,
-        "max_customers": max_customers,
-        "max_events_per_customer": max_events,
-        "max_body_bytes": int(max_body_mb * 1024 * 1024),
-    }
+    options = {"model_uri": model, "tracking_uri": tracking_uri}
     if campaign is not None:
         options.update(campaign=str(campaign), data_dir=None if data is None else str(data), columns=cfg.columns)
-    app = create_app(**options, settings=settings, bounds=cfg.bounds)  # loads the model: a bad URI fails here
+    app = create_app(**options, api=api, settings=settings, bounds=cfg.bounds)  # loads the model: a bad URI fails here
     service = app.state.service
     secured = "token required" if os.environ.get(TOKEN_ENV) else f"no token ({TOKEN_ENV} not set)"
     console.print(
@@ -91,17 +99,35 @@ def serve(
     if campaign is not None:
         console.print(f"Web app on {campaign}: open http://{host}:{port}/")
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=choice(log_level))
         return
     # Workers are new processes: each builds the app (and loads the model) from these options.
     options["model_uri"] = service.loaded.resolved_uri  # every worker serves the same version
     os.environ[OPTIONS_ENV] = json.dumps(
-        {**options, "settings": asdict(settings), "bounds": asdict(cfg.bounds)}, default=str
+        {**options, "api": asdict(api), "settings": asdict(settings), "bounds": asdict(cfg.bounds)}, default=str
     )
     uvicorn.run(
         "churnlens.serving.api:app_from_environment", factory=True, workers=workers,
-        host=host, port=port, log_level=log_level,
+        host=host, port=port, log_level=choice(log_level),
     )  # fmt: skip
+
+
+#: Settings whose option is not named after them.
+OPTION_NAMES = {"max_events_per_customer": "--max-events"}
+
+
+def api_settings(configured: ApiSettings, **given: Any) -> ApiSettings:
+    """The ``[api]`` settings with the command line's given options on top (None = not given).
+
+    A bad value given on the command line is reported under the option's name.
+    """
+    try:
+        return configured.override(**given)
+    except SettingError as exc:
+        if given.get(exc.setting) is None:
+            raise
+        option = OPTION_NAMES.get(exc.setting, "--" + exc.setting.replace("_", "-"))
+        raise InputError(f"{option} {exc.problem}") from None
 
 
 def campaign_model(campaign: Path) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import Engine, choice, console, handle_errors
 from churnlens.config import ChurnConfig, load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
@@ -41,13 +42,13 @@ def train(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = DEFAULT_EXPERIMENT,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    tune: Annotated[int | None, typer.Option(help="Random-search trials of LightGBM parameters on the latest origin's validation cutoff (default from config [training] tune_trials, else 0: off).")] = None,
+    tune: Annotated[int | None, typer.Option(help="Optuna trials (TPE with pruning) of LightGBM parameters, scored on the backtest origins' validation cutoffs, never their test cutoffs; each trial is a nested MLflow run, the study (optuna.db beside a sqlite store) resumes on the next --tune (default from config [training] tune_trials, else 0: off). Needs churnlens[tune].")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for LightGBM and calibration (default from config, else 42).")] = None,
     purge: Annotated[bool | None, typer.Option("--purge/--no-purge", help="Keep label windows of train, validation and test apart (default from config, else on); --no-purge lets training labels overlap the test period, which flatters test metrics.")] = None,
-    engine: Annotated[str, typer.Option(
+    engine: Annotated[Engine, typer.Option(
         help="local (the default) or dask: build the training set per customer bucket on a Dask cluster "
         "(same rows as local); LightGBM trains on the cluster above training.distributed_min_rows "
-        "training rows, else in this process (docs/scaling.md).")] = "local",
+        "training rows, else in this process (docs/scaling.md).")] = Engine.local,
     scheduler: Annotated[str | None, typer.Option(
         help="With --engine dask: address of a running Dask scheduler (tcp://host:8786); "
         "default a LocalCluster on this machine.")] = None,
@@ -69,9 +70,13 @@ def train(
     from churnlens.data import load_tables
     from churnlens.training import train_model
 
-    check_engine(engine, scheduler)
+    engine = check_engine(choice(engine), scheduler)
     cfg = training_settings(load_config(config), horizon=horizon, step_days=step, tune_trials=tune, seed=seed,
                             purge=purge, backtests=backtests)
+    if cfg.training.tune_trials:
+        from churnlens.training.tune import require_optuna
+
+        require_optuna().logging.set_verbosity(logging.WARNING)  # the progress bar says what it does
     started = time.perf_counter()
     truth_path = data_dir / TRUTH_FILE
     truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
@@ -101,7 +106,7 @@ def train(
             result = train_model(
                 source, config=cfg, tracking_uri=tracking_uri,
                 experiment=experiment, model_name=model_name, test_cutoff=test_cutoff, truth=truth,
-                validation_report=report.to_dict(), progress=on_progress,
+                validation_report=report.to_dict(), progress=on_progress, data_source=str(data_dir.resolve()),
             )
     evaluation = result.evaluation
     if result.history_note:
@@ -117,6 +122,15 @@ def train(
                       "short for a purged backtest origin, so test and training labels share the same period "
                       "(no customer is in both).")
     console.print(f"Label: [bold]{result.label_mode}[/], horizon {cfg.labels.horizon_days} d.")
+    if result.tuning is not None:
+        tuned = result.tuning
+        console.print(
+            f"Tuning: {tuned.new_trials} trial(s) run ({tuned.pruned} pruned), {len(tuned.trials)} in study "
+            f"{tuned.study_name} ({tuned.storage}); best trial {tuned.best_trial}, mean validation ROC AUC "
+            f"{tuned.best_value:.4f}: num_leaves {tuned.params.num_leaves}, learning_rate "
+            f"{tuned.params.learning_rate:.3g}, min_child_samples {tuned.params.min_child_samples}.",
+            highlight=False,
+        )
     console.print(evaluation_table(evaluation))
     console.print(folds_table(evaluation))
     console.print(
@@ -175,26 +189,3 @@ def folds_table(evaluation) -> Table:
                                                      for m in ("roc_auc", "pr_auc", "brier", "ece",
                                                                "top_decile_lift", "n")), trees)
     return table
-
-
-@handle_errors
-def models(
-    model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
-) -> None:
-    """List registered versions of a model: aliases, the day each was trained through, how it was
-    evaluated, and its evaluation's mean metrics."""
-    from churnlens.tracking import configure_mlflow
-    from churnlens.training.mlflow_log import list_model_versions
-
-    uri = configure_mlflow(tracking_uri)
-    versions = list_model_versions(model_name)
-    if versions.empty:
-        console.print(f"No versions of model '{model_name}' in {uri}")
-        return
-    table = Table(title=f"Model '{model_name}' in {uri}")
-    for column in versions.columns:
-        table.add_column(column, justify="right" if column not in ("aliases", "run_id", "created") else "left")
-    for _, row in versions.iterrows():
-        table.add_row(*("" if pd.isna(v) else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
-    console.print(table)

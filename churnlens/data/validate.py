@@ -1,8 +1,9 @@
 """Validate raw input tables against the contract (DESIGN §2), type them and repair soft problems.
 
 Everything here is vectorised over whole columns: no Python loop runs per row or per
-customer. Hard problems raise :class:`~churnlens.data.DataValidationError` through one helper,
-:func:`_raise_rows`, which names the table, the column and up to five offending rows. Rows
+customer. Hard problems are collected by one helper, :class:`_Problems`, which names the table,
+the column and up to 20 offending rows per column; every problem of every table is found
+before one :class:`~churnlens.data.DataValidationError` lists them all. Rows
 are numbered from 1 in the order they were read (the header line of a CSV file is not
 counted, so data row ``n`` is on line ``n + 1``).
 
@@ -41,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnlens.data.bounds import AMOUNT_COLUMNS, DEFAULT_BOUNDS, InputBounds
-from churnlens.data.errors import DataValidationError
+from churnlens.data.errors import MAX_ROWS_SHOWN, DataValidationError, Problem
 from churnlens.data.report import Repair, TableSummary, ValidationReport
 from churnlens.data.schema import TABLE_SPECS, ColumnKind, ColumnSpec, TableSpec
 from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables
@@ -233,6 +234,7 @@ def validate_frames(
     report = ValidationReport(data_end=end)
     out: dict[str, pd.DataFrame] = {}
     rows_in: dict[str, int] = {}
+    problems = _Problems()
     for name in TABLE_NAMES:
         if name not in frames:
             continue
@@ -240,7 +242,8 @@ def validate_frames(
         df = frames[name].reset_index(drop=True)
         rows_in[name] = len(df)
         if len(df) == 0:
-            raise DataValidationError(name, None, "has no rows")
+            problems.add(name, None, "has no rows")
+            continue
         skipped = list((ignored or {}).get(name, ()))
         if skipped:
             report.repairs.append(
@@ -257,13 +260,17 @@ def validate_frames(
             allow_missing_id=drop_missing_customer and name in EVENT_TABLES,
             limits=limits,
             repairs=report.repairs,
+            problems=problems,
         )
+        if problems:  # keep looking for problems in the other tables; repairs are moot
+            continue
         if name == "contacts":
-            _check_contact_groups(typed)
+            _check_contact_groups(typed, problems)
         if name == "customers":
-            out[name] = _repair_customers(typed, report.repairs)
+            out[name] = _repair_customers(typed, report.repairs, problems)
         else:
             out[name] = _repair_events(typed, name, end, report.repairs)
+    problems.raise_if_any()
     if len(out["purchases"]) == 0:
         raise DataValidationError("purchases", None, "has no rows left after repairs")
     _reconcile_customers(out, report.repairs)
@@ -286,18 +293,42 @@ def validate_frames(
 # --------------------------------------------------------------------------- errors
 
 
-def _raise_rows(table: str, column: str, mask: Any, problem: str, values: pd.Series) -> None:
-    """Raise a DataValidationError when ``mask`` flags any row; show up to five of them.
+class _Problems:
+    """The hard problems found so far, raised together by :meth:`raise_if_any`.
 
-    ``values`` holds the raw values; its index labels are 0-based positions in the input.
+    Each column shows at most :data:`~churnlens.data.errors.MAX_ROWS_SHOWN` offending rows over
+    all its problems; every problem still says how many rows it concerns.
     """
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return
-    where = np.flatnonzero(mask)
-    shown = [f"row {int(values.index[p]) + 1}: {_show(values.iloc[p])}" for p in where[:_MAX_SHOWN]]
-    n = len(where)
-    raise DataValidationError(table, column, f"{problem} ({_count(n, 'row')})", shown)
+
+    def __init__(self) -> None:
+        self.found: list[Problem] = []
+        self._shown: Counter[tuple[str, str | None]] = Counter()
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def add(self, table: str, column: str | None, problem: str, rows: Sequence[str] = ()) -> None:
+        """Record a problem with its rows already rendered (trimmed to the column's share)."""
+        room = max(MAX_ROWS_SHOWN - self._shown[(table, column)], 0)
+        shown = tuple(rows)[:room]
+        self._shown[(table, column)] += len(shown)
+        self.found.append(Problem(table, column, problem, shown))
+
+    def rows(self, table: str, column: str, mask: Any, problem: str, values: pd.Series) -> bool:
+        """Record ``problem`` when ``mask`` flags any row (True then); ``values`` holds the raw
+        values, their index labels being 0-based positions in the input."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return False
+        where = np.flatnonzero(mask)
+        room = max(MAX_ROWS_SHOWN - self._shown[(table, column)], 0)
+        shown = [f"row {int(values.index[p]) + 1}: {_show(values.iloc[p])}" for p in where[:room]]
+        self.add(table, column, f"{problem} ({_count(len(where), 'row')})", shown)
+        return True
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            raise DataValidationError.of(self.found)
 
 
 def _count(n: int, noun: str) -> str:
@@ -340,23 +371,27 @@ class _Limits:
 
 
 def _coerce_table(
-    df: pd.DataFrame, spec: TableSpec, *, allow_missing_id: bool, limits: _Limits, repairs: list[Repair]
+    df: pd.DataFrame,
+    spec: TableSpec,
+    *,
+    allow_missing_id: bool,
+    limits: _Limits,
+    repairs: list[Repair],
+    problems: _Problems,
 ) -> pd.DataFrame:
-    """Check the required columns and convert every column to its contract dtype."""
-    missing = [c for c in spec.required_columns if c not in df.columns]
-    if missing:
-        raise DataValidationError(
-            spec.name,
-            missing[0],
-            f"is required but missing; columns found: {', '.join(map(str, df.columns))}",
-        )
+    """Check the required columns and convert every column to its contract dtype; hard problems
+    are recorded in ``problems`` (the table returned is then only good for finding more)."""
+    for col in spec.required_columns:
+        if col not in df.columns:
+            problems.add(spec.name, col, f"is required but missing; columns found: {', '.join(map(str, df.columns))}")
     typed: dict[str, pd.Series] = {}
     for col in df.columns:
         cspec = spec.column(col)
         kind = cspec.kind if cspec is not None else _infer_kind(df[col])
         typed[col] = _coerce_column(
-            spec.name, col, df[col], kind, cspec, allow_missing_id=allow_missing_id, limits=limits, repairs=repairs
-        )
+            spec.name, col, df[col], kind, cspec, allow_missing_id=allow_missing_id, limits=limits, repairs=repairs,
+            problems=problems,
+        )  # fmt: skip
     order = [c.name for c in spec.columns if c.name in typed] + [c for c in df.columns if spec.column(c) is None]
     return pd.DataFrame({c: typed[c] for c in order}, index=df.index)
 
@@ -371,25 +406,29 @@ def _coerce_column(
     allow_missing_id: bool,
     limits: _Limits,
     repairs: list[Repair],
+    problems: _Problems,
 ) -> pd.Series:
-    """Convert one column; raise on unconvertible, out-of-range or missing required values."""
+    """Convert one column; record unconvertible, out-of-range or missing required values in ``problems``."""
+    invalid = np.zeros(len(raw), dtype=bool)  # values reported as unreadable, not as missing
     if isinstance(raw.dtype, pd.CategoricalDtype) and kind != "category":
         raw = raw.astype(raw.dtype.categories.dtype)
     if kind == "category":
         out = _to_category(raw)
         if cspec is not None and cspec.allowed is not None:
-            out = _only_allowed(table, col, out, cspec.allowed, raw)
+            out = _only_allowed(table, col, out, cspec.allowed, raw, problems)
     elif kind == "id":
-        out = _normalise_ids(table, col, text_column(raw), raw, repairs)
+        out = _normalise_ids(table, col, text_column(raw), raw, repairs, problems)
     elif kind == "text":
         out = text_column(raw)
     elif kind == "time":
-        if _is_numeric(raw):
-            _raise_rows(table, col, raw.notna(), f"holds numbers, not timestamps ({_ISO_HINT})", raw)
-        out, bad = _to_time(raw)
-        _raise_rows(table, col, bad, f"is not a valid timestamp ({_ISO_HINT})", raw)
+        if _is_numeric(raw) and problems.rows(
+            table, col, raw.notna(), f"holds numbers, not timestamps ({_ISO_HINT})", raw
+        ):
+            return raw
+        out, invalid = _to_time(raw)
+        problems.rows(table, col, invalid, f"is not a valid timestamp ({_ISO_HINT})", raw)
         outside = ((out < limits.earliest) | (out > limits.latest)).to_numpy(dtype=bool, na_value=False)
-        _raise_rows(
+        problems.rows(
             table,
             col,
             outside,
@@ -398,11 +437,11 @@ def _coerce_column(
             raw,
         )
     elif kind == "number":
-        out, bad = _to_number(raw)
-        _raise_rows(table, col, bad, "is not a number", raw)
-        _raise_rows(table, col, np.isinf(out.to_numpy()), "is not a finite number", raw)
+        out, invalid = _to_number(raw)
+        problems.rows(table, col, invalid, "is not a number", raw)
+        problems.rows(table, col, np.isinf(out.to_numpy()), "is not a finite number", raw)
         if col in AMOUNT_COLUMNS.get(table, ()):
-            _raise_rows(
+            problems.rows(
                 table,
                 col,
                 np.abs(out.to_numpy()) > limits.max_abs_amount,
@@ -411,24 +450,26 @@ def _coerce_column(
             )
         if cspec is not None and cspec.min_value is not None:
             rng = _range_text(cspec)
-            _raise_rows(table, col, out.to_numpy() < cspec.min_value, f"is outside the allowed range {rng}", raw)
+            problems.rows(table, col, out.to_numpy() < cspec.min_value, f"is outside the allowed range {rng}", raw)
         if cspec is not None and cspec.max_value is not None:
             rng = _range_text(cspec)
-            _raise_rows(table, col, out.to_numpy() > cspec.max_value, f"is outside the allowed range {rng}", raw)
+            problems.rows(table, col, out.to_numpy() > cspec.max_value, f"is outside the allowed range {rng}", raw)
     else:  # flag
-        out, bad = _to_flag(raw)
-        _raise_rows(table, col, bad, "is not a boolean (expected true/false, 1/0 or yes/no)", raw)
+        out, invalid = _to_flag(raw)
+        problems.rows(table, col, invalid, "is not a boolean (expected true/false, 1/0 or yes/no)", raw)
     if cspec is not None and cspec.required and not (kind == "id" and allow_missing_id):
         hint = (
             "; rows without a customer can be dropped with drop_missing_customer=True (CLI: --drop-missing-customer)"
             if kind == "id" and table in EVENT_TABLES
             else ""
         )
-        _raise_rows(table, col, out.isna().to_numpy(), f"is missing (the column is required){hint}", raw)
+        problems.rows(table, col, out.isna().to_numpy() & ~invalid, f"is missing (the column is required){hint}", raw)
     return out
 
 
-def _normalise_ids(table: str, col: str, ids: pd.Series, raw: pd.Series, repairs: list[Repair]) -> pd.Series:
+def _normalise_ids(
+    table: str, col: str, ids: pd.Series, raw: pd.Series, repairs: list[Repair], problems: _Problems
+) -> pd.Series:
     """Ids without surrounding whitespace, in Unicode NFC: ``" C1"``, ``"C1 "`` and ``"C1"`` are one
     customer, and so are "José" typed in NFC and NFD. Changes are reported; an id left empty raises.
 
@@ -445,7 +486,7 @@ def _normalise_ids(table: str, col: str, ids: pd.Series, raw: pd.Series, repairs
     changed = (clean != ids).fillna(False).to_numpy(dtype=bool)
     if not changed.any():
         return ids
-    _raise_rows(
+    problems.rows(
         table, col, changed & (clean == "").fillna(False).to_numpy(dtype=bool), "is blank (only whitespace)", raw
     )
     where = np.flatnonzero(changed)
@@ -746,7 +787,7 @@ def _note_isolated_events(tables: Tables, repairs: list[Repair]) -> None:
             )
 
 
-def _repair_customers(df: pd.DataFrame, repairs: list[Repair]) -> pd.DataFrame:
+def _repair_customers(df: pd.DataFrame, repairs: list[Repair], problems: _Problems) -> pd.DataFrame:
     """Drop exact duplicate rows; refuse one customer_id with different attributes; sort by id."""
     dup = df.duplicated(keep="first").to_numpy()
     if dup.any():
@@ -762,7 +803,7 @@ def _repair_customers(df: pd.DataFrame, repairs: list[Repair]) -> pd.DataFrame:
         )
         df = df[~dup]
     ids = df["customer_id"]
-    _raise_rows(
+    problems.rows(
         "customers",
         "customer_id",
         ids.duplicated(keep=False).to_numpy(),
@@ -824,15 +865,18 @@ def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair])
 # --------------------------------------------------------------------------- contacts
 
 
-def _only_allowed(table: str, col: str, out: pd.Series, allowed: Sequence[str], raw: pd.Series) -> pd.Series:
+def _only_allowed(
+    table: str, col: str, out: pd.Series, allowed: Sequence[str], raw: pd.Series, problems: _Problems
+) -> pd.Series:
     """A category column whose values must be in ``allowed`` (any case, surrounding spaces
-    ignored); the values come out spelled as in ``allowed``."""
+    ignored); the values come out spelled as in ``allowed`` (or as read, when some are not)."""
     categories = out.cat.categories
     spelled = {a.lower(): a for a in allowed}
     normal = [str(c).strip().lower() for c in categories]
     bad = [c for c, v in zip(categories, normal, strict=True) if v not in spelled]
     if bad:
-        _raise_rows(table, col, out.isin(bad).to_numpy(), f"must be one of {', '.join(allowed)}", raw)
+        problems.rows(table, col, out.isin(bad).to_numpy(), f"must be one of {', '.join(allowed)}", raw)
+        return out
     target = [spelled[v] for v in normal]
     if target == list(categories):
         return out
@@ -842,16 +886,16 @@ def _only_allowed(table: str, col: str, out: pd.Series, allowed: Sequence[str], 
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=out.index)
 
 
-def _check_contact_groups(df: pd.DataFrame) -> None:
+def _check_contact_groups(df: pd.DataFrame, problems: _Problems) -> None:
     """Refuse a customer in both the treatment and the control group of one campaign."""
     keys = ["customer_id", "campaign_id"]
     groups = df.groupby(keys, observed=True, sort=False)["group"].transform("nunique")
     both = (groups > 1).to_numpy(dtype=bool)
     if both.any():
         n = int(both.sum())
-        raise DataValidationError(
+        problems.add(
             "contacts",
             "group",
             f"puts a customer in both the treatment and the control group of one campaign ({_count(n, 'row')})",
-            _render_rows(df.loc[both, [*keys, "group"]]),
+            _render_rows(df.loc[both, [*keys, "group"]], MAX_ROWS_SHOWN),
         )

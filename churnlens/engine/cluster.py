@@ -7,15 +7,17 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from churnlens.errors import InputError
+
 ENGINES = ("local", "dask")
 
 
 def check_engine(engine: str, scheduler: str | None = None) -> str:
     """Validate ``--engine`` (and that ``--scheduler`` is only given with ``dask``)."""
     if engine not in ENGINES:
-        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if scheduler and engine != "dask":
-        raise ValueError("--scheduler only applies with --engine dask")
+        raise InputError("--scheduler only applies with --engine dask")
     return engine
 
 
@@ -24,7 +26,7 @@ def require_distributed() -> None:
     try:
         import distributed  # noqa: F401
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ValueError("--engine dask needs dask.distributed: pip install 'churnlens[dask]'") from None
+        raise InputError("--engine dask needs dask.distributed: pip install 'churnlens[dask]'") from None
 
 
 def machine_memory_bytes() -> int:

@@ -45,6 +45,7 @@ from churnlens.data.validate import (
     text_column,
     validate_frames,
 )
+from churnlens.errors import InputError
 
 #: Target input rows (all tables) per bucket: a bucket's snapshot then needs well under 1 GB.
 ROWS_PER_BUCKET = 3_000_000
@@ -218,7 +219,7 @@ def _validate_bucket(
     if "purchases" not in frames:
         if not frames:
             return {"bucket": bucket, "empty": True}
-        raise ValueError(
+        raise InputError(
             f"customer bucket {bucket} has customers but no purchases; use fewer partitions "
             f"(--partitions) for a base this small"
         )
@@ -333,7 +334,7 @@ def stage_tables(
     n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {})) or 1
     n = int(n_buckets or default_buckets(total, n_workers))
     if n < 1:
-        raise ValueError(f"the number of partitions must be >= 1, got {n}")
+        raise InputError(f"the number of partitions must be >= 1, got {n}")
     end = None if data_end is None else pd.Timestamp(data_end)
     if end is not None and end.tz is not None:
         end = end.tz_convert("UTC").tz_localize(None)

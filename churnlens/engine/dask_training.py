@@ -41,6 +41,7 @@ from churnlens.engine.dask_tables import (
     load_bucket,
     write_parquet_atomic,
 )
+from churnlens.errors import InputError
 from churnlens.features import build_labels, build_snapshot, label_mode
 from churnlens.features import parse_cutoff as normalize_cutoff
 from churnlens.features.labels import LABEL, cutoffs_between
@@ -202,7 +203,7 @@ class DaskTrainingSet:
         ]
         frames = self.client.gather(futures)
         if not frames:
-            raise ValueError(f"no training rows at cutoffs {[str(c.date()) for c in cutoffs]}")
+            raise InputError(f"no training rows at cutoffs {[str(c.date()) for c in cutoffs]}")
         return pd.concat(frames, axis=0).sort_index(kind="stable")
 
     def fit_lightgbm(
@@ -369,11 +370,11 @@ def build_training_parts(
     mode = label_mode(load_bucket_schema(staged), config.labels.mode)
     cutoffs = sorted({normalize_cutoff(c) for c in cutoffs})
     if not cutoffs:
-        raise ValueError("no cutoffs given for the training set")
+        raise InputError("no cutoffs given for the training set")
     until = staged.data_end.floor("D") + pd.Timedelta(days=1)
     for c in cutoffs:
         if c + pd.Timedelta(days=horizon) > until:
-            raise ValueError(
+            raise InputError(
                 f"cutoff {c} has no full {horizon}-day horizon of future data: the data ends at "
                 f"{staged.data_end} (latest usable cutoff: {until - pd.Timedelta(days=horizon)})"
             )

@@ -16,15 +16,27 @@ Each uvicorn worker loads the model once, at startup, and scores requests withou
 (``churnlens serve --workers N`` runs N such processes).
 
 Safety: the model is loaded once at startup; nothing from a request is ever unpickled
-(JSON only); the body is bounded in bytes before it is parsed (413), customers per request
-and events per customer are bounded (422 naming the field); when ``CHURNLENS_API_TOKEN`` is
-set every ``/v1`` endpoint requires ``Authorization: Bearer <token>`` (compared in constant
-time, 401 otherwise). Every error is JSON ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``
-and bad input is always a 4xx.
+(JSON only). Each request meets, in this order (:class:`RequestGuard`, limits from
+:class:`~churnlens.config.ApiSettings`, the ``[api]`` section):
+
+1. when ``CHURNLENS_API_TOKEN`` is set, every ``/v1`` endpoint requires ``Authorization: Bearer
+   <token>``, compared in constant time before a byte of the body is read (401);
+2. the body's size: a ``Content-Length`` over the limit is refused at once, a body without one
+   as soon as the bytes read pass it (413);
+3. the body's pace: a body with no byte for ``read_timeout`` seconds, or arriving slower on
+   average than ``min_body_kib_per_s``, is dropped (408);
+4. the JSON's shape, with strict numbers and booleans (a string or a boolean where a number
+   belongs is 422 naming the field);
+5. customers per request, events per customer and events per request (422 naming the field).
+
+An answer sent before the body was read in full closes the connection (``Connection: close``)
+rather than draining the rest. Every error is JSON ``{"detail": [{"loc": [...], "msg": ...,
+"type": ...}]}`` and bad input is always a 4xx.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -32,18 +44,18 @@ import math
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from churnlens.config import ScoringSettings
+from churnlens.config import ApiSettings, ScoringSettings
 from churnlens.data.bounds import DEFAULT_BOUNDS, InputBounds
 from churnlens.data.errors import DataValidationError
 from churnlens.data.schema import TABLE_SPECS
@@ -72,9 +84,8 @@ logger = logging.getLogger(__name__)
 TOKEN_ENV = "CHURNLENS_API_TOKEN"
 #: JSON options of :func:`create_app` for worker processes (``churnlens serve --workers N``).
 OPTIONS_ENV = "CHURNLENS_SERVE_OPTIONS"
-DEFAULT_MAX_CUSTOMERS = 1000
-DEFAULT_MAX_EVENTS = 10_000
-DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+#: Paths that need the bearer token (when the server has one).
+PROTECTED_PREFIX = "/v1"
 #: Fields of a customer given as raw events, by table.
 EVENT_FIELDS = ("purchases", "program_events", "support_interactions", "cancellations", "contacts")
 _DTYPES = {
@@ -91,6 +102,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (400, "Malformed JSON"),
         (401, "Missing or wrong bearer token"),
+        (408, "Request body arrived too slowly"),
         (413, "Request body too large"),
         (422, "Invalid input; `loc` names the field at fault"),
     )
@@ -151,6 +163,16 @@ def _customers_frame(customers: Sequence[tuple[int, EventsCustomer]], model: Chu
                 "customer_id goes beside attributes, not inside them",
                 "value_error",
             )
+    levels = model.metadata.categorical_levels
+    for position, customer in customers:  # strict like every number: "35" for a numeric attribute is refused
+        for name, value in customer.attributes.items():
+            if f"attr_{name}" in model.features and f"attr_{name}" not in levels and isinstance(value, str):
+                raise ApiError(
+                    422,
+                    ["body", "customers", position, "attributes", name],
+                    f"attribute {name!r} is a number for this model: give a number (or true/false), not a string",
+                    "float_type",
+                )
     rows = [{"customer_id": c.customer_id, **c.attributes} for _, c in customers]
     frame = pd.DataFrame(rows, dtype=object)
     for name in model.features:  # attributes nobody sent are missing values, as in batch
@@ -208,7 +230,8 @@ def events_to_tables(
 
 
 def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(float(value))
+    """A JSON number, finite; a boolean is not a number here (strict, never converted)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
 def features_to_snapshot(
@@ -264,10 +287,9 @@ class Service:
     """The model served and the limits of the API."""
 
     loaded: LoadedModel
-    max_customers: int
-    max_events_per_customer: int
     settings: ScoringSettings
     token: str | None
+    api: ApiSettings = field(default_factory=ApiSettings)
     bounds: InputBounds = DEFAULT_BOUNDS
 
     @property
@@ -275,12 +297,13 @@ class Service:
         return ModelRef(name=self.loaded.name, version=self.loaded.version)
 
     def check_limits(self, request: ScoreRequest) -> None:
-        """Customers per request and events per customer within bounds, else 422 naming the field."""
-        if len(request.customers) > self.max_customers:
+        """Customers per request, events per customer and per request within bounds, else 422 naming the field."""
+        limits = self.api
+        if len(request.customers) > limits.max_customers:
             raise ApiError(
                 422,
                 ["body", "customers"],
-                f"at most {self.max_customers} customers per request, got {len(request.customers)}",
+                f"at most {limits.max_customers} customers per request, got {len(request.customers)}",
                 "too_long",
             )
         seen: dict[str, int] = {}
@@ -293,14 +316,22 @@ class Service:
                     "duplicate",
                 )
             seen[customer.customer_id] = i
-            if isinstance(customer, EventsCustomer) and customer.n_events() > self.max_events_per_customer:
+            if isinstance(customer, EventsCustomer) and customer.n_events() > limits.max_events_per_customer:
                 largest = max(EVENT_FIELDS, key=lambda f: len(getattr(customer, f)))
                 raise ApiError(
                     422,
                     ["body", "customers", i, largest],
-                    f"at most {self.max_events_per_customer} events per customer, got {customer.n_events()}",
+                    f"at most {limits.max_events_per_customer} events per customer, got {customer.n_events()}",
                     "too_long",
                 )
+        total = sum(c.n_events() for c in request.customers if isinstance(c, EventsCustomer))
+        if total > limits.max_events_per_request:
+            raise ApiError(
+                422,
+                ["body", "customers"],
+                f"at most {limits.max_events_per_request} events per request (all customers), got {total}",
+                "too_long",
+            )
 
     def score(self, request: ScoreRequest) -> ScoreResponse:
         """Score every customer of ``request``; the inactive ones come back ``not_scored``."""
@@ -341,7 +372,7 @@ class Service:
             check_compatible(model, snapshot, tables=tables)
         except DataValidationError as exc:
             raise ApiError(422, ["body", "customers", exc.table], str(exc), "data_validation") from None
-        except ValueError as exc:
+        except InputError as exc:  # any other exception is a bug: 500, logged
             raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
         return snapshot
 
@@ -390,7 +421,7 @@ class Service:
                 matrix = model.matrix(snapshot)
                 scores = score_rows(model, snapshot, settings, matrix=matrix)
                 reasons = explain_rows(model, snapshot, settings, matrix=matrix)
-            except ValueError as exc:
+            except InputError as exc:  # a feature row the model cannot take; anything else is a bug (500)
                 raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
             grouped: dict[str, list[Reason]] = {}
             for row in reasons.itertuples(index=False):
@@ -422,14 +453,53 @@ class Service:
         return [by_id[c.customer_id] for c in request.customers]
 
 
-# --------------------------------------------------------------------------- body size
+# --------------------------------------------------------------------------- request guard
 
 
-class BodyLimit:
-    """ASGI middleware: refuse bodies over ``max_bytes`` with 413 before anything parses them."""
+def _header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower case), None when absent."""
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value)
+    return None
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, int(max_bytes)
+
+def token_problem(authorization: bytes | None, expected: str) -> str | None:
+    """Why an ``Authorization`` header does not carry the bearer token ``expected`` (None: it does).
+
+    The token is compared in constant time (:func:`hmac.compare_digest`).
+    """
+    scheme, _, given = (authorization or b"").strip().partition(b" ")
+    if scheme.lower() != b"bearer" or not given.strip():
+        return "missing bearer token"
+    if not hmac.compare_digest(given.strip(), expected.encode()):
+        return "wrong bearer token"
+    return None
+
+
+class RequestGuard:
+    """ASGI middleware, the first thing a request meets: the token, then the body's size and pace.
+
+    In this order, before the app parses anything:
+
+    1. on ``/v1`` paths, when the server has a token: the bearer token, before a byte of the body is
+       read (401);
+    2. a ``Content-Length`` over ``api.max_body_bytes``: 413 at once;
+    3. the body, read here in full, counted (413 as soon as it passes the limit) and timed (408 when no
+       byte arrives for ``api.read_timeout`` seconds, or when, that long after the headers, it has
+       arrived slower on average than ``api.min_body_kib_per_s``);
+    4. the app gets the body read here.
+
+    An answer sent before the whole body was read says ``Connection: close``: uvicorn then closes
+    the connection instead of draining (reading) the rest of a body it refused.
+
+    Hand-written because Starlette's ``RequestBodyLimitMiddleware`` (FastAPI's ``max_body_size``)
+    counts bytes only as the app reads them and knows neither the token nor a read timeout, and
+    uvicorn has no body timeout.
+    """
+
+    def __init__(self, app: Any, *, api: ApiSettings, token: str | None) -> None:
+        self.app, self.api, self.token = app, api, token
 
     async def __call__(
         self,
@@ -440,39 +510,26 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = _error(
-            413, ["body"], f"request body larger than {self.max_bytes} bytes", "body_too_large"
-        )
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
+        path = scope.get("path", "")
+        if self.token is not None and (path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")):
+            why = token_problem(_header(scope, b"authorization"), self.token)
+            if why is not None:
+                await self._refuse(401, ["header", "authorization"], why, "unauthorized", scope, receive, send)
+                return
+        max_bytes = self.api.max_body_bytes
+        length = _header(scope, b"content-length")
         if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                declared = -1
+            declared = int(length) if length.strip().isdigit() else -1
             if declared < 0:
-                await _error(400, ["header", "content-length"], "invalid Content-Length", "header")(
-                    scope, receive, send
-                )
+                await self._refuse(400, ["header", "content-length"], "invalid Content-Length", "header",
+                                   scope, receive, send)  # fmt: skip
                 return
-            if declared > self.max_bytes:
-                await too_large(scope, receive, send)
+            if declared > max_bytes:
+                await self._too_large(scope, receive, send)
                 return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:  # read (bounded) before the app parses anything
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await too_large(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await self._read_body(scope, receive, send)
+        if body is None:
+            return
         sent = False
 
         async def replay() -> MutableMapping[str, Any]:
@@ -484,23 +541,63 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    async def _read_body(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> bytes | None:
+        """The whole body, or None once an answer was sent (too large, too slow) or the client left."""
+        timeout, rate = self.api.read_timeout, self.api.min_body_bytes_per_s
+        loop = asyncio.get_running_loop()
+        start = last = loop.time()
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            # the next bytes must come within `timeout` of the last ones, and keep the average pace
+            deadline = min(last + timeout, start + timeout + size / rate)
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                msg = (
+                    f"request body not received in time ({size} bytes after {loop.time() - start:.1f} s; "
+                    f"read timeout {timeout:g} s, at least {self.api.min_body_kib_per_s:g} KiB/s)"
+                )
+                await self._refuse(408, ["body"], msg, "body_timeout", scope, receive, send)
+                return None
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                last = loop.time()
+                if size > self.api.max_body_bytes:
+                    await self._too_large(scope, receive, send)
+                    return None
+                chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
+        msg = f"request body larger than {self.api.max_body_bytes} bytes"
+        await self._refuse(413, ["body"], msg, "body_too_large", scope, receive, send)
+
+    @staticmethod
+    async def _refuse(
+        status: int, loc: Sequence[str | int], msg: str, kind: str, scope: Any, receive: Any, send: Any
+    ) -> None:
+        headers = {"Connection": "close"}
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        await _error(status, loc, msg, kind, **headers)(scope, receive, send)
+
 
 # --------------------------------------------------------------------------- app
 
+#: Declares the bearer scheme in the OpenAPI document; the token itself is checked by
+#: :class:`RequestGuard`, before the body is read (a dependency would run after).
 _bearer = HTTPBearer(auto_error=False, description="Required when CHURNLENS_API_TOKEN is set.")
-
-
-def authorize(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """401 unless the bearer token matches the server's (constant-time); no-op without a token."""
-    expected = request.app.state.service.token
-    if expected is None:
-        return
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        why = "missing bearer token" if credentials is None else "wrong bearer token"
-        raise ApiError(401, ["header", "authorization"], why, "unauthorized")
 
 
 def _clean_loc(loc: Sequence[Any]) -> list[str | int]:
@@ -516,9 +613,7 @@ def create_app(
     model_uri: str | None = None,
     *,
     tracking_uri: str | None = None,
-    max_customers: int = DEFAULT_MAX_CUSTOMERS,
-    max_events_per_customer: int = DEFAULT_MAX_EVENTS,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    api: ApiSettings | None = None,
     settings: ScoringSettings | None = None,
     token: str | None = None,
     loaded: LoadedModel | None = None,
@@ -535,12 +630,8 @@ def create_app(
         Any URI :func:`churnlens.serving.load_model` accepts; default ``models:/churnlens@champion``.
     tracking_uri : str, optional
         Tracking store; else ``MLFLOW_TRACKING_URI``, else the embedded default.
-    max_customers : int
-        Customers per request.
-    max_events_per_customer : int
-        Events (all tables) per customer given as raw events.
-    max_body_bytes : int
-        Request body size, checked before parsing.
+    api : ApiSettings, optional
+        Request limits (``[api]``): customers and events per request, body size, read timeout.
     settings : ScoringSettings, optional
         Risk bands and the other scoring settings (``[serving]``); each request sets its
         own language and number of reasons.
@@ -564,20 +655,12 @@ def create_app(
     -------
     FastAPI
     """
-    for name, value in (
-        ("max_customers", max_customers),
-        ("max_events_per_customer", max_events_per_customer),
-        ("max_body_bytes", max_body_bytes),
-    ):
-        if int(value) != value or value < 1:
-            raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+    api = api or ApiSettings()
     settings = settings or ScoringSettings()
     bands = settings.bands
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     loaded = loaded or load_model(model_uri, tracking_uri=tracking_uri)
-    service = Service(
-        loaded, int(max_customers), int(max_events_per_customer), settings, token, bounds or DEFAULT_BOUNDS
-    )
+    service = Service(loaded, settings, token, api, bounds or DEFAULT_BOUNDS)
 
     app = _fastapi(
         title="churnlens",
@@ -587,8 +670,11 @@ def create_app(
             "Score customers given as raw events (table contract of DESIGN §2) or as ready "
             "feature rows. When the server has `CHURNLENS_API_TOKEN` set, `/v1` endpoints need "
             '`Authorization: Bearer <token>`. Errors are `{"detail": [{"loc", "msg", "type"}]}`; '
-            f"limits: {max_customers} customers per request, {max_events_per_customer} events per "
-            f"customer, {max_body_bytes} bytes per body."
+            f"limits: {api.max_customers} customers and {api.max_events_per_request} events per request, "
+            f"{api.max_events_per_customer} events per customer, {api.max_body_bytes} bytes per body; "
+            f"a body with no byte for {api.read_timeout:g} s, or slower than {api.min_body_kib_per_s:g} KiB/s "
+            "on average, is dropped (408). Numbers and booleans are strict: a string or a boolean where a "
+            "number belongs is refused (422)."
         ),
         responses=_ERRORS,
     )
@@ -596,8 +682,7 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        return _error(exc.status, exc.loc, exc.msg, exc.kind, **extra)
+        return _error(exc.status, exc.loc, exc.msg, exc.kind)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -632,7 +717,7 @@ def create_app(
         """Readiness: answers once this worker's model is loaded (the app exists only after loading it)."""
         return Health(status="ready", model=service.ref)
 
-    @app.get("/v1/model", response_model=ModelInfo, tags=["model"], dependencies=[Depends(authorize)])
+    @app.get("/v1/model", response_model=ModelInfo, tags=["model"], dependencies=[Security(_bearer)])
     def model_info() -> ModelInfo:
         """The model served: name, version, training time, horizon, label mode, features, test metrics."""
         info = loaded.info()
@@ -642,7 +727,7 @@ def create_app(
         info["test_metrics"] = json.loads(json.dumps(info["test_metrics"], default=str))
         return ModelInfo(**info, risk_bands={"high": bands[0], "medium": bands[1]})
 
-    @app.post("/v1/score", response_model=ScoreResponse, tags=["score"], dependencies=[Depends(authorize)])
+    @app.post("/v1/score", response_model=ScoreResponse, tags=["score"], dependencies=[Security(_bearer)])
     def score(request: ScoreRequest) -> ScoreResponse:
         """Churn probability, risk band and top reasons per customer, in request order.
 
@@ -658,7 +743,7 @@ def create_app(
 
         mount_webapp(app, build_webapp(campaign, loaded=loaded, settings=settings, token=token, data_dir=data_dir,
                                        columns=columns))  # fmt: skip
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RequestGuard, api=api, token=token)
     return app
 
 
@@ -681,4 +766,5 @@ def app_from_environment() -> FastAPI:
     raw = json.loads(os.environ[OPTIONS_ENV])
     settings = ScoringSettings(**raw.pop("settings", {}))
     bounds = InputBounds(**raw.pop("bounds", {}))
-    return create_app(**raw, settings=settings, bounds=bounds)
+    api = ApiSettings(**raw.pop("api", {}))
+    return create_app(**raw, api=api, settings=settings, bounds=bounds)

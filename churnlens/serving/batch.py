@@ -18,6 +18,7 @@ import pandas as pd
 
 from churnlens.config import ScoringSettings
 from churnlens.data.tables import Tables
+from churnlens.errors import InputError
 from churnlens.features import observed_until, parse_cutoff
 from churnlens.model import ChurnModel
 from churnlens.serving.core import (
@@ -99,7 +100,7 @@ class BatchResult:
 def check_bands(bands: tuple[float, float]) -> tuple[float, float]:
     """Validate ``(high, medium)`` lower bounds of the risk bands."""
     if len(bands) != 2:
-        raise ValueError(f"risk bands must be two bounds (high, medium), got {bands!r}")
+        raise InputError(f"risk bands must be two bounds (high, medium), got {bands!r}")
     return ScoringSettings(high_risk=float(bands[0]), medium_risk=float(bands[1])).bands
 
 

@@ -12,6 +12,10 @@
 
 The two shapes are told apart by the presence of the ``features`` key (``kind`` may also
 be given explicitly: ``"events"`` or ``"features"``). One request may mix both.
+
+Numbers and booleans are strict: a number field takes a JSON number (an integer is fine) and
+refuses a string (``"12.5"``), a boolean, NaN and infinities; a boolean field takes only
+``true`` or ``false``. Nothing is converted silently: the answer is 422 naming the field.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Discriminator, Field, Strict, StrictBool, StrictInt, Tag
 
 Scalar = str | float | int | bool | None
+#: A finite JSON number; an integer is fine, a string or a boolean is refused (422), never converted.
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+#: ``true`` or ``false`` only: ``"yes"``, ``1`` or ``"true"`` are refused (422).
+Flag = StrictBool
 MAX_REASONS = 20
 
 
@@ -33,9 +41,9 @@ class Purchase(_Strict):
     """One row of the ``purchases`` table."""
 
     timestamp: str = Field(description="ISO 8601 (2024-05-02, 2024-05-02T10:00:00, +02:00 offsets).")
-    amount: float = Field(description="Amount; negative for refunds and returns.")
+    amount: Number = Field(description="Amount; negative for refunds and returns.")
     order_id: str | None = None
-    quantity: float | None = None
+    quantity: Number | None = None
     channel: str | None = None
     category: str | None = None
 
@@ -45,7 +53,7 @@ class ProgramEvent(_Strict):
 
     timestamp: str
     event_type: str = Field(description="enrolled, points_earned, points_redeemed, tier_changed, login, ...")
-    points: float | None = None
+    points: Number | None = None
     tier: str | None = None
 
 
@@ -55,13 +63,13 @@ class SupportInteraction(_Strict):
     timestamp: str
     channel: str | None = None
     topic: str | None = None
-    resolved: bool | None = None
-    first_contact_resolution: bool | None = None
-    handle_minutes: float | None = None
-    complaint: bool | None = None
-    csat: float | None = Field(None, description="1-5")
-    nps: float | None = Field(None, description="0-10")
-    ces: float | None = Field(None, description="1-7")
+    resolved: Flag | None = None
+    first_contact_resolution: Flag | None = None
+    handle_minutes: Number | None = None
+    complaint: Flag | None = None
+    csat: Number | None = Field(None, description="1-5")
+    nps: Number | None = Field(None, description="0-10")
+    ces: Number | None = Field(None, description="1-7")
 
 
 class Cancellation(_Strict):
@@ -78,7 +86,7 @@ class Contact(_Strict):
     action: str
     group: Literal["treatment", "control"]
     channel: str | None = None
-    cost: float | None = None
+    cost: Number | None = None
 
 
 class EventsCustomer(_Strict):
@@ -142,7 +150,7 @@ class ScoreRequest(_Strict):
         "latest event posted in this request (every posted event counts). Ignored for ready feature rows.",
     )
     lang: Literal["en", "fr"] = "en"
-    reasons: int = Field(3, ge=1, le=MAX_REASONS, description="Reasons per customer.")
+    reasons: StrictInt = Field(3, ge=1, le=MAX_REASONS, description="Reasons per customer.")
     customers: list[Customer] = Field(min_length=1)
 
     model_config = ConfigDict(

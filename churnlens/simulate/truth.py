@@ -320,7 +320,7 @@ def uplift_table(
         The true uplift is ``p_churn_if_untreated - p_churn_if_treated``.
     """
     if int(draws) < 1:
-        raise ValueError(f"draws must be at least 1, got {draws}")
+        raise InputError(f"draws must be at least 1, got {draws}")
     settings, pop = sim.settings, sim.population
     horizon = int(settings.campaigns.horizon_days)
     campaigns = sim.campaigns

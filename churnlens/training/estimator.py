@@ -273,7 +273,7 @@ class ChurnClassifier:
         # loss worsens while ranking still improves: stop on AUC then (seen: 2 trees kept).
         lgb_params["metric"] = "auc" if weight != 1.0 else "binary_logloss"
         if self.linear_base not in ("auto", "rfm", "none"):
-            raise ValueError(f"linear_base must be auto, rfm or none, got {self.linear_base!r}")
+            raise InputError(f"linear_base must be auto, rfm or none, got {self.linear_base!r}")
         kinds = ["none", "rfm"] if self.linear_base == "auto" else [self.linear_base]
         fits: dict[str, tuple[lgb.Booster, LinearBase | None, np.ndarray]] = {}
         self.linear_base_scores_ = {}

@@ -5,7 +5,8 @@ Each backtest origin is a test cutoff with its own purged validation and trainin
 the data ended at the test cutoff:
 
 1. LightGBM is trained on the origin's training cutoffs and early-stopped (and calibrated) on
-   its validation cutoff: that gives the number of trees (and the tuned parameters). This
+   its validation cutoff: that gives the number of trees (with the parameters ``train --tune``
+   chose beforehand on the origins' validation cutoffs, :mod:`churnlens.training.tune`). This
    model is reported as ``no_refit``;
 2. the model that would ship at that date is refit on every cutoff matured by the test
    cutoff, validation included, with those trees scaled to its rows and a calibrator fitted
@@ -25,7 +26,7 @@ time, and the run says so.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,6 @@ from churnlens.training.metrics import customer_values_of, evaluate
 from churnlens.training.refit import ShippingRecipe, cutoff_weights, fit_shipped_model, scaled_rounds
 from churnlens.training.source import DistributedTrainingSet
 from churnlens.training.split import OutOfTimeSplit, customer_folds, fold_of_rows
-from churnlens.training.tune import random_search
 
 BACKTEST, GROUPED_CV = "backtest", "grouped_cv"
 #: What each evaluation is, in a sentence for people.
@@ -109,14 +109,11 @@ class Evaluation:
         Oldest origin first (backtest) or fold order.
     recipe : ShippingRecipe
         Parameters, linear base and trees (per rows) the refit uses.
-    trials : DataFrame or None
-        Tuning trials, when tuning ran.
     """
 
     kind: str
     folds: list[FoldResult]
     recipe: ShippingRecipe
-    trials: pd.DataFrame | None = None
 
     def summary(self) -> pd.DataFrame:
         """Mean and spread (sample standard deviation; NaN for one fold) per scorer and metric.
@@ -234,11 +231,21 @@ def _replay(
     return scores, model.shipped_rounds_
 
 
-def _tune(train: pd.DataFrame, validation: pd.DataFrame, config: TrainConfig) -> tuple[TrainConfig, pd.DataFrame]:
-    X, y = _xy(train)
-    X_val, y_val = _xy(validation)
-    best, trials = random_search(X, y, X_val, y_val, config)
-    return replace(config, lgbm=best), trials
+def tuning_folds(
+    rows: TrainingRows, origins: list[OutOfTimeSplit], cutoffs: Sequence[pd.Timestamp], config: TrainConfig
+) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """The (training, validation) rows hyper-parameters are tuned on, newest first; never test rows.
+
+    With backtest origins: each origin's training cutoffs and its validation cutoff. Without
+    (grouped cross-validation): each fold's training and validation customers, as
+    :func:`grouped_cv_plan` assigns them (the fold's test customers are left out).
+    """
+    if origins:
+        return [(rows.frame(o.train_cutoffs), rows.frame([o.validation_cutoff])) for o in reversed(origins)]
+    frame = rows.frame(list(cutoffs)) if rows.distributed is None else rows.distributed.collect(
+        list(cutoffs), max_rows=config.local_max_rows)
+    plans = grouped_cv_plan(frame, folds=config.cv_folds, seed=config.seed)
+    return [(frame[p.train], frame[p.validation]) for p in plans]
 
 
 def _recipe(folds: list[FoldResult], config: TrainConfig) -> ShippingRecipe:
@@ -277,11 +284,6 @@ def run_backtest(
         Prices the profit metrics (``[serving]`` cost_per_contact, save_rate, value_per_save).
     """
     step = progress or (lambda stage, done, total: None)
-    trials = None
-    if config.tune_trials:
-        latest = origins[-1]
-        step("tuning", 0, 1)
-        config, trials = _tune(rows.frame(latest.train_cutoffs), rows.frame([latest.validation_cutoff]), config)
     folds = []
     for i, split in enumerate(origins):
         step("backtest", i, len(origins))
@@ -304,7 +306,7 @@ def run_backtest(
             X_test=X_test, y_test=y_test, scores=scores,
         ))  # fmt: skip
     step("backtest", len(origins), len(origins))
-    return Evaluation(BACKTEST, folds, _recipe(folds, config), trials)
+    return Evaluation(BACKTEST, folds, _recipe(folds, config))
 
 
 @dataclass(frozen=True)
@@ -366,10 +368,6 @@ def run_grouped_cv(
     local = TrainingRows(frame, config)
     plans = grouped_cv_plan(frame, folds=config.cv_folds, seed=config.seed)
     latest = frame.index.get_level_values("cutoff").max()
-    trials = None
-    if config.tune_trials:
-        step("tuning", 0, 1)
-        config, trials = _tune(frame[plans[0].train], frame[plans[0].validation], config)
     truth = oracle(latest) if oracle is not None else None
     folds = []
     for plan in plans:
@@ -387,7 +385,7 @@ def run_grouped_cv(
             validation_cutoff=None, linear_base=early.linear_kind_, X_test=X_test, y_test=y_test, scores=scores,
         ))  # fmt: skip
     step("cross-validation", len(plans), len(plans))
-    return Evaluation(GROUPED_CV, folds, _recipe(folds, config), trials)
+    return Evaluation(GROUPED_CV, folds, _recipe(folds, config))
 
 
 def per_fold_metrics(evaluation: Evaluation) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from mlflow.types import ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 
 from churnlens.model import MODEL_CODE, ChurnModel
-from churnlens.model_store import ModelStoreError, read_model_dir, write_manifest
+from churnlens.model_store import ARTIFACTS_DIR, WHEEL_ARTIFACT, ModelStoreError, read_model_dir, write_manifest
 from churnlens.tracking import artifact_root_for, holding_store_lock
+from churnlens.training.packaging import churnlens_version
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -122,19 +124,63 @@ def signature_frame(frame: pd.DataFrame, features: list[str], categorical: dict[
     return out
 
 
-def pip_requirements() -> list[str]:
-    """Explicit requirements: inferring them costs ~2 s per log_model."""
+#: Characters of a dataset digest MLflow stores.
+DIGEST_CHARS = 36
+#: Tag of runs and registered versions: the churnlens version that trained the model.
+VERSION_TAG = "churnlens.version"
+
+
+def pip_requirements(churnlens_wheel: str | None = None) -> list[str]:
+    """Explicit requirements (inferring them costs ~2 s per log_model), churnlens's exact version
+    included: ``churnlens==<version>``, or the path of its wheel inside the model directory."""
     import lightgbm
     import numpy
     import pandas
+
+    from churnlens.training.packaging import churnlens_requirement
 
     return [
         f"mlflow=={mlflow.__version__}",
         f"lightgbm=={lightgbm.__version__}",
         f"pandas=={pandas.__version__}",
         f"numpy=={numpy.__version__}",
-        "churnlens",
+        churnlens_requirement(churnlens_wheel),
     ]
+
+
+def log_churnlens_version() -> str:
+    """Tag the active run with the churnlens version (``churnlens.version``); return it."""
+    version = churnlens_version()
+    mlflow.set_tag(VERSION_TAG, version)
+    return version
+
+
+def log_tuning(tuning: Any) -> None:
+    """A :class:`~churnlens.training.tune.TuningResult` in the parent run: the best parameters
+    (``tuned.<name>``), their validation AUC, the study and every trial as a table."""
+    from churnlens.training.tune import SEARCH_SPACE
+
+    mlflow.log_params({f"tuned.{k}": getattr(tuning.params, k) for k in SEARCH_SPACE})
+    mlflow.log_params({"tuning.best_trial": tuning.best_trial, "tuning.study": tuning.study_name,
+                       "tuning.storage": tuning.storage})  # fmt: skip
+    mlflow.log_metrics({"tuning_best_validation_roc_auc": tuning.best_value,
+                        "tuning_trials_total": float(len(tuning.trials)),
+                        "tuning_trials_pruned": float(tuning.pruned)})  # fmt: skip
+    trials = tuning.trials.copy()
+    for column in trials.columns:  # timestamps and enums as text: the table is JSON
+        if not pd.api.types.is_numeric_dtype(trials[column]):
+            trials[column] = trials[column].astype(str)
+    mlflow.log_table(trials, "tuning_trials.json")
+
+
+def log_training_input(frame: pd.DataFrame, *, digest: str, source: str | None, name: str = "training_set") -> None:
+    """``mlflow.log_input`` of the training set: its schema and row count, and the data
+    fingerprint's hash as the dataset digest (its first 36 hex digits, the length MLflow stores):
+    the same tables give the same digest."""
+    with warnings.catch_warnings():  # MLflow registers two equivalent sources for local paths and says so
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:DIGEST_CHARS])
+    mlflow.log_input(dataset, context="training")
 
 
 def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
@@ -148,9 +194,14 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
     str
         The logged model's URI (``models:/m-...``).
     """
+    from churnlens.training.packaging import churnlens_wheel
+
     meta = model.metadata
+    wheel = churnlens_wheel()
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = model.save_artifacts(tmp)
+        if wheel is not None:  # MLflow copies it to artifacts/<name>; the requirements point there
+            artifacts[WHEEL_ARTIFACT] = str(wheel)
         info = mlflow.pyfunc.log_model(
             name="model",
             # models from code: the logged model holds source code and artifacts, no pickle
@@ -158,7 +209,8 @@ def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
             artifacts=artifacts,
             signature=model_signature(meta["features"], meta["categorical_levels"]),
             input_example=signature_frame(example, meta["features"], meta["categorical_levels"]),
-            pip_requirements=pip_requirements(),
+            pip_requirements=pip_requirements(None if wheel is None else f"{ARTIFACTS_DIR}/{wheel.name}"),
+            metadata={VERSION_TAG: churnlens_version()},
         )
     log_manifest(info.model_id, info.model_uri)
     return info.model_uri
@@ -354,6 +406,7 @@ def register_and_promote(
         "evaluation_roc_auc": "" if evidence.evaluation_auc is None else repr(float(evidence.evaluation_auc)),
         "evaluation_folds": ",".join(evidence.evaluation_folds)[:5000],
         "test_roc_auc": "" if evidence.evaluation_auc is None else f"{evidence.evaluation_auc:.6f}",
+        VERSION_TAG: churnlens_version(),
     }
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)

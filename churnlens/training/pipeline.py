@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -21,15 +21,28 @@ from churnlens.monitoring import reference_statistics
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, configure_mlflow
 from churnlens.training import mlflow_log, plots
 from churnlens.training.estimator import ChurnClassifier
-from churnlens.training.evaluation import BACKTEST, Evaluation, TrainingRows, run_backtest, run_grouped_cv
+from churnlens.training.evaluation import (
+    BACKTEST,
+    Evaluation,
+    TrainingRows,
+    run_backtest,
+    run_grouped_cv,
+    tuning_folds,
+)
 from churnlens.training.refit import OutOfFoldMargins, fit_shipped_model
 from churnlens.training.source import LocalSource, TrainingSource
 from churnlens.training.split import backtest_origins
+
+if TYPE_CHECKING:
+    from churnlens.training.tune import TuningResult
 
 Progress = Callable[[str, int, int], None]
 
 #: Rows of the SHAP summary plot (TreeSHAP costs ~0.4 ms per row).
 SHAP_PLOT_ROWS = 4000
+#: Dependence plots: the top features by mean |SHAP|, on a share of those rows.
+SHAP_DEPENDENCE_FEATURES = 4
+SHAP_DEPENDENCE_ROWS = 1500
 
 
 @dataclass
@@ -58,6 +71,7 @@ class TrainingResult:
     linear_base: bool = False
     calibration: OutOfFoldMargins | None = None
     history_note: str | None = None
+    tuning: TuningResult | None = None  # when train_config.tune_trials > 0
 
 
 def oracle_probabilities(
@@ -131,6 +145,7 @@ def train_model(
     truth: pd.DataFrame | None = None,
     validation_report: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    data_source: str | None = None,
 ) -> TrainingResult:
     """Evaluate, refit, log to MLflow and register a churn model.
 
@@ -169,6 +184,8 @@ def train_model(
     validation_report : dict, optional
         Logged as ``validation_report.json``.
     progress : callable(stage, done, total), optional
+    data_source : str, optional
+        Where the tables were read (a directory or URI), for the run's logged input.
 
     Returns
     -------
@@ -208,43 +225,62 @@ def train_model(
     def oracle(cutoff: pd.Timestamp) -> pd.Series | None:
         return oracle_probabilities(truth, cutoff, horizon, mode)
 
-    if origins:
-        evaluation = run_backtest(rows, origins, cutoffs, train_config, oracle=oracle, progress=step,
-                                  economics=economics)
-    else:
-        evaluation = run_grouped_cv(rows, cutoffs, train_config, oracle=oracle, progress=step, economics=economics)
-    metrics = evaluation.mean_metrics()
-
-    step("refit", 0, 1)
-    refit_cutoffs = tuple(cutoffs)
-    on_cluster = rows.on_cluster(refit_cutoffs)
-    refit_frame = rows.frame(refit_cutoffs)
-    shipped_config = replace(train_config, lgbm=evaluation.recipe.params)
-    clf, oof = fit_shipped_model(refit_frame, evaluation.recipe, shipped_config,
-                                 distributed=rows.distributed if on_cluster else None,
-                                 distributed_cutoffs=refit_cutoffs)
-    step("refit", 1, 1)
-    trained_through = refit_cutoffs[-1] + pd.Timedelta(days=horizon - 1)
-    X_refit = refit_frame.drop(columns=["churned"])
-    refit_rows = rows.count(refit_cutoffs)
-
-    # scoring uses the BG/NBD parameters of the data's end (the default scoring cutoff), so a few
-    # customers scored alone get the features the whole base would give them
-    if config.features.btyd_params is None:
-        _, data_end = source.data_range()
-        params = source.btyd_params(data_end.floor("D") + pd.Timedelta(days=1))
-        config = replace(config, features=replace(config.features, btyd_params=params))
-    metadata = _metadata(
-        clf, X_refit, shipped_config, config, mode, evaluation, metrics, model_name, source.table_names(),
-        refit_cutoffs=refit_cutoffs, refit_rows=refit_rows, trained_through=trained_through, calibration=oof,
-    )
-    model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, metadata, linear=clf.linear_)
-    rows_logged = {"refit": refit_rows, "evaluation_train": evaluation.folds[-1].rows_early_stopping,
-                   "evaluation_test": len(evaluation.folds[-1].X_test), "calibration": len(oof.y)}
+    fingerprint = source.fingerprint()
+    # one MLflow run from tuning to registration: tuning trials are nested runs under it
     with mlflow.start_run(experiment_id=mlflow_log.ensure_experiment(experiment, uri)) as run:
+        mlflow_log.log_churnlens_version()
+        tuning = None
+        if train_config.tune_trials:
+            from churnlens.training.tune import study_name, study_storage, tune
+
+            folds = tuning_folds(rows, origins, cutoffs, train_config)
+            names = [str(o.validation_cutoff.date()) for o in origins] or ["grouped_cv"]
+            tuning = tune(
+                folds, train_config, trials=train_config.tune_trials, storage=study_storage(uri),
+                name=study_name(experiment, str(fingerprint.get("hash", "")), horizon, train_config, names),
+                progress=step,
+            )  # fmt: skip
+            train_config = replace(train_config, lgbm=tuning.params)
+            config = replace(config, training=train_config)
+            mlflow_log.log_tuning(tuning)
+        if origins:
+            evaluation = run_backtest(rows, origins, cutoffs, train_config, oracle=oracle, progress=step,
+                                      economics=economics)
+        else:
+            evaluation = run_grouped_cv(rows, cutoffs, train_config, oracle=oracle, progress=step,
+                                        economics=economics)
+        metrics = evaluation.mean_metrics()
+
+        step("refit", 0, 1)
+        refit_cutoffs = tuple(cutoffs)
+        on_cluster = rows.on_cluster(refit_cutoffs)
+        refit_frame = rows.frame(refit_cutoffs)
+        shipped_config = replace(train_config, lgbm=evaluation.recipe.params)
+        clf, oof = fit_shipped_model(refit_frame, evaluation.recipe, shipped_config,
+                                     distributed=rows.distributed if on_cluster else None,
+                                     distributed_cutoffs=refit_cutoffs)
+        step("refit", 1, 1)
+        trained_through = refit_cutoffs[-1] + pd.Timedelta(days=horizon - 1)
+        X_refit = refit_frame.drop(columns=["churned"])
+        refit_rows = rows.count(refit_cutoffs)
+
+        # scoring uses the BG/NBD parameters of the data's end (the default scoring cutoff), so a few
+        # customers scored alone get the features the whole base would give them
+        if config.features.btyd_params is None:
+            _, data_end = source.data_range()
+            params = source.btyd_params(data_end.floor("D") + pd.Timedelta(days=1))
+            config = replace(config, features=replace(config.features, btyd_params=params))
+        metadata = _metadata(
+            clf, X_refit, shipped_config, config, mode, evaluation, metrics, model_name, source.table_names(),
+            refit_cutoffs=refit_cutoffs, refit_rows=refit_rows, trained_through=trained_through, calibration=oof,
+        )
+        model = ChurnModel.from_parts(clf.booster_, clf.calibrator_, metadata, linear=clf.linear_)
+        rows_logged = {"refit": refit_rows, "evaluation_train": evaluation.folds[-1].rows_early_stopping,
+                       "evaluation_test": len(evaluation.folds[-1].X_test), "calibration": len(oof.y)}
         mlflow_log.log_config({"features": _jsonable(config.features), "labels": _jsonable(config.labels),
                                "training": train_config.to_dict(), "economics": _jsonable(economics)})
-        mlflow_log.log_fingerprint(source.fingerprint())
+        mlflow_log.log_fingerprint(fingerprint)
+        mlflow_log.log_training_input(refit_frame, digest=str(fingerprint.get("hash", "")), source=data_source)
         mlflow_log.log_evaluation(evaluation)
         mlflow.log_params({
             "evaluation": evaluation.kind,
@@ -267,8 +303,6 @@ def train_model(
         mlflow.log_metrics({f"calibration_cv_logloss_{k}": v for k, v in clf.calibration_scores_.items()})
         if validation_report is not None:
             mlflow.log_dict(validation_report, "validation_report.json")
-        if evaluation.trials is not None:
-            mlflow.log_table(evaluation.trials, "tuning_trials.json")
         step("plots", 0, 1)
         _log_plots(model, clf, evaluation, X_refit)
         step("logging model", 0, 1)
@@ -289,7 +323,7 @@ def train_model(
         alias=decision.alias, registry_reason=decision.reason, metrics=metrics, evaluation=evaluation,
         refit_cutoffs=refit_cutoffs, trained_through=trained_through, n_trees=clf.n_trees_,
         num_leaves=shipped_config.lgbm.num_leaves, tracking_uri=uri, label_mode=mode, rows=rows_logged,
-        linear_base=clf.linear_ is not None, calibration=oof, history_note=history_note,
+        linear_base=clf.linear_ is not None, calibration=oof, history_note=history_note, tuning=tuning,
     )
 
 
@@ -361,7 +395,11 @@ def _log_plots(model: ChurnModel, clf: ChurnClassifier, evaluation: Evaluation, 
         latest = X_refit[X_refit.index.get_level_values("cutoff") == X_refit.index.get_level_values("cutoff").max()]
         sample = (latest if len(latest) else X_test).sample(min(SHAP_PLOT_ROWS, len(latest) or len(X_test)),
                                                             random_state=0)
-        plots.plot_shap_summary(model.contributions(sample), model.prepare(sample), out / "shap_summary.png")
+        contributions, prepared = model.contributions(sample), model.prepare(sample)
+        plots.plot_shap_summary(contributions, prepared, out / "shap_summary.png",
+                                title="SHAP summary — shipped model, latest cutoff")  # fmt: skip
+        plots.plot_shap_dependences(contributions.iloc[:SHAP_DEPENDENCE_ROWS], prepared.iloc[:SHAP_DEPENDENCE_ROWS],
+                                    out, top=SHAP_DEPENDENCE_FEATURES)  # fmt: skip
         mlflow.log_artifacts(str(out), "plots")
         importance.sort_values(ascending=False).rename("gain").to_csv(out / "feature_importance.csv")
         mlflow.log_artifact(str(out / "feature_importance.csv"))

@@ -24,3 +24,12 @@ summary-no-drift = none
 summary-wrote = wrote { $name }
 summary-actions = actions
 summary-plan = contact plan { $campaign } (send { $date })
+
+## churnlens explain
+explain-title = Customer { $customer } at { $cutoff } — churn probability { $probability }, { $band } risk
+explain-rank = #
+explain-reason = reason
+explain-effect = effect on churn probability
+explain-no-reason = no factor raises this customer's risk above the typical customer
+explain-value = Customer value { $value }, value at risk { $at_risk }
+explain-card = Wrote explanation card { $path }

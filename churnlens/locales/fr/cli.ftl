@@ -24,3 +24,12 @@ summary-no-drift = aucune
 summary-wrote = fichier { $name }
 summary-actions = actions
 summary-plan = plan de contact { $campaign } (envoi le { $date })
+
+## churnlens explain
+explain-title = Client { $customer } au { $cutoff } — probabilité de départ { $probability }, risque { $band }
+explain-rank = n°
+explain-reason = raison
+explain-effect = effet sur la probabilité de départ
+explain-no-reason = aucun facteur n'élève le risque de ce client au-dessus du client type
+explain-value = Valeur du client { $value }, valeur à risque { $at_risk }
+explain-card = Fiche d'explication écrite : { $path }
