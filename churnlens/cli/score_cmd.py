@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,11 +11,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from churnlens.cli.common import Engine, Lang, choice, console, handle_errors
-from churnlens.config import MEASURED, ChurnConfig, ScoringSettings, load_config
+from churnlens.config import MEASURED, TARGETS, ChurnConfig, ScoringSettings, load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.errors import InputError, SettingError
 from churnlens.features import parse_cutoff
 
+#: score --target: whom to contact (choices from :data:`churnlens.config.TARGETS`).
+Target = Enum("Target", {name: name for name in TARGETS}, type=str)
 #: What "no cutoff" means, said the same way in every command's help.
 NO_CUTOFF_HELP = "default: the day after the data's last event"
 #: Settings whose option is not named after them.
@@ -247,7 +250,7 @@ def score(
         str | None, typer.Option(help="Send date written in the plan (YYYY-MM-DD, default: the cutoff).")
     ] = None,
     target: Annotated[
-        str | None,
+        Target | None,
         typer.Option(
             help="Whom to contact: risk (churn probability and the targeting rule; the default, [serving] target) or "
             "uplift (each customer's [[actions]] action of highest expected incremental value, uplift x value - cost, "
@@ -303,7 +306,7 @@ def score(
         cost_per_contact=cost_per_contact, save_rate=save_rate_option(save_rate), value_per_save=value_per_save,
         value_column=value_column, explain_all=explain_all, high_risk=high_risk, medium_risk=medium_risk,
         psi_threshold=psi_threshold, assign_actions=actions, campaign_id=campaign_id, holdout=holdout,
-        holdout_seed=seed, send_date=send_date, target=target,
+        holdout_seed=seed, send_date=send_date, target=choice(target),
     )  # fmt: skip
     if settings.target == "uplift" and engine == "dask":
         raise InputError("--target uplift runs with --engine local for now; the Dask engine scores by risk")
