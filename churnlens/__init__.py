@@ -32,6 +32,9 @@ _EXPORTS = {
     "ActionRule": "churnlens.config",
     "campaign_report": "churnlens.serving",
     "suggest_actions": "churnlens.serving",
+    "UpliftSettings": "churnlens.config",
+    "train_uplift": "churnlens.training.uplift.pipeline",
+    "load_uplift_model": "churnlens.serving.loader",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -464,6 +464,9 @@ def action_rules(raw: Any, where: str = "[[actions]]") -> tuple[ActionRule, ...]
     return tuple(sorted(rules, key=lambda r: r.priority))
 
 
+#: What ``score --target`` accepts: whom to contact by churn risk, or by expected incremental value.
+TARGETS: tuple[str, ...] = ("risk", "uplift")
+
 #: ``[serving] save_rate`` value that takes the latest campaign report's measured save rate.
 MEASURED = "measured"
 
@@ -520,6 +523,11 @@ class ScoringSettings:
         Send date (YYYY-MM-DD) written as the plan's ``timestamp``; None = the cutoff.
     measured_save_rate : dict or None
         Set by the resolver, not by users: the measured rate, its interval and its source.
+    target : {"risk", "uplift"}
+        What decides whom to contact: ``risk`` (the churn probability, with the targeting rule
+        above) or ``uplift`` (``--target uplift``: each customer's action of highest expected
+        incremental value, uplift x value - cost, chosen among the actions whose rule holds,
+        customers by value per unit of cost within ``budget``; needs an uplift model).
     """
 
     lang: Literal["en", "fr"] = "en"
@@ -544,6 +552,7 @@ class ScoringSettings:
     holdout_seed: int = 0
     send_date: str | None = None
     measured_save_rate: dict[str, Any] | None = field(default=None, hash=False)
+    target: Literal["risk", "uplift"] = "risk"
 
     def __post_init__(self) -> None:
         if not isinstance(self.currency, str) or not re.fullmatch(r"[A-Z]{3}", self.currency):
@@ -581,6 +590,14 @@ class ScoringSettings:
             raise SettingError("threshold", f"must lie in [0, 1], got {self.threshold}")
         if self.budget is not None and self.budget < 0:
             raise SettingError("budget", f"must be non-negative, got {self.budget}")
+        if self.target not in TARGETS:
+            raise SettingError("target", f"must be {' or '.join(TARGETS)}, got {self.target!r}")
+        if self.target == "uplift" and (self.top is not None or self.threshold is not None):
+            rule = "--top" if self.top is not None else "--threshold"
+            raise InputError(
+                f"{rule} ranks by churn probability; --target uplift selects by expected incremental value "
+                "within --budget (or every customer with a positive one when no budget is given)"
+            )
         self._check_campaign()
         if isinstance(self.save_rate, str):
             if self.save_rate != MEASURED:
@@ -806,6 +823,101 @@ class ApiSettings:
 REASON_FAMILIES: tuple[str, ...] = ("purchases", "btyd", "program", "support", "contacts", "profile")
 
 
+#: Uplift learners ``[uplift] learner`` accepts (see :mod:`churnlens.training.uplift.learners`).
+UPLIFT_LEARNERS: tuple[str, ...] = ("t", "x", "dr", "t_shared")
+
+
+@dataclass(frozen=True)
+class UpliftSettings:
+    """How ``churnlens train-uplift`` learns the effect of each action: the ``[uplift]`` section.
+
+    Parameters
+    ----------
+    learner : {"t", "x", "dr", "t_shared"}
+        Meta-learner on LightGBM: ``t`` (one churn model per arm, uplift = their difference),
+        ``x`` (X-learner: imputed effects regressed per arm, mixed by the treated share), ``dr``
+        (doubly robust pseudo-outcomes, cross-fitted, regressed once) or ``t_shared`` (a T-learner
+        on the log-odds: one churn model of every row, small boosted offsets per arm, the
+        uplift distilled into one regressor per action). Chosen by ``benchmarks/uplift.py``
+        (figures in ``benchmarks/RESULTS.md``).
+    min_treated, min_control : int
+        An action is learnt only when its training campaigns hold at least this many treated
+        and control customers; the others are skipped, and the command says why.
+    test_campaigns : int
+        The latest campaigns (by send date) held out to evaluate out of time.
+    refit : bool
+        After evaluation, refit on every matured campaign (the held-out ones too) before
+        registering; False registers the evaluated model itself.
+    horizon_days : int or None
+        Outcome window after the contact; None = ``[labels] horizon_days``.
+    seed, threads : int
+        LightGBM seed and threads (deterministic: same data and settings, same model).
+    rounds, learning_rate, num_leaves, min_child_samples, feature_fraction, lambda_l2
+        LightGBM settings of every model of the learner (no early stopping: a fixed number of
+        rounds, so that two runs give the same trees).
+    folds : int
+        Cross-fitting folds of the DR learner's outcome models and of ``t_shared``'s shared churn
+        model (customers split by a hash of their id).
+    offset_leaves, offset_rounds : int
+        ``t_shared``: size of each arm's boosted log-odds offset from the shared churn model.
+    student_leaves, student_rounds : int
+        ``t_shared``: size of the regressor each action's uplift is distilled into (the model
+        stored, served and explained).
+    deciles : int
+        Bins of the "uplift by decile" table.
+    """
+
+    learner: str = "t_shared"
+    min_treated: int = 500
+    min_control: int = 200
+    test_campaigns: int = 2
+    refit: bool = True
+    horizon_days: int | None = None
+    seed: int = 42
+    threads: int = 2
+    rounds: int = 150
+    learning_rate: float = 0.05
+    num_leaves: int = 7
+    min_child_samples: int = 200
+    feature_fraction: float = 0.8
+    lambda_l2: float = 10.0
+    folds: int = 2
+    offset_leaves: int = 2
+    offset_rounds: int = 50
+    student_leaves: int = 31
+    student_rounds: int = 300
+    deciles: int = 10
+
+    def __post_init__(self) -> None:
+        if self.learner not in UPLIFT_LEARNERS:
+            raise SettingError("learner", f"must be one of {', '.join(UPLIFT_LEARNERS)}, got {self.learner!r}")
+        for name in ("min_treated", "min_control", "test_campaigns", "seed", "threads", "rounds", "num_leaves",
+                     "min_child_samples", "folds", "deciles", "offset_leaves", "offset_rounds", "student_leaves",
+                     "student_rounds"):  # fmt: skip
+            value = getattr(self, name)
+            least = {"threads": 1, "rounds": 1, "num_leaves": 2, "min_child_samples": 1, "folds": 2,
+                     "deciles": 2, "test_campaigns": 1, "offset_leaves": 2, "offset_rounds": 1, "student_leaves": 2,
+                     "student_rounds": 1}.get(name, 0)  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise SettingError(name, f"must be a whole number >= {least}, got {value!r}")
+        if not isinstance(self.refit, bool):
+            raise SettingError("refit", f"must be true or false, got {self.refit!r}")
+        if self.horizon_days is not None and (
+            isinstance(self.horizon_days, bool) or not isinstance(self.horizon_days, int) or self.horizon_days < 1
+        ):
+            raise SettingError("horizon_days", f"must be a whole number of days >= 1, got {self.horizon_days!r}")
+        if not 0 < float(self.learning_rate) <= 1:
+            raise SettingError("learning_rate", f"must lie in (0, 1], got {self.learning_rate!r}")
+        if not 0 < float(self.feature_fraction) <= 1:
+            raise SettingError("feature_fraction", f"must lie in (0, 1], got {self.feature_fraction!r}")
+        if float(self.lambda_l2) < 0:
+            raise SettingError("lambda_l2", f"must be non-negative, got {self.lambda_l2!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, for logging."""
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class ChurnConfig:
     """All settings of a run; sections are filled by later stages."""
@@ -818,6 +930,8 @@ class ChurnConfig:
     api: ApiSettings = field(default_factory=ApiSettings)
     #: limits on input values (``[bounds]``: earliest, future_days, max_abs_amount)
     bounds: InputBounds = field(default_factory=InputBounds)
+    #: how uplift models are learnt (``[uplift]``)
+    uplift: UpliftSettings = field(default_factory=UpliftSettings)
     #: user column name -> contract column name, per table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: where the contract tables are in a PostgreSQL database (``[warehouse.tables]``)
@@ -841,6 +955,7 @@ _SECTIONS = {
     "bounds": InputBounds,
     "warehouse": WarehouseSettings,
     "pipeline": PipelineSettings,
+    "uplift": UpliftSettings,
 }
 
 

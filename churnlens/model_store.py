@@ -35,6 +35,7 @@ import math
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -182,27 +183,27 @@ def _looks_executable(rel: str, head: bytes, model_code: str | None) -> str | No
     return None
 
 
-def verify_model_dir(directory: str | Path) -> ModelFiles:
-    """Check a model directory against its manifest and return its artifacts' bytes.
+def verified_artifacts(
+    directory: str | Path, *, wanted: Callable[[str], bool], required: Collection[str] = ()
+) -> dict[str, bytes]:
+    """Check a model directory against its manifest; return the bytes of the artifacts ``wanted`` keeps.
+
+    The checks of :func:`verify_model_dir`, for any kind of churnlens model (the churn model,
+    the uplift model): every file listed with the same digest, nothing unlisted, nothing that
+    looks executable besides MLflow's model-code file.
 
     Parameters
     ----------
     directory : str or Path
-        A churnlens model directory (local, or downloaded from a store).
+    wanted : callable(name) -> bool
+        Which files of ``artifacts/`` to return (by name inside ``artifacts/``).
+    required : collection of str
+        Names inside ``artifacts/`` that must be present.
 
     Returns
     -------
-    ModelFiles
-        The bytes of ``booster.txt``, ``calibrator.json``, ``metadata.json`` and ``linear.json``
-        (None when absent), exactly as hashed.
-
-    Raises
-    ------
-    ModelStoreError
-        No manifest; a file missing from it, absent, or whose digest differs; anything that
-        looks executable besides the model-code file; no ``MLmodel``. Each message names the file.
-    DamagedModelError
-        An unreadable manifest or ``MLmodel``.
+    dict of str to bytes
+        Name inside ``artifacts/`` -> bytes, exactly as hashed.
     """
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
@@ -232,12 +233,11 @@ def verify_model_dir(directory: str | Path) -> ModelFiles:
         raise ModelStoreError(f"model directory {directory}: file {missing[0]} of its manifest is missing")
     if "MLmodel" not in listed:
         raise ModelStoreError(f"model directory {directory} is not an MLflow model (no MLmodel file)")
-    wanted = {BOOSTER_FILE, CALIBRATOR_FILE, METADATA_FILE, LINEAR_FILE}
     kept: dict[str, bytes] = {}
     heads: dict[str, bytes] = {}
     for rel in present:
         path = directory / rel
-        keep = rel == "MLmodel" or (rel.startswith(ARTIFACTS_DIR + "/") and rel.split("/", 1)[1] in wanted)
+        keep = rel == "MLmodel" or (rel.startswith(ARTIFACTS_DIR + "/") and wanted(rel.split("/", 1)[1]))
         if keep:
             kept[rel] = path.read_bytes()
             digest, heads[rel] = hashlib.sha256(kept[rel]).hexdigest(), kept[rel][:16]
@@ -255,14 +255,44 @@ def verify_model_dir(directory: str | Path) -> ModelFiles:
         why = _looks_executable(rel, heads[rel], code_name)
         if why is not None:
             raise ModelStoreError(f"model directory {directory}: file {rel} {why}; churnlens loads no code, refused")
-    for name in (BOOSTER_FILE, CALIBRATOR_FILE, METADATA_FILE):
+    for name in required:
         if f"{ARTIFACTS_DIR}/{name}" not in kept:
             raise ModelStoreError(f"model directory {directory} is not a churnlens model (no {ARTIFACTS_DIR}/{name})")
+    prefix = ARTIFACTS_DIR + "/"
+    return {rel.removeprefix(prefix): data for rel, data in kept.items() if rel.startswith(prefix)}
+
+
+def verify_model_dir(directory: str | Path) -> ModelFiles:
+    """Check a model directory against its manifest and return its artifacts' bytes.
+
+    Parameters
+    ----------
+    directory : str or Path
+        A churnlens model directory (local, or downloaded from a store).
+
+    Returns
+    -------
+    ModelFiles
+        The bytes of ``booster.txt``, ``calibrator.json``, ``metadata.json`` and ``linear.json``
+        (None when absent), exactly as hashed.
+
+    Raises
+    ------
+    ModelStoreError
+        No manifest; a file missing from it, absent, or whose digest differs; anything that
+        looks executable besides the model-code file; no ``MLmodel``. Each message names the file.
+    DamagedModelError
+        An unreadable manifest or ``MLmodel``.
+    """
+    wanted = {BOOSTER_FILE, CALIBRATOR_FILE, METADATA_FILE, LINEAR_FILE}
+    kept = verified_artifacts(
+        directory, wanted=wanted.__contains__, required=(BOOSTER_FILE, CALIBRATOR_FILE, METADATA_FILE)
+    )
     return ModelFiles(
-        booster=kept[f"{ARTIFACTS_DIR}/{BOOSTER_FILE}"],
-        calibrator=kept[f"{ARTIFACTS_DIR}/{CALIBRATOR_FILE}"],
-        metadata=kept[f"{ARTIFACTS_DIR}/{METADATA_FILE}"],
-        linear=kept.get(f"{ARTIFACTS_DIR}/{LINEAR_FILE}"),
+        booster=kept[BOOSTER_FILE],
+        calibrator=kept[CALIBRATOR_FILE],
+        metadata=kept[METADATA_FILE],
+        linear=kept.get(LINEAR_FILE),
     )
 
 

@@ -21,6 +21,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_MODEL_NAME = "churnlens"
 DEFAULT_EXPERIMENT = "churnlens"
+#: Registered name and experiment of uplift models (``churnlens train-uplift``).
+DEFAULT_UPLIFT_MODEL_NAME = "churnlens-uplift"
+DEFAULT_UPLIFT_EXPERIMENT = "churnlens-uplift"
 #: How long a process waits for another one holding the embedded store's lock (creating or
 #: migrating the store, or moving the champion alias) before giving up with a clear error.
 STORE_LOCK_TIMEOUT_S = 600.0

@@ -46,8 +46,22 @@ SCORE_SETTINGS = [
 TOML_ONLY = {"currency", "labels", "actions", "measured_save_rate"}
 
 
+#: Settings with two values only (the default among them): tested on their own below.
+TWO_VALUED = {"target"}
+
+
 def test_every_serving_setting_is_covered():
-    assert {f.name for f in fields(ScoringSettings)} - {s for s, _, _ in SCORE_SETTINGS} <= TOML_ONLY
+    assert {f.name for f in fields(ScoringSettings)} - {s for s, _, _ in SCORE_SETTINGS} <= TOML_ONLY | TWO_VALUED
+
+
+def test_target_toml_alone_cli_alone_and_both():
+    toml = config_from_dict({"serving": {"target": "uplift"}})
+    assert scoring_settings(config_from_dict({})).target == "risk"
+    assert scoring_settings(toml).target == "uplift"
+    assert scoring_settings(config_from_dict({}), target="uplift").target == "uplift"
+    assert scoring_settings(toml, target="risk").target == "risk"
+    with pytest.raises(InputError, match="--target must be risk or uplift"):
+        scoring_settings(config_from_dict({}), target="profit")
 
 
 @pytest.mark.parametrize(("name", "in_toml", "on_cli"), SCORE_SETTINGS, ids=[s for s, _, _ in SCORE_SETTINGS])

@@ -18,6 +18,7 @@ from churnlens.cli import (
     serve_cmd,
     simulate_cmd,
     train_cmd,
+    uplift_cmd,
     validate_cmd,
 )
 from churnlens.cli.common import DEBUG_ENV
@@ -63,6 +64,7 @@ app.command("features")(features_cmd.features)
 app.command("import-transactions")(import_cmd.import_transactions)
 app.command("train")(train_cmd.train)
 app.add_typer(models_cmd.models_app, name="models")
+app.command("train-uplift")(uplift_cmd.train_uplift)
 app.command("score")(score_cmd.score)
 app.command("explain")(explain_cmd.explain)
 app.command("serve")(serve_cmd.serve)

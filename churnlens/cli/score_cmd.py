@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,11 +21,13 @@ from churnlens.cli.sources import (
     warehouse_target,
     write_to_warehouse,
 )
-from churnlens.config import MEASURED, ChurnConfig, ScoringSettings, load_config
+from churnlens.config import MEASURED, TARGETS, ChurnConfig, ScoringSettings, load_config
 from churnlens.engine.cluster import check_engine
 from churnlens.errors import InputError, SettingError
 from churnlens.features import parse_cutoff
 
+#: score --target: whom to contact (choices from :data:`churnlens.config.TARGETS`).
+Target = Enum("Target", {name: name for name in TARGETS}, type=str)
 #: What "no cutoff" means, said the same way in every command's help.
 NO_CUTOFF_HELP = "default: the day after the data's last event"
 #: Settings whose option is not named after them.
@@ -100,6 +103,26 @@ def _action_rows(table: Table, summary: Any) -> None:
         )
 
 
+def _uplift_rows(table: Table, summary: Any, words: Any) -> None:
+    """With --target uplift: the uplift list against the risk list at the same budget."""
+    uplift = getattr(summary, "uplift", None)
+    if not uplift:
+        return
+    model = uplift["model"]
+    table.add_row(words("uplift-model"), f"{model['name']}" + (f" v{model['version']}" if model.get("version") else "")
+                  + f" ({model['learner']})")  # fmt: skip
+    for key, message in (("uplift_list", "uplift-list"), ("risk_list", "uplift-risk-list")):
+        part = uplift[key]
+        table.add_row(words(message), words("uplift-list-value", value=words.money(part["expected_incremental_value"]),
+                                            customers=words.integer(part["contacted"]), cost=words.money(part["cost"])))  # fmt: skip
+    if uplift.get("ratio") is not None:
+        table.add_row(words("uplift-ratio"), words.number(uplift["ratio"], 2) + "×")
+    if uplift.get("over_budget"):
+        table.add_row(words("uplift-over-budget"), words.integer(uplift["over_budget"]))
+    for note in uplift.get("notes", []):
+        table.add_row(f"  {words('uplift-note')}", note)
+
+
 def summary_table(summary: Any, paths: dict[str, Path]) -> Table:
     """The run's summary as a rich table, in the run's language."""
     from churnlens.i18n import Words
@@ -133,6 +156,7 @@ def summary_table(summary: Any, paths: dict[str, Path]) -> Table:
     if getattr(summary, "reasons_hidden", None):
         table.add_row(words("summary-hidden"), words.integer(summary.reasons_hidden))
     _action_rows(table, summary)
+    _uplift_rows(table, summary, words)
     flagged = summary.drift_flagged
     table.add_row(
         words("summary-drift", threshold=words.number(summary.psi_threshold, 2)),
@@ -235,6 +259,17 @@ def score(
     send_date: Annotated[
         str | None, typer.Option(help="Send date written in the plan (YYYY-MM-DD, default: the cutoff).")
     ] = None,
+    target: Annotated[
+        Target | None,
+        typer.Option(
+            help="Whom to contact: risk (churn probability and the targeting rule; the default, [serving] target) or "
+            "uplift (each customer's [[actions]] action of highest expected incremental value, uplift x value - cost, "
+            "within --budget, honouring eligibility, contact pressure and capacity; needs a model from train-uplift)."
+        ),
+    ] = None,
+    uplift_model: Annotated[
+        str | None, typer.Option(help="With --target uplift: MLflow URI of the uplift model (default models:/churnlens-uplift@champion).")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>], [serving] and [[actions]]; options given here win.")] = None,
     engine: Annotated[
         Engine,
@@ -280,8 +315,10 @@ def score(
         cost_per_contact=cost_per_contact, save_rate=save_rate_option(save_rate), value_per_save=value_per_save,
         value_column=value_column, explain_all=explain_all, high_risk=high_risk, medium_risk=medium_risk,
         psi_threshold=psi_threshold, assign_actions=actions, campaign_id=campaign_id, holdout=holdout,
-        holdout_seed=seed, send_date=send_date,
+        holdout_seed=seed, send_date=send_date, target=choice(target),
     )  # fmt: skip
+    if settings.target == "uplift" and engine == "dask":
+        raise InputError("--target uplift runs with --engine local for now; the Dask engine scores by risk")
     settings = resolve_save_rate(settings, tracking_uri=tracking_uri)
     engine = check_engine(choice(engine), scheduler)
     target = warehouse_target(out, engine)  # --out postgresql://...: tables instead of files
@@ -305,6 +342,17 @@ def score(
         + (f" v{loaded.version}" if loaded.version else "")
         + f" from {loaded.uri}"
     )
+    loaded_uplift = None
+    if settings.target == "uplift":
+        from churnlens.serving.loader import load_uplift_model
+
+        loaded_uplift = load_uplift_model(uplift_model, tracking_uri=tracking_uri)
+        console.print(
+            f"Uplift model [bold]{loaded_uplift.name}[/]" + (f" v{loaded_uplift.version}" if loaded_uplift.version else "")
+            + f" from {loaded_uplift.uri} (learner {loaded_uplift.model.metadata.learner})"
+        )
+    elif uplift_model is not None:
+        raise InputError("--uplift-model is read with --target uplift only")
     if engine == "dask":
         from churnlens.engine.dask_scoring import score_on_dask
         from churnlens.engine.session import dask_session
@@ -335,7 +383,8 @@ def score(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = score_base(tables, when, loaded, settings, progress=on_progress, source=shown(data_dir))
+        result = score_base(tables, when, loaded, settings, progress=on_progress, source=shown(data_dir),
+                            uplift=loaded_uplift)  # fmt: skip
     paths = write_outputs(result, out) if target is None else write_to_warehouse(result, target)
     if result.summary.scored == 0:
         console.print(f"[bold yellow]warning:[/] no active customer at cutoff {result.summary.cutoff}")

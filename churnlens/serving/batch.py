@@ -43,6 +43,7 @@ from churnlens.serving.core import (
 )
 from churnlens.serving.loader import LoadedModel
 from churnlens.serving.output import commit_outputs, output_format, sibling, table_writer
+from churnlens.serving.uplift_targeting import VALUE_COLUMN
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_BANDS = ScoringSettings().bands
@@ -117,6 +118,7 @@ def score_base(
     snapshot: pd.DataFrame | None = None,
     progress: Progress | None = None,
     source: str | None = None,
+    uplift: Any = None,
     **options: Any,
 ) -> BatchResult:
     """Score every active customer at ``cutoff`` into a campaign list.
@@ -136,6 +138,11 @@ def score_base(
         Stages ``features``, ``explaining``, ``drift``.
     source : str, optional
         Where ``tables`` came from (a data directory), recorded in the summary.
+    uplift : UpliftModel or LoadedUpliftModel, optional
+        Needed by ``target="uplift"``: each customer's action of highest expected incremental
+        value, the customers within the budget, the uplift's reasons (columns
+        ``uplift_reason_1..n``) and, in the summary, the uplift list against the risk list at the
+        same budget.
     **options
         Fields of :class:`~churnlens.config.ScoringSettings` set on top of ``settings``
         (``top=100``, ``lang="fr"`` ...).
@@ -153,7 +160,9 @@ def score_base(
 
     t0 = time.perf_counter()
     step("features", 0, 1)
-    part = score_partition(churn_model, tables, when, settings, snapshot=snapshot)
+    loaded_uplift = uplift if hasattr(uplift, "resolved_uri") else None
+    uplift_model = loaded_uplift.model if loaded_uplift is not None else uplift
+    part = score_partition(churn_model, tables, when, settings, snapshot=snapshot, uplift=uplift_model)
     step("features", 1, 1)
     seconds["features_and_scoring"] = time.perf_counter() - t0
 
@@ -161,6 +170,10 @@ def score_base(
     selected = merge_selection(settings, [part.candidates])
     scores = part.scores
     mask = scores["customer_id"].isin(selected["customer_id"]).to_numpy(dtype=bool)
+    if settings.target == "uplift":
+        chosen_value = selected.set_index(selected["customer_id"].astype("string"))[VALUE_COLUMN]
+        scores = scores.assign(**{VALUE_COLUMN: chosen_value.reindex(scores["customer_id"].astype("string"))
+                                  .to_numpy(dtype="float64")})  # fmt: skip
     order = rank_order(scores)
     explain = np.ones(len(scores), dtype=bool) if settings.explain_all else mask
     reasons = explain_rows(
@@ -171,8 +184,17 @@ def score_base(
     rank[order] = np.arange(1, len(scores) + 1)
     campaign = campaign_rows(scores, mask, reasons, settings, rank=rank).iloc[order].reset_index(drop=True)
     seconds["explaining"] = time.perf_counter() - t0
-    actions = plan_actions(settings, [action_inputs(settings, scores, part.snapshot, reasons, mask)], cutoff=when)
+    actions = plan_actions(
+        settings, [action_inputs(settings, scores, part.snapshot, reasons, mask)], cutoff=when, selected=selected
+    )
     campaign = with_actions(campaign, actions)
+    uplift_summary = None
+    if settings.target == "uplift":
+        t0 = time.perf_counter()
+        campaign, uplift_summary = _uplift_parts(
+            campaign, selected, scores, part.snapshot, churn_model, uplift_model, loaded_uplift, settings
+        )
+        seconds["uplift"] = time.perf_counter() - t0
 
     step("drift", 0, 1)
     counts = merge_counts([part.counts])
@@ -184,12 +206,64 @@ def score_base(
         model_version=loaded.version if loaded else None,
         settings=settings, counts=counts, selected=selected, drift=drift, seconds=seconds, actions=actions,
         model=loaded or churn_model, model_uri=loaded.resolved_uri if loaded else None, data_source=source,
-        reasons_hidden=reasons.attrs.get("hidden", 0),
+        reasons_hidden=reasons.attrs.get("hidden", 0), uplift=uplift_summary,
     )  # fmt: skip
     return BatchResult(
         campaign=campaign, reasons=reasons, rejects=part.rejects, drift=drift, summary=summary,
         contacts=None if actions is None or actions.plan is None else actions.plan.contacts,
     )  # fmt: skip
+
+
+def _uplift_parts(
+    campaign: pd.DataFrame,
+    selected: pd.DataFrame,
+    scores: pd.DataFrame,
+    snapshot: pd.DataFrame,
+    churn_model: ChurnModel,
+    uplift_model: Any,
+    loaded_uplift: Any,
+    settings: ScoringSettings,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The uplift reasons of the selected customers (list columns) and the side-by-side figures."""
+    from churnlens.serving.actions import rule_inputs
+    from churnlens.serving.uplift_reasons import uplift_reasons, uplift_reasons_wide
+    from churnlens.serving.uplift_targeting import learnt_rules, risk_list, riskiest_for_budget
+
+    snap = snapshot.set_axis(pd.Index(snapshot.index.astype("string"), name="customer_id"))
+    ids = pd.Index(selected["customer_id"].astype("string"))
+    why = uplift_reasons(
+        uplift_model, snap.reindex(ids), selected["action"].astype(str).to_numpy(), n=settings.reasons,
+        lang=settings.lang, labels=settings.labels.get(settings.lang), currency=settings.currency,
+    )  # fmt: skip
+    wide = uplift_reasons_wide(why, settings.reasons).reindex(campaign["customer_id"].astype("string"))
+    campaign = campaign.copy()
+    for column in wide.columns:
+        campaign[column] = wide[column].to_numpy()
+    rules, notes = learnt_rules(settings.actions, uplift_model, lang=settings.lang)
+    counts = dict(selected.attrs.get("uplift") or {})
+    budget = float(settings.budget) if settings.budget is not None else float(counts.get("cost", 0.0))
+    riskiest = scores.iloc[riskiest_for_budget(scores, rules, budget)].reset_index(drop=True)
+    reasons = explain_rows(churn_model, snapshot.set_axis(snap.index).reindex(
+        pd.Index(riskiest["customer_id"].astype("string"))), settings)  # fmt: skip
+    risk = risk_list(rules, riskiest, rule_inputs(rules, riskiest, snapshot, reasons), budget, settings)
+    ours = float(counts.get("value", 0.0))
+    meta = uplift_model.metadata
+    summary = {
+        "model": {
+            "name": getattr(loaded_uplift, "name", None) or meta.model_name,
+            "version": getattr(loaded_uplift, "version", None), "uri": getattr(loaded_uplift, "resolved_uri", None),
+            "learner": meta.learner, "actions": list(meta.actions), "trained_through": meta.trained_through,
+        },
+        "budget": budget,
+        "uplift_list": {"contacted": len(selected), "cost": float(counts.get("cost", 0.0)),
+                        "expected_incremental_value": ours},
+        "risk_list": risk.to_dict(),
+        "ratio": ours / risk.expected_incremental_value if risk.expected_incremental_value > 0 else None,
+        "over_budget": int(counts.get("over_budget", 0)),
+        "notes": notes,
+        "reasons": "exact SHAP of the uplift model (TreeSHAP on its weighted sum of LightGBM regressors)",
+    }  # fmt: skip
+    return campaign, summary
 
 
 def output_paths(out: str | Path, *, contacts: bool = False) -> dict[str, Path]:

@@ -244,6 +244,7 @@ def score_partition(
     settings: ScoringSettings,
     *,
     snapshot: pd.DataFrame | None = None,
+    uplift: Any = None,
 ) -> PartitionScores:
     """Score the active customers of one partition of the base at ``cutoff``.
 
@@ -258,6 +259,10 @@ def score_partition(
     snapshot : DataFrame, optional
         The snapshot of ``tables`` at ``cutoff`` (built with the model's feature config) if
         already built.
+    uplift : UpliftModel, optional
+        Needed by ``settings.target == "uplift"``: the scores gain ``expected_uplift_<a>`` per
+        learnt action, and the candidates are the customers some eligible action pays for
+        (:func:`~churnlens.serving.uplift_targeting.uplift_candidates`).
 
     Returns
     -------
@@ -286,7 +291,10 @@ def score_partition(
         }
     )
     economics = settings.economics
-    chosen = select_mask(rule_of(settings), proba, values, economics)  # ids sorted: ties by id
+    if settings.target == "uplift":
+        scores, candidates = _uplift_partition(model, uplift, scores, snapshot, settings)
+    else:
+        candidates = scores[select_mask(rule_of(settings), proba, values, economics)]  # ids sorted: ties by id
     rejects = find_rejects(
         tables, cutoff, pd.Index(ids), active_window_days=config.active_window_days, lang=settings.lang
     )
@@ -298,7 +306,43 @@ def score_partition(
         drift=drift_counts(model, snapshot, proba),
         value_source=value_source if len(scores) else None,
     )
-    return PartitionScores(snapshot, scores, scores[chosen], rejects, counts)
+    return PartitionScores(snapshot, scores, candidates, rejects, counts)
+
+
+def check_uplift_model(uplift: Any, model: ChurnModel) -> None:
+    """Refuse an uplift run without an uplift model, or with one trained on other feature settings."""
+    if uplift is None:
+        raise InputError(
+            "--target uplift needs an uplift model (churnlens train-uplift, then --uplift-model, default "
+            "models:/churnlens-uplift@champion)"
+        )
+    config = feature_config_of(model)
+    trained = dict(uplift.metadata.feature_config or {})
+    known = set(FeatureConfig.__dataclass_fields__)
+    theirs = FeatureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in trained.items() if k in known})
+    if trained and theirs != config:
+        raise InputError(
+            "the uplift model was trained with other feature settings than the churn model "
+            "([features] of both trainings differ): train both on the same configuration"
+        )
+
+
+def _uplift_partition(
+    model: ChurnModel, uplift: Any, scores: pd.DataFrame, snapshot: pd.DataFrame, settings: ScoringSettings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The partition's scores with each learnt action's expected uplift, and its uplift candidates."""
+    from churnlens.expressions import parse
+    from churnlens.serving.actions import REASON_NAMES
+    from churnlens.serving.uplift_targeting import learnt_rules, positive_mask, uplift_candidates, uplift_scores
+
+    check_uplift_model(uplift, model)
+    rules, _ = learnt_rules(settings.actions, uplift)
+    scores = pd.concat([scores, uplift_scores(uplift, snapshot, rules)], axis=1)
+    positive = positive_mask(scores, rules, settings)
+    reasons = None
+    if any(parse(r.eligible).names & set(REASON_NAMES) for r in rules):  # rules read the churn reasons
+        reasons = explain_rows(model, snapshot.iloc[np.flatnonzero(positive)], settings)
+    return scores, uplift_candidates(settings, rules, scores[positive], snapshot, reasons)
 
 
 def merge_selection(settings: ScoringSettings, candidates: list[pd.DataFrame]) -> pd.DataFrame:
@@ -309,11 +353,19 @@ def merge_selection(settings: ScoringSettings, candidates: list[pd.DataFrame]) -
     Returns the selected rows sorted by customer id.
     """
     pool = [c for c in candidates if len(c)]
+    if not pool and settings.target == "uplift":
+        pool = candidates[:1]  # an empty selection with the uplift columns
     if not pool:
         return candidates[0].iloc[:0] if candidates else pd.DataFrame(columns=SCORED_COLUMNS)
     frame = pd.concat(pool, ignore_index=True)
     frame["customer_id"] = frame["customer_id"].astype("string")
     frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    if settings.target == "uplift":
+        from churnlens.serving.uplift_targeting import candidate_rules, select_by_uplift
+
+        chosen = select_by_uplift(candidate_rules(settings.actions, frame), frame, settings.budget)
+        chosen.rows.attrs["uplift"] = chosen.counts
+        return chosen.rows
     keep = select_mask(
         rule_of(settings), frame[SCORE_COLUMN].to_numpy(dtype="float64"),
         frame["customer_value"].to_numpy(dtype="float64"), settings.economics,
@@ -380,6 +432,9 @@ def campaign_rows(
         risk_band_label=pd.array(band_labels(scores["risk_band"].to_numpy(dtype=object), settings.lang),
                                  dtype="string"),
     )[CAMPAIGN_COLUMNS]  # fmt: skip
+    extra = [c for c in scores.columns if c.startswith("expected_uplift_") or c == "expected_incremental_value"]
+    for column in extra:
+        out.insert(len(out.columns), column, scores[column].to_numpy())
     n_reasons = settings.reasons
     wide = reasons_wide(reasons, n_reasons).reindex(ids)
     for column in wide.columns:
@@ -416,7 +471,7 @@ class CampaignActions:
 
 def wants_actions(settings: ScoringSettings) -> bool:
     """Whether the run assigns actions or draws a contact plan."""
-    return bool(settings.assign_actions or settings.campaign_id)
+    return bool(settings.assign_actions or settings.campaign_id or settings.target == "uplift")
 
 
 def action_inputs(
@@ -430,7 +485,7 @@ def action_inputs(
 
     Row-wise, so partitions can compute it apart; :func:`plan_actions` pools them.
     """
-    if not wants_actions(settings):
+    if not wants_actions(settings) or settings.target == "uplift":
         return None
     rules = settings.actions if settings.assign_actions else ()
     return rule_inputs(rules, scores[np.asarray(selected, dtype=bool)], snapshot, reasons)
@@ -450,19 +505,29 @@ def send_date_of(settings: ScoringSettings, cutoff: pd.Timestamp) -> pd.Timestam
 
 
 def plan_actions(
-    settings: ScoringSettings, inputs: list[RuleInputs | None], *, cutoff: pd.Timestamp
+    settings: ScoringSettings,
+    inputs: list[RuleInputs | None],
+    *,
+    cutoff: pd.Timestamp,
+    selected: pd.DataFrame | None = None,
 ) -> CampaignActions | None:
     """Actions of the whole selection (capacities are global) and its contact plan.
 
     The one step both scoring paths run on the pooled :func:`action_inputs` of every partition,
-    so batch and Dask give the same actions and the same control group.
+    so batch and Dask give the same actions and the same control group. With ``--target
+    uplift`` the actions were chosen with the customers (:func:`merge_selection`'s
+    ``selected`` rows carry them).
     """
     if not wants_actions(settings):
         return None
     pooled = pool_inputs([i for i in inputs if i is not None])
     if not len(pooled.frame.columns):
         pooled = rule_inputs((), pd.DataFrame(columns=SCORED_COLUMNS), pd.DataFrame(), None)
-    if settings.assign_actions:
+    if settings.target == "uplift":
+        from churnlens.serving.uplift_targeting import uplift_assignment
+
+        assignment = uplift_assignment(selected, settings.actions, lang=settings.lang, currency=settings.currency)
+    elif settings.assign_actions:
         assignment = assign_actions(settings.actions, pooled, lang=settings.lang)
     else:
         assignment = generic_assignment(pooled, lang=settings.lang)
@@ -557,6 +622,10 @@ class ScoreSummary:
     plan: dict[str, Any] | None = None
     #: with save_rate = "measured": the rate used, its interval and the report it came from
     save_rate: dict[str, Any] | None = None
+    #: ``risk`` or ``uplift`` (``score --target``)
+    target: str = "risk"
+    #: with --target uplift: the uplift model, and the uplift list against the risk list at the same budget
+    uplift: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -564,6 +633,15 @@ class ScoreSummary:
         out["campaign"] = self.campaign.to_dict()
         out["band_bounds"] = list(self.band_bounds)
         return out
+
+
+def _uplift_rule(settings: ScoringSettings) -> str:
+    from churnlens.i18n import Words
+
+    words = Words(settings.lang, settings.currency)
+    if settings.budget is None:
+        return words("uplift-target-value")
+    return words("uplift-target-budget", amount=words.money(settings.budget))
 
 
 def build_summary(
@@ -581,6 +659,7 @@ def build_summary(
     data_source: str | None = None,
     actions: CampaignActions | None = None,
     reasons_hidden: int = 0,
+    uplift: dict[str, Any] | None = None,
 ) -> ScoreSummary:
     """The run's summary from the merged counts and the selected rows.
 
@@ -596,6 +675,10 @@ def build_summary(
         p, np.ones(len(selected), dtype=bool),
         cost_per_contact=economics.cost_per_contact, save_rate=economics.save_rate, value=value,
     )  # fmt: skip
+    if settings.target == "uplift" and "action_cost" in selected.columns:  # each action's cost, its uplift's value
+        cost = float(selected["action_cost"].sum())
+        net = float(selected["expected_incremental_value"].sum())
+        campaign = CampaignSummary(len(selected), cost, net + cost, net)
     save_rate = None
     if settings.measured_save_rate is not None and settings.save_rate == MEASURED:
         save_rate = dict(settings.measured_save_rate)
@@ -617,7 +700,7 @@ def build_summary(
         scored=counts.scored,
         rejected=int(sum(counts.rejects.values())),
         selected=len(selected),
-        rule=describe(rule_of(settings), economics),
+        rule=describe(rule_of(settings), economics) if settings.target == "risk" else _uplift_rule(settings),
         campaign=campaign,
         bands={b: int(counts.bands.get(b, 0)) for b in BANDS},
         band_bounds=settings.bands,
@@ -642,4 +725,6 @@ def build_summary(
             "rules": [asdict(r) for r in settings.actions] if settings.assign_actions else [],
         },
         save_rate=save_rate,
+        target=settings.target,
+        uplift=uplift,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ import pandas as pd
 from churnlens.errors import InputError
 from churnlens.model import ChurnModel, FeatureMismatchError, ModelMetadata
 from churnlens.model_store import read_model_dir
-from churnlens.tracking import DEFAULT_MODEL_NAME, configure_mlflow, open_store
+from churnlens.tracking import DEFAULT_MODEL_NAME, DEFAULT_UPLIFT_MODEL_NAME, configure_mlflow, open_store
 
 DEFAULT_MODEL_URI = f"models:/{DEFAULT_MODEL_NAME}@champion"
+DEFAULT_UPLIFT_MODEL_URI = f"models:/{DEFAULT_UPLIFT_MODEL_NAME}@champion"
 _SHOWN = 20
 _REGISTRY = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))/?$")
 _RUNS = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.*))?$")
@@ -186,11 +188,74 @@ def load_model(model_uri: str | None = None, *, tracking_uri: str | None = None)
         holds code (a pickle, a Python file ...); :class:`~churnlens.model_store.DamagedModelError`
         for a damaged model file. Nothing from the store is imported or unpickled.
     """
+    found = _resolve_and_read(model_uri or DEFAULT_MODEL_URI, tracking_uri, read_model_dir)
+    return LoadedModel(
+        model=found.model,
+        name=found.name or found.model.metadata.model_name,
+        version=found.version,
+        uri=found.uri,
+        resolved_uri=found.resolved_uri,
+        tracking_uri=found.tracking_uri,
+        run_id=found.run_id,
+    )
+
+
+@dataclass(frozen=True)
+class LoadedUpliftModel:
+    """An uplift model (:class:`~churnlens.uplift.model.UpliftModel`) and where it came from
+    (fields as :class:`LoadedModel`'s)."""
+
+    model: Any
+    name: str
+    version: str | None
+    uri: str
+    resolved_uri: str
+    tracking_uri: str
+    run_id: str | None = None
+
+    def info(self) -> dict[str, Any]:
+        """What a user wants to know about the uplift model, JSON-ready."""
+        meta = self.model.metadata
+        return {
+            "name": self.name, "version": self.version, "uri": self.uri, "run_id": self.run_id,
+            "learner": meta.learner, "actions": list(meta.actions), "horizon_days": meta.horizon_days,
+            "trained_through": meta.trained_through, "fit_campaigns": list(meta.fit_campaigns),
+        }  # fmt: skip
+
+
+def load_uplift_model(model_uri: str | None = None, *, tracking_uri: str | None = None) -> LoadedUpliftModel:
+    """Load a churnlens uplift model from an MLflow model URI (default ``models:/churnlens-uplift@champion``).
+
+    The same URIs and the same checks as :func:`load_model`: read as data against its SHA-256
+    manifest (:func:`churnlens.uplift.store.read_uplift_dir`), nothing imported or unpickled.
+    """
+    from churnlens.uplift.store import read_uplift_dir
+
+    found = _resolve_and_read(model_uri or DEFAULT_UPLIFT_MODEL_URI, tracking_uri, read_uplift_dir)
+    return LoadedUpliftModel(
+        model=found.model, name=found.name or found.model.metadata.model_name, version=found.version,
+        uri=found.uri, resolved_uri=found.resolved_uri, tracking_uri=found.tracking_uri, run_id=found.run_id,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Found:
+    model: Any
+    name: str | None
+    version: str | None
+    uri: str
+    resolved_uri: str
+    tracking_uri: str
+    run_id: str | None
+
+
+def _resolve_and_read(model_uri: str, tracking_uri: str | None, reader: Callable[[Path], Any]) -> _Found:
+    """Resolve ``model_uri`` in the store and read the directory it names with ``reader`` (as data)."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    uri = (model_uri or DEFAULT_MODEL_URI).strip()
+    uri = model_uri.strip()
     tracking = configure_mlflow(tracking_uri, connect=False)
     client = MlflowClient()
     name: str | None = None
@@ -226,23 +291,15 @@ def load_model(model_uri: str | None = None, *, tracking_uri: str | None = None)
     # Read as data (booster text + JSON checked against the manifest): never
     # mlflow.pyfunc.load_model, which would run the directory's code file.
     if local is not None:
-        model = read_model_dir(local)
+        model = reader(local)
     else:
         with tempfile.TemporaryDirectory(prefix="churnlens-model-") as tmp:
             try:
                 directory = mlflow.artifacts.download_artifacts(artifact_uri=resolved, dst_path=tmp)
             except (MlflowException, OSError) as exc:
                 raise ModelNotFoundError(f"could not load model {uri} from {tracking}: {exc}") from None
-            model = read_model_dir(directory)
-    return LoadedModel(
-        model=model,
-        name=name or model.metadata.model_name,
-        version=version,
-        uri=uri,
-        resolved_uri=resolved,
-        tracking_uri=tracking,
-        run_id=run_id,
-    )
+            model = reader(Path(directory))
+    return _Found(model, name, version, uri, resolved, tracking, run_id)
 
 
 def check_compatible(

@@ -39,6 +39,10 @@ def customer_url(campaign: str, customer_id: str, query: Query) -> str:
 def rule_text(summary: dict[str, Any], fmt: Words, t: Words) -> str:
     """The campaign's targeting rule in the reader's language."""
     rule = summary.get("targeting") or {}
+    if summary.get("target") == "uplift":
+        if rule.get("budget") is not None:
+            return t("rule_uplift_budget", amount=fmt.money(rule["budget"]))
+        return t("rule_uplift")
     if rule.get("top") is not None:
         return t("rule_top", n=fmt.integer(rule["top"]))
     if rule.get("threshold") is not None:
@@ -74,6 +78,13 @@ def header(campaign: Campaign, fmt: Words, t: Words) -> dict[str, Any]:
         figure(t("saved_value"), fmt.money(economics.get("expected_saved_value"))),
         figure(t("net"), fmt.money(economics.get("expected_net"))),
     ]  # fmt: skip
+    uplift = s.get("uplift")
+    if uplift:  # --target uplift: the list sent against the one risk targeting would send at the same budget
+        for key, label in (("uplift_list", "uplift_list_value"), ("risk_list", "risk_list_value")):
+            part = uplift.get(key) or {}
+            figures.append(figure(t(label), fmt.money(part.get("expected_incremental_value")),
+                                  note=t("list_note", customers=fmt.integer(part.get("contacted", 0)),
+                                         cost=fmt.money(part.get("cost")))))  # fmt: skip
     if s.get("rejected"):
         figures.append(figure(t("rejected"), fmt.integer(s["rejected"])))
     return {"facts": facts, "figures": figures}

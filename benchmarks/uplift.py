@@ -1,0 +1,255 @@
+"""Uplift learners on the simulator's past campaigns, judged on campaigns held out in time against the truth.
+
+1. Simulate a loyalty program with past campaigns (``simulate --campaigns``: customers selected
+   by risk, actions by the shipped rules, a random control group per action) and the true
+   churn probability of every contacted customer without and with each action
+   (``truth_uplift.parquet``, Monte Carlo from the hidden state).
+2. Build the uplift rows once (features at each contact date, churn within 90 days after it),
+   hold out the latest ``--test-campaigns`` campaigns, and fit each learner on the earlier
+   ones (``fit_and_evaluate`` with ``refit = false``: the model judged is the one that never saw
+   the held-out campaigns).
+3. On the held-out contacted customers:
+
+   - **Qini ratio**: the Qini coefficient of the learner's ranking (each customer by the
+     predicted uplift of the action the campaign assigned) computed from the *true* uplift
+     (no outcome noise), over that of the oracle ranking (by true uplift);
+   - **incremental value at a budget**: per held-out campaign, a budget of ``--budget-share`` of
+     what sending every customer their rule's action costs; the uplift list
+     (:func:`~churnlens.serving.uplift_targeting.select_by_uplift`, the scoring core's selection)
+     against the risk list (:func:`~churnlens.serving.uplift_targeting.risk_list`: by churn
+     probability, first rule that fits), both valued with the truth:
+     ``sum((p_untreated - p_action) x value) - cost``. Eligibility is the shipped rules' data
+     condition as the simulator applied it (``eligible_<action>`` in the truth table).
+
+The reference in the same run is the oracle (true uplift, the best any learner can do), and
+the risk list.
+
+    python benchmarks/uplift.py                                  # 80k customers, 6 campaigns of 8,000
+    python benchmarks/uplift.py --customers 20000 --campaign-size 5000 --learners t,t_shared --draws 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+HORIZON = 90
+
+
+def simulate_data(args: argparse.Namespace, out: Path) -> None:
+    from churnlens.data.io import write_tables
+    from churnlens.simulate import CampaignSettings, simulate, simulate_uplift_table
+
+    t0 = time.perf_counter()
+    campaigns = CampaignSettings(n_campaigns=args.campaigns, size=args.campaign_size, holdout=0.2,
+                                 horizon_days=HORIZON)  # fmt: skip
+    sim = simulate(args.customers, months=args.months, seed=args.seed, campaigns=campaigns)
+    write_tables(sim.tables, out / "data", fmt="parquet")
+    truth = simulate_uplift_table(sim, draws=args.draws)
+    truth.to_parquet(out / "truth_uplift.parquet", index=False)
+    print(f"simulated {args.customers:,} customers, {args.campaigns} campaigns, truth ({args.draws} draws) "
+          f"in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+
+
+def true_values(
+    picks: pd.DataFrame, truth: pd.DataFrame, value: pd.Series, costs: dict[str, float]
+) -> tuple[float, float]:
+    """Sum over a list of (true uplift of its action x value - cost), and the same before costs."""
+    if not len(picks):
+        return 0.0, 0.0
+    t = truth.reindex(picks["customer_id"].astype(str))
+    p_action = np.array([t[f"p_churn_if_{a}"].iloc[i] for i, a in enumerate(picks["action"].astype(str))])
+    uplift = t["p_churn_if_untreated"].to_numpy() - p_action
+    v = value.reindex(picks["customer_id"].astype(str)).to_numpy(dtype="float64")
+    gross = float(np.sum(uplift * v))
+    return gross - sum(costs[a] for a in picks["action"].astype(str)), gross
+
+
+def budget_lists(
+    campaign: str, rows: pd.DataFrame, features: pd.DataFrame, truth: pd.DataFrame, predicted: dict[str, np.ndarray],
+    churn_probability: np.ndarray, args: argparse.Namespace,
+) -> dict[str, float]:
+    """True incremental value of the uplift, risk and oracle lists of one held-out campaign at one budget."""
+    from churnlens.config import DEFAULT_ACTION_RULES, ScoringSettings
+    from churnlens.serving.actions import RuleInputs
+    from churnlens.serving.uplift_targeting import _NET, risk_list, select_by_uplift
+    from churnlens.uplift.model import uplift_column
+
+    rules = list(DEFAULT_ACTION_RULES)
+    costs = {r.name: float(r.cost) for r in rules}
+    ids = rows["customer_id"].astype(str).to_numpy()
+    t = truth.reindex(ids)
+    value = pd.Series(np.clip(np.nan_to_num(features["spend_365d"].to_numpy(dtype="float64")), 0, None), index=ids)
+    eligible = {r.name: t[f"eligible_{r.name}"].to_numpy(dtype=bool) for r in rules}
+    first = np.full(len(ids), None, dtype=object)
+    for r in reversed(rules):  # the first rule that fits, by priority
+        first = np.where(eligible[r.name], r.name, first)
+    full_cost = sum(costs[a] for a in first if a is not None)
+    budget = args.budget_share * full_cost
+    scores = pd.DataFrame({"customer_id": ids, "churn_probability": churn_probability, "customer_value": value.values,
+                           "value_at_risk": churn_probability * value.values, "risk_band": "high"})  # fmt: skip
+    settings = ScoringSettings()
+    out = {"campaign": campaign, "customers": len(ids), "budget": budget}
+    true_tau = {r.name: t["p_churn_if_untreated"].to_numpy() - t[f"p_churn_if_{r.name}"].to_numpy() for r in rules}
+    for name, uplift in (("uplift", predicted), ("oracle", true_tau)):
+        frame = scores.copy()
+        for r in rules:
+            u = uplift.get(r.name)
+            frame[uplift_column(r.name)] = u if u is not None else np.zeros(len(ids))
+            net = frame[uplift_column(r.name)].to_numpy() * value.values - r.cost
+            frame[_NET + r.name] = np.where(eligible[r.name] & (u is not None), net, -np.inf)
+        chosen = select_by_uplift(rules, frame, budget)
+        picks = chosen.rows[["customer_id", "action"]]
+        out[f"{name}_value"], out[f"{name}_gross"] = true_values(picks, t, value, costs)
+        out[f"{name}_contacted"] = len(chosen.rows)
+        out[f"{name}_cost"] = chosen.counts["cost"]
+    inputs = pd.DataFrame({"customer_id": pd.array(ids, dtype="string"), "value_at_risk": scores["value_at_risk"],
+                           "risk_band": pd.array(["high"] * len(ids), dtype="string"),
+                           "days_since_contact": np.nan})  # fmt: skip
+    for r in rules:
+        inputs["eligible:" + r.name] = eligible[r.name]
+    frame = scores.copy()
+    for r in rules:
+        frame[uplift_column(r.name)] = 0.0
+    risk = risk_list(rules, frame, RuleInputs(inputs), budget, settings)
+    out["risk_value"], out["risk_gross"] = true_values(risk.picks, t, value, costs)
+    out["risk_contacted"] = risk.contacted
+    out["risk_cost"] = risk.cost
+    return out
+
+
+def run_learner(learner: str, data, truth: pd.DataFrame, tau: np.ndarray, args: argparse.Namespace) -> dict:
+    from churnlens.config import ChurnConfig, LabelConfig, UpliftSettings
+    from churnlens.training.uplift.pipeline import Schema, fit_and_evaluate, fit_churn_ranker, split_campaigns
+    from churnlens.uplift.metrics import expected_qini, qini_coefficient
+
+    settings = replace(UpliftSettings(learner=learner, refit=False, test_campaigns=args.test_campaigns,
+                                      seed=args.learner_seed), **json.loads(args.settings))  # fmt: skip
+    config = ChurnConfig(labels=LabelConfig(mode="non_contractual", horizon_days=HORIZON), uplift=settings)
+    t0 = time.perf_counter()
+    result = fit_and_evaluate(data, config=config, model_name="benchmark", tables=[])
+    seconds = time.perf_counter() - t0
+    model = result.model
+    split = split_campaigns(data, settings)
+    campaign_of = data.rows["campaign_id"].astype(str).to_numpy()
+    test = np.isin(campaign_of, split.test)
+    actions = data.rows["action"].astype(str).to_numpy()
+    X = model.matrix(data.features[test])
+    predicted = {a: model.uplift_of_matrix(X, a) for a in model.actions}
+    own = np.full(test.sum(), np.nan)
+    for a in model.actions:
+        own[actions[test] == a] = predicted[a][actions[test] == a]
+    learnt = ~np.isnan(own)
+    r = data.rows[test]
+    out = {"learner": learner, "seconds": seconds, "actions": ",".join(model.actions),
+           "skipped": ",".join(result.skipped),
+           "test_campaigns": ",".join(split.test), "test_rows": int(test.sum())}  # fmt: skip
+    for name in [*model.actions, "overall"]:
+        m = learnt if name == "overall" else actions[test] == name
+        oracle = expected_qini(tau[test][m], tau[test][m])
+        out[f"qini_ratio_{name}"] = expected_qini(own[m], tau[test][m]) / oracle
+        out[f"observed_qini_{name}"] = qini_coefficient(own[m], r["treated"].to_numpy()[m], r["churned"].to_numpy()[m])
+        out[f"observed_qini_oracle_{name}"] = qini_coefficient(
+            tau[test][m], r["treated"].to_numpy()[m], r["churned"].to_numpy()[m])
+    train = np.isin(campaign_of, split.train) & np.isin(actions, model.actions)
+    schema = Schema(model.features, model.metadata.categorical_levels)
+    ranker = fit_churn_ranker(data, train, schema, settings)
+    churn = ranker.predict(schema.matrix(data.features[test]))
+    lists = []
+    for campaign in split.test:
+        m = campaign_of[test] == campaign
+        mine = truth[truth["campaign_id"].astype(str) == campaign]
+        mine = mine.set_index(mine["customer_id"].astype(str))
+        lists.append(budget_lists(campaign, r[m], data.features[test][m], mine,
+                                  {a: p[m] for a, p in predicted.items()}, churn[m], args))  # fmt: skip
+    out["lists"] = lists
+    total = {k: sum(x[k] for x in lists) for k in ("uplift_value", "risk_value", "oracle_value", "uplift_gross",
+                                                    "risk_gross", "oracle_gross", "uplift_cost", "risk_cost")}
+    out.update(total)
+    out["value_ratio"] = total["uplift_value"] / total["risk_value"] if total["risk_value"] > 0 else float("nan")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=80_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--campaigns", type=int, default=6)
+    parser.add_argument("--campaign-size", type=int, default=8_000)
+    parser.add_argument("--draws", type=int, default=128, help="Monte Carlo futures per customer for the truth")
+    parser.add_argument("--seed", type=int, default=0, help="simulator seed")
+    parser.add_argument("--learner-seed", type=int, default=42)
+    parser.add_argument("--learners", default="t,x,dr,t_shared")
+    parser.add_argument("--settings", default="{}",
+                        help='JSON of [uplift] settings for every learner, e.g. {"rounds": 300}')
+    parser.add_argument("--test-campaigns", type=int, default=2)
+    parser.add_argument("--budget-share", type=float, default=0.3,
+                        help="budget as a share of sending every held-out customer their rule's action")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/churnlens-uplift-benchmark"),
+                        help="where the simulated data and its uplift rows are kept between runs")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from churnlens.config import FeatureConfig
+    from churnlens.data import load_tables
+    from churnlens.training.uplift.dataset import build_uplift_data
+
+    work = args.work / f"n{args.customers}-c{args.campaigns}x{args.campaign_size}-s{args.seed}-d{args.draws}"
+    if not (work / "truth_uplift.parquet").is_file():
+        simulate_data(args, work)
+    tables = load_tables(work / "data")[0]
+    truth = pd.read_parquet(work / "truth_uplift.parquet")
+    t0 = time.perf_counter()
+    data = build_uplift_data(tables, features=FeatureConfig(), horizon_days=HORIZON, mode="non_contractual")
+    print(f"uplift rows: {len(data.rows):,} in {time.perf_counter() - t0:.0f} s", flush=True)
+    sizes = data.campaigns[["campaign_id", "send", "contacted", "treated", "control", "rows"]]
+    key = truth["customer_id"].astype(str) + "|" + truth["campaign_id"].astype(str)
+    by_key = truth.set_index(key)
+    row_key = data.rows["customer_id"].astype(str) + "|" + data.rows["campaign_id"].astype(str)
+    tau = (by_key["p_churn_if_untreated"] - by_key["p_churn_if_treated"]).reindex(row_key).to_numpy()
+    results = []
+    for learner in args.learners.split(","):
+        results.append(run_learner(learner.strip(), data, truth, tau, args))
+        print(f"{learner}: done in {results[-1]['seconds']:.0f} s", flush=True)
+
+    console = Console(width=160)
+    console.print("Campaigns (send date, contacted, treated/control, uplift rows kept):")
+    console.print(sizes.to_string(index=False))
+    held = f"{results[0]['test_campaigns']} ({results[0]['test_rows']:,} contacted rows)"
+    table = Table(title=f"Held-out campaigns {held}; "
+                  f"budget {args.budget_share:.0%} of sending every customer their rule's action")  # fmt: skip
+    for column in ("learner", "fit s", "Qini / oracle (overall)", "per action", "true incr. value: uplift list",
+                   "risk list", "oracle list", "uplift / risk", "before costs: uplift / risk / oracle"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("learner", "per action") else "right")
+    for r in results:
+        per = ", ".join(f"{a} {r[f'qini_ratio_{a}']:.2f}" for a in r["actions"].split(","))
+        table.add_row(r["learner"], f"{r['seconds']:.0f}", f"{r['qini_ratio_overall']:.3f}", per,
+                      f"{r['uplift_value']:,.0f}", f"{r['risk_value']:,.0f}", f"{r['oracle_value']:,.0f}",
+                      f"{r['value_ratio']:.2f}×", f"{r['uplift_gross']:,.0f} / {r['risk_gross']:,.0f} / "
+                      f"{r['oracle_gross']:,.0f}")  # fmt: skip
+    console.print(table)
+    for r in results:
+        for x in r["lists"]:
+            console.print(
+                f"  {r['learner']} {x['campaign']}: {x['customers']:,} customers, budget {x['budget']:,.0f}: uplift "
+                f"{x['uplift_value']:,.0f} ({x['uplift_contacted']:,} contacted, cost {x['uplift_cost']:,.0f}), risk "
+                f"{x['risk_value']:,.0f} ({x['risk_contacted']:,}, cost {x['risk_cost']:,.0f}), oracle "
+                f"{x['oracle_value']:,.0f} ({x['oracle_contacted']:,})"
+            )
+    if results[0].get("skipped"):
+        console.print(f"skipped (too few randomised customers in the training campaigns): {results[0]['skipped']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+
+if __name__ == "__main__":
+    main()
