@@ -48,7 +48,7 @@ def test_an_internal_bug_is_exit_1_with_one_line_and_a_hint(tmp_path, monkeypatc
 @pytest.mark.parametrize(
     ("args", "config", "message"),
     [
-        (["--engine", "spark"], None, "--engine must be one of local, dask, got 'spark'"),
+        (["--step", "0"], None, "training.step_days must be positive"),
         ([], "[training]\nstep_days = '30'\n", "config section [training]: step_days must be a number, got '30'"),
         ([], "[training]\npurge = 'yes'\n", "config section [training]: purge must be true or false, got 'yes'"),
         ([], "[training]\nlinear_base = 'deep'\n", "training.linear_base must be rfm, auto or none, got 'deep'"),
