@@ -15,22 +15,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import mlflow
+import numpy as np
+from matplotlib.figure import Figure  # figures without pyplot: no backend chosen for the user
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-from mlflow.models import ModelSignature  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from mlflow.types import ColSpec, Schema  # noqa: E402
-
-from churnlens.config import ChurnConfig  # noqa: E402
-from churnlens.data.tables import Tables  # noqa: E402
-from churnlens.model_store import ModelStoreError  # noqa: E402
-from churnlens.tracking import configure_mlflow, holding_store_lock  # noqa: E402
-from churnlens.training.fingerprint import data_fingerprint  # noqa: E402
-from churnlens.training.mlflow_log import (  # noqa: E402
+from churnlens.config import ChurnConfig
+from churnlens.data.tables import Tables
+from churnlens.model_store import ModelStoreError
+from churnlens.tracking import configure_mlflow, holding_store_lock
+from churnlens.training.fingerprint import data_fingerprint
+from churnlens.training.mlflow_log import (
     CHALLENGER,
     CHAMPION,
     ensure_experiment,
@@ -39,8 +36,8 @@ from churnlens.training.mlflow_log import (  # noqa: E402
     pip_requirements,
     signature_frame,
 )
-from churnlens.uplift.metrics import qini_coefficient  # noqa: E402
-from churnlens.uplift.model import UPLIFT_MODEL_CODE, UpliftModel, uplift_column  # noqa: E402
+from churnlens.uplift.metrics import qini_coefficient
+from churnlens.uplift.model import UPLIFT_MODEL_CODE, UpliftModel, uplift_column
 
 if TYPE_CHECKING:
     from churnlens.training.uplift.dataset import UpliftData
@@ -63,7 +60,8 @@ class UpliftRegistryDecision:
 
 def plot_qini(evaluation: RankingEvaluation, path: Path) -> Path:
     """Qini curves of the uplift, churn-probability and random rankings on the held-out rows."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     for name, curve in evaluation.curves.items():
         ax.plot(curve.share * 100, curve.qini, label=f"{name} (Qini {evaluation.qini[name]:.4f})")
     ax.axhline(0, c="grey", lw=0.5)
@@ -72,14 +70,14 @@ def plot_qini(evaluation: RankingEvaluation, path: Path) -> Path:
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_deciles(evaluation: RankingEvaluation, path: Path) -> Path:
     """Observed uplift by decile of the predicted uplift, with its 95 % intervals, and the prediction."""
     d = evaluation.deciles
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     if len(d):
         low = (d["uplift"] - d["uplift_low"]).clip(lower=0).fillna(0)
         high = (d["uplift_high"] - d["uplift"]).clip(lower=0).fillna(0)
@@ -92,7 +90,6 @@ def plot_deciles(evaluation: RankingEvaluation, path: Path) -> Path:
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
