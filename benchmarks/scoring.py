@@ -94,6 +94,30 @@ def make_tables(kind: str, n: int, seed: int) -> Any:
     return _module("bench_features", HERE / "features.py").generate_tables(n, seed=seed)
 
 
+def train_defaults(kind: str, store: Path, customers: int = 20_000) -> Any:
+    """A model for ``kind`` data trained the way ``churnlens train`` trains with the defaults
+    (:func:`churnlens.training.train_model`: backtest, refit with the early-stopped number of
+    trees, linear base, calibration, a real MLflow sqlite store and registry) on ``customers``
+    customers of the same kind, loaded back with :func:`churnlens.serving.load_model`."""
+    from churnlens.serving import load_model
+    from churnlens.training import train_model
+
+    t0 = time.perf_counter()
+    tables = make_tables(kind, customers, seed=100)
+    tracking = f"sqlite:///{store / 'mlflow.db'}"
+    store.mkdir(parents=True, exist_ok=True)
+    result = train_model(tables, tracking_uri=tracking, model_name=f"bench-{kind}")
+    loaded = load_model(f"models:/bench-{kind}/{result.model_version}", tracking_uri=tracking)
+    model = loaded.model
+    print(
+        f"(model for {kind}: trained with the defaults on {customers:,} customers: {model.booster.num_trees()} "
+        f"trees x {result.num_leaves} leaves, linear base {'yes' if model.linear is not None else 'no'}, "
+        f"{len(model.features)} features, trained in {time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
+    return loaded
+
+
 def train(kind: str, store: Path) -> Any:
     """A model for ``kind`` data: churnlens's LightGBM settings with exactly ``TREES`` trees of 15
     leaves (no early stopping: the size of the issue's reference figures, as explanation cost

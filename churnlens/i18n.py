@@ -18,7 +18,7 @@ import decimal
 import math
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -108,6 +108,47 @@ def has_message(lang: str, message_id: str) -> bool:
     return _bundle(check_lang(lang)).has_message(message_id)
 
 
+#: Formatted messages and numbers kept (least recently used first out). Formatting is a pure
+#: function of its arguments, and a reason sentence takes several Fluent and Babel calls: a
+#: served model words the same durations, counts and medians again and again.
+MEMO_SIZE = 16_384
+
+
+@lru_cache(maxsize=MEMO_SIZE)
+def _message(lang: str, message_id: str, attribute: str | None, args: tuple[tuple[str, type, Any], ...]) -> str:
+    bundle = _bundle(lang)
+    if not bundle.has_message(message_id):
+        raise KeyError(f"no message {message_id!r} in the {lang} resources")
+    message = bundle.get_message(message_id)
+    pattern = message.attributes[attribute] if attribute else message.value
+    text, errors = bundle.format_pattern(pattern, {k: v for k, _, v in args})
+    if errors:
+        raise ValueError(f"message {message_id!r} ({lang}): {errors[0]}")
+    return typography(text, lang)
+
+
+@lru_cache(maxsize=MEMO_SIZE)
+def _number(lang: str, value: str, decimals: int, fixed: bool) -> str:
+    """:meth:`Words.number` of the float written ``value`` (its repr: -0.0 and 0.0 stay apart)."""
+    number = float(value)
+    if abs(number) >= HUGE:  # beyond what decimal grouping can show (and Babel can quantize)
+        return _minus(format_scientific(number, format="0.##E0", locale=lang))
+    pattern = "#,##0" + ("." + ("0" if fixed else "#") * decimals if decimals > 0 else "")
+    with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):
+        text = format_decimal(_exact(number), format=pattern, locale=lang)
+    return _minus(text) if text.strip("-0.,") else text.lstrip("-")
+
+
+@lru_cache(maxsize=MEMO_SIZE)
+def _money(lang: str, currency: str, value: str, places: int) -> str:
+    """:meth:`Words.money` of the float written ``value`` with ``places`` decimals."""
+    digits = "#,##0" + ("." + "0" * places if places else "")
+    pattern = digits + "\u00a0¤" if lang == "fr" else "¤" + digits
+    with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):
+        text = format_currency(_exact(float(value)), currency, format=pattern, locale=lang, currency_digits=False)
+    return _minus(text)
+
+
 def _plain(value: Any) -> Any:
     """Fluent takes str, int, float and dates; numpy scalars become Python numbers."""
     if hasattr(value, "item") and not isinstance(value, str):
@@ -142,15 +183,11 @@ class Words:
 
     def __call__(self, message_id: str, attribute: str | None = None, /, **args: Any) -> str:
         """The message ``message_id`` (or one of its attributes) with ``args``, French typography applied."""
-        bundle = _bundle(self.lang)
-        if not bundle.has_message(message_id):
-            raise KeyError(f"no message {message_id!r} in the {self.lang} resources")
-        message = bundle.get_message(message_id)
-        pattern = message.attributes[attribute] if attribute else message.value
-        text, errors = bundle.format_pattern(pattern, {k: _plain(v) for k, v in args.items()})
-        if errors:
-            raise ValueError(f"message {message_id!r} ({self.lang}): {errors[0]}")
-        return typography(text, self.lang)
+        plain = tuple((k, type(v), v) for k, v in ((k, _plain(v)) for k, v in args.items()))
+        try:
+            return _message(self.lang, message_id, attribute, plain)
+        except TypeError:  # an argument that cannot be a cache key: format it uncached
+            return _message.__wrapped__(self.lang, message_id, attribute, plain)
 
     # ---------------------------------------------------------------- numbers
 
@@ -159,13 +196,7 @@ class Words:
         separators, halves rounded up as people do, and a real minus sign."""
         if _missing(value):
             return MISSING
-        value = float(value)
-        if abs(value) >= HUGE:  # beyond what decimal grouping can show (and Babel can quantize)
-            return _minus(format_scientific(value, format="0.##E0", locale=self.lang))
-        pattern = "#,##0" + ("." + ("0" if fixed else "#") * decimals if decimals > 0 else "")
-        with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):
-            text = format_decimal(_exact(value), format=pattern, locale=self.lang)
-        return _minus(text) if text.strip("-0.,") else text.lstrip("-")
+        return _number(self.lang, repr(float(value)), int(decimals), bool(fixed))
 
     def integer(self, value: Any) -> str:
         """A whole number with thousands separators (« 12 345 »)."""
@@ -182,13 +213,7 @@ class Words:
         places = decimals if decimals is not None else self.money_decimals
         if places is None:
             places = get_currency_precision(self.currency)
-        digits = "#,##0" + ("." + "0" * places if places else "")
-        pattern = digits + "\u00a0¤" if self.lang == "fr" else "¤" + digits
-        with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):
-            text = format_currency(
-                _exact(value), self.currency, format=pattern, locale=self.lang, currency_digits=False
-            )
-        return _minus(text)
+        return _money(self.lang, self.currency, repr(value), int(places))
 
     def percent(self, share: Any, decimals: int = 0, *, fixed: bool = False) -> str:
         """A share as a percentage: "38%" / « 38 % » (narrow no-break space)."""

@@ -21,7 +21,7 @@ Artifacts of the MLflow pyfunc model:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -378,6 +378,25 @@ def model_matrix(X: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _level_codes(levels: Sequence[Any]) -> dict[Any, int]:
+    """Training level -> its code (its position, as ``Index.get_indexer`` finds it)."""
+    codes: dict[Any, int] = {}
+    for code, level in enumerate(levels):
+        codes.setdefault(level, code)
+    return codes
+
+
+def _record_value(value: Any, codes: dict[Any, int] | None) -> float:
+    """One cell of :meth:`ChurnModel.matrix_of_records`: a number as float64, a category as its
+    code (NaN: missing or unseen)."""
+    if value is None or value is pd.NA:
+        return np.nan
+    if codes is None:
+        return float(value)
+    code = codes.get(value if isinstance(value, str) else str(value))
+    return np.nan if code is None else float(code)
+
+
 #: Below this many rows LightGBM predicts on one thread: starting threads costs more than it saves.
 SMALL_BATCH = 256
 
@@ -413,6 +432,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def metadata(self, value: ModelMetadata | Mapping[str, Any]) -> None:
         self.__dict__["_metadata"] = ModelMetadata.from_dict(value)
         self.__dict__.pop("_coders_cache", None)
+        self.__dict__.pop("_record_lookups_cache", None)
 
     @classmethod
     def from_parts(
@@ -490,6 +510,31 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         """:func:`feature_matrix` of a snapshot: what the model predicts and explains from."""
         self._check_levels()
         return feature_matrix(frame, self.metadata, coders=self._coders())
+
+    def matrix_of_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """:meth:`matrix` of rows given as mappings feature -> value, without a frame.
+
+        Each mapping reads as a snapshot row does: numbers (float, NaN or None when missing),
+        categories as text (None or ``pd.NA`` when missing). The matrix is the one
+        :meth:`matrix` makes of the same rows as a snapshot, bit for bit (a served model turns
+        one customer's JSON straight into it). Every model feature must be present.
+        """
+        self._check_levels()
+        lookups = self._record_lookups()
+        out = np.empty((len(records), len(lookups)), dtype=np.float64)
+        for i, record in enumerate(records):
+            out[i] = [_record_value(record[name], codes) for name, codes in lookups]
+        return out
+
+    def _record_lookups(self) -> list[tuple[str, dict[Any, int] | None]]:
+        # Built once per model: per feature in model order, None for a number, else level -> code.
+        cached = self.__dict__.get("_record_lookups_cache")
+        if cached is None:
+            levels = self.metadata.categorical_levels
+            cached = self.__dict__["_record_lookups_cache"] = [
+                (name, None if name not in levels else _level_codes(levels[name])) for name in self.features
+            ]
+        return cached
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         """:func:`model_matrix` of prepared rows, once checked against the booster's own levels."""

@@ -384,6 +384,78 @@ def test_feature_rows_answer_equals_batch_scoring_and_mixes_with_events(client, 
     assert {r["risk_band"] for r in results} >= {"low"}
 
 
+def _snapshot_of_rows(customers: list[dict], model) -> pd.DataFrame:
+    """The snapshot a request's feature rows stand for, built with pandas (the reference the fast path
+    must equal): model features then the other columns in order of appearance, text columns where the
+    model has a category or a customer sent text, float64 elsewhere."""
+    names = dict.fromkeys(model.features)
+    for c in customers:
+        names.update(dict.fromkeys(c["features"]))
+    levels = model.metadata.categorical_levels
+    columns = {}
+    for name in names:
+        raw = [c["features"].get(name) for c in customers]
+        if name in levels or any(isinstance(v, str) for v in raw):
+            columns[name] = pd.array(raw, dtype="string")
+        else:
+            columns[name] = np.array([np.nan if v is None else float(v) for v in raw], dtype="float64")
+    ids = pd.Index([c["customer_id"] for c in customers], dtype="string", name="customer_id")
+    return pd.DataFrame(columns, index=ids)
+
+
+def test_feature_rows_fast_path_equals_the_snapshot_path(world):
+    """Feature rows are scored without a frame (model.matrix_of_records, score_matrix, explain_matrix):
+    the same matrix, probabilities, bands and reasons, bit for bit, as the snapshot path batch scoring
+    takes, also with missing values, unseen categories and extra columns of text or numbers."""
+    from churnlens.serving.api import feature_rows
+    from churnlens.serving.core import explain_matrix, explain_rows, score_matrix, score_rows
+    from churnlens.serving.schemas import ScoreRequest
+
+    model = world["model"]
+    snapshot = build_snapshot(world["tables"], CUTOFF, model_feature_config(model))
+    ids = snapshot.index[:: max(len(snapshot) // 150, 1)].tolist()
+    customers = [_features_customer(snapshot, cid) for cid in ids]
+    levels = model.metadata.categorical_levels
+    numeric = [f for f in model.features if f not in levels]
+    categorical = next(iter(levels))
+    customers[0]["features"][categorical] = "never-seen-level"
+    customers[1]["features"][categorical] = None
+    customers[2]["features"].update({numeric[0]: None, numeric[1]: 7, "note": "vip"})
+    customers[3]["features"].update({"note": 3.5, "extra_number": 12})
+    customers[4]["features"]["extra_number"] = None
+    settings = ScoringSettings().override(lang="fr", reasons=3)
+    request = ScoreRequest.model_validate({"customers": customers})
+    given = feature_rows(list(enumerate(request.customers)), model=model)
+    reference = _snapshot_of_rows(customers, model)
+
+    matrix = model.matrix_of_records(given.rows)
+    np.testing.assert_array_equal(matrix, model.matrix(reference))
+    np.testing.assert_array_equal(matrix[5:], model.matrix(snapshot.loc[ids[5:]]))  # untouched rows: the batch ones
+    column = model.features.index(categorical)
+    assert np.isnan(matrix[0, column]) and np.isnan(matrix[1, column])
+
+    proba, bands = score_matrix(model, matrix, settings)
+    scored = score_rows(model, reference, settings)
+    np.testing.assert_array_equal(proba, scored["churn_probability"].to_numpy())
+    assert bands.tolist() == scored["risk_band"].tolist()
+
+    found = explain_matrix(model, matrix, given.rows_of, settings)
+    expected = explain_rows(model, reference, settings)
+    assert len(found) == len(expected) > 0
+    assert [given.ids[r] for r in found.row] == expected["customer_id"].tolist()
+    assert found.rank.tolist() == expected["rank"].tolist()
+    assert found.feature.tolist() == expected["feature"].tolist()
+    assert found.concept.tolist() == expected["concept"].tolist()
+    assert found.text.tolist() == expected["text"].tolist()
+    assert [None if v is None else v for v in found.value_label.tolist()] == [
+        None if v is pd.NA else v for v in expected["value_label"].tolist()
+    ]
+    np.testing.assert_array_equal(found.value, expected["value"].to_numpy())
+    np.testing.assert_array_equal(found.contribution, expected["contribution"].to_numpy())
+    np.testing.assert_array_equal(found.effect, expected["effect"].to_numpy())
+    assert found.hidden == expected.attrs["hidden"]
+
+
 def test_english_answer_and_reason_count(client, world):
     cid = world["batch"].reasons["customer_id"].iloc[0]
     snapshot = build_snapshot(world["tables"], CUTOFF, model_feature_config(world["model"]))

@@ -30,7 +30,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[
-        int, typer.Option(help="Worker processes; each loads the model once and scores without a lock.")
+        int,
+        typer.Option(
+            help="Worker processes; each loads the model once, scores without a lock and gets its share of "
+            "the CPUs for its LightGBM/BLAS threads (OMP_NUM_THREADS etc. when not set)."
+        ),
     ] = 1,
     max_customers: Annotated[
         int | None, typer.Option(help="Customers per request (default [api] max_customers, else 1000).")
@@ -103,6 +107,7 @@ def serve(
         return
     # Workers are new processes: each builds the app (and loads the model) from these options.
     options["model_uri"] = service.loaded.resolved_uri  # every worker serves the same version
+    pin_threads(workers)
     os.environ[OPTIONS_ENV] = json.dumps(
         {**options, "api": asdict(api), "settings": asdict(settings), "bounds": asdict(cfg.bounds)}, default=str
     )
@@ -110,6 +115,23 @@ def serve(
         "churnlens.serving.api:app_from_environment", factory=True, workers=workers,
         host=host, port=port, log_level=choice(log_level),
     )  # fmt: skip
+
+
+#: Thread-pool sizes read by OpenMP (LightGBM), OpenBLAS, MKL and numexpr when a process starts.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def pin_threads(workers: int) -> int:
+    """Give each of ``workers`` worker processes its share of the CPUs as thread pools (at least 1).
+
+    Set in the environment the workers inherit, before they start (a variable already set
+    is kept). Without it every worker's LightGBM (OpenMP) and BLAS pools size themselves to
+    the whole machine, and N workers fight over the same cores. Returns the threads per worker.
+    """
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, str(threads))
+    return threads
 
 
 #: Settings whose option is not named after them.

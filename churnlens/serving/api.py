@@ -53,6 +53,7 @@ from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from churnlens.config import ApiSettings, ScoringSettings
@@ -63,7 +64,8 @@ from churnlens.data.tables import Tables
 from churnlens.errors import InputError
 from churnlens.features import observed_until
 from churnlens.model import ChurnModel
-from churnlens.serving.core import explain_rows, feature_config_of, score_rows
+from churnlens.serving.core import explain_matrix, feature_config_of, score_matrix
+from churnlens.serving.explain import row_dicts
 from churnlens.serving.loader import LoadedModel, check_compatible, load_model
 from churnlens.serving.rejects import find_rejects, reject_text
 from churnlens.serving.schemas import (
@@ -73,8 +75,6 @@ from churnlens.serving.schemas import (
     Health,
     ModelInfo,
     ModelRef,
-    Reason,
-    Result,
     ScoreRequest,
     ScoreResponse,
 )
@@ -234,10 +234,30 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
-def features_to_snapshot(
-    customers: Sequence[tuple[int, FeaturesCustomer]], *, model: ChurnModel
-) -> pd.DataFrame:
-    """A snapshot from ready feature rows, checked against the model's features.
+#: Customers to score: their ids, model matrix and a lookup of their rows by position.
+Part = tuple[list[str], np.ndarray, Callable[[np.ndarray], Any]]
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """Ready feature rows of a request, as a snapshot would hold them, without a frame.
+
+    ``rows[i]`` maps every feature sent for customer ``ids[i]`` to its value as a snapshot row
+    reads: numbers as float (NaN when missing), text (the model's categories, or any column
+    where a customer sent text) as str (``pd.NA`` when missing). What one snapshot of these
+    customers would hold, so scoring and reasons are the batch ones (tested).
+    """
+
+    ids: list[str]
+    rows: list[dict[str, Any]]
+
+    def rows_of(self, positions: np.ndarray) -> dict[int, dict[str, Any]]:
+        """The rows at ``positions`` (what :func:`~churnlens.serving.explain.reason_arrays` reads)."""
+        return {p: self.rows[p] for p in set(np.asarray(positions).tolist())}
+
+
+def feature_rows(customers: Sequence[tuple[int, FeaturesCustomer]], *, model: ChurnModel) -> FeatureRows:
+    """The feature rows of ``customers``, checked against the model's features.
 
     Raises
     ------
@@ -247,7 +267,8 @@ def features_to_snapshot(
     """
     levels = model.metadata.categorical_levels
     features = model.features
-    names: dict[str, None] = dict.fromkeys(features)
+    known = set(features)
+    extra: dict[str, None] = {}
     for position, customer in customers:
         row = customer.features
         missing = [f for f in features if f not in row]
@@ -260,23 +281,36 @@ def features_to_snapshot(
                 "missing",
             )
         for name, value in row.items():
-            names.setdefault(name)
+            if name not in known:
+                extra.setdefault(name)
             if value is None:
                 continue
             loc = ["body", "customers", position, "features", name]
             if name in levels and not isinstance(value, str):
                 raise ApiError(422, loc, f"feature {name!r} is a category: give a string", "string_type")
-            if name in features and name not in levels and not _finite_number(value):
+            if name in known and name not in levels and not _finite_number(value):
                 raise ApiError(422, loc, f"feature {name!r} must be a finite number", "finite_number")
-    ids = pd.Index([c.customer_id for _, c in customers], dtype="string", name="customer_id")
-    columns = {}
-    for name in names:
-        raw = [c.features.get(name) for _, c in customers]
-        if name in levels or any(isinstance(v, str) for v in raw):
-            columns[name] = pd.array(raw, dtype="string")
-        else:
-            columns[name] = np.array([np.nan if v is None else float(v) for v in raw], dtype="float64")
-    return pd.DataFrame(columns, index=ids)
+    # a column is text when it is a category of the model or any customer sent text in it (as a
+    # snapshot column would be), else numbers as float64
+    text = set(levels) | {n for n in extra if any(isinstance(c.features.get(n), str) for _, c in customers)}
+    mixed = {n for n in text - set(levels) if any(not isinstance(c.features.get(n), str | None) for _, c in customers)}
+    shown: dict[str, list[Any]] = {
+        n: list(pd.array([c.features.get(n) for _, c in customers], dtype="string")) for n in mixed
+    }  # text columns holding numbers too: pandas' own conversion (rare)
+    rows = []
+    for i, (_, customer) in enumerate(customers):
+        given = customer.features
+        row: dict[str, Any] = {}
+        for name in (*features, *extra):
+            value = given.get(name)
+            if name in shown:
+                row[name] = shown[name][i]
+            elif name in text:
+                row[name] = pd.NA if value is None else value
+            else:
+                row[name] = np.nan if value is None else float(value)
+        rows.append(row)
+    return FeatureRows([c.customer_id for _, c in customers], rows)
 
 
 # --------------------------------------------------------------------------- service
@@ -335,12 +369,16 @@ class Service:
 
     def score(self, request: ScoreRequest) -> ScoreResponse:
         """Score every customer of ``request``; the inactive ones come back ``not_scored``."""
+        return ScoreResponse.model_validate(self.answer(request))
+
+    def answer(self, request: ScoreRequest) -> dict[str, Any]:
+        """:meth:`score`'s answer as JSON-ready data (what the endpoint sends, not validated again)."""
         self.check_limits(request)
         model = self.loaded.model
         settings = self.settings.override(lang=request.lang, reasons=request.reasons)
         by_events = [(i, c) for i, c in enumerate(request.customers) if isinstance(c, EventsCustomer)]
         by_features = [(i, c) for i, c in enumerate(request.customers) if isinstance(c, FeaturesCustomer)]
-        snapshots: list[pd.DataFrame] = []
+        parts: list[Part] = []
         not_scored: dict[str, str] = {}
         cutoff: pd.Timestamp | None = None
         if request.cutoff is not None and by_events:
@@ -355,13 +393,21 @@ class Service:
             elif tables is not None:  # "no cutoff": the day after the data's end, here the request's events
                 cutoff = observed_until(tables)
             snapshot = self._snapshot(tables, cutoff, model) if tables is not None else None
-            if snapshot is not None:
-                snapshots.append(snapshot)
+            if snapshot is not None and len(snapshot):
+                parts.append(_snapshot_part(model, snapshot))
             not_scored = self._not_scored(by_events, tables, cutoff, snapshot, model, request.lang)
         if by_features:
-            snapshots.append(features_to_snapshot(by_features, model=model))
-        results = self._results(request, settings, snapshots, not_scored)
-        return ScoreResponse(model=self.ref, cutoff=cutoff.date() if cutoff is not None else None, results=results)
+            given = feature_rows(by_features, model=model)
+            try:
+                parts.append((given.ids, model.matrix_of_records(given.rows), given.rows_of))
+            except InputError as exc:  # a feature row the model cannot take; anything else is a bug (500)
+                raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
+        results = self._results(request, settings, parts, not_scored)
+        return {
+            "model": {"name": self.loaded.name, "version": self.loaded.version},
+            "cutoff": None if cutoff is None else cutoff.date().isoformat(),
+            "results": results,
+        }
 
     @staticmethod
     def _snapshot(tables: Tables, cutoff: pd.Timestamp, model: ChurnModel) -> pd.DataFrame:
@@ -407,50 +453,72 @@ class Service:
         self,
         request: ScoreRequest,
         settings: ScoringSettings,
-        snapshots: list[pd.DataFrame],
+        parts: list[Part],
         not_scored: dict[str, str],
-    ) -> list[Result]:
+    ) -> list[dict[str, Any]]:
+        """One JSON-ready result per customer, in request order (the fields of :class:`Result`)."""
         model = self.loaded.model
-        by_id: dict[str, Result] = {
-            cid: Result(customer_id=cid, status="not_scored", reason=why) for cid, why in not_scored.items()
-        }
-        for snapshot in snapshots:
-            if snapshot.empty:
-                continue
+        by_id: dict[str, dict[str, Any]] = {cid: _result(cid, reason=why) for cid, why in not_scored.items()}
+        for ids, matrix, rows_of in parts:
             try:
-                matrix = model.matrix(snapshot)
-                scores = score_rows(model, snapshot, settings, matrix=matrix)
-                reasons = explain_rows(model, snapshot, settings, matrix=matrix)
+                proba, bands = score_matrix(model, matrix, settings)
+                found = explain_matrix(model, matrix, rows_of, settings)
             except InputError as exc:  # a feature row the model cannot take; anything else is a bug (500)
                 raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
-            grouped: dict[str, list[Reason]] = {}
-            for row in reasons.itertuples(index=False):
-                number = float(row.value)
-                value: float | str | None = (
-                    number
-                    if math.isfinite(number)
-                    else (None if pd.isna(row.value_label) else str(row.value_label))
+            grouped: dict[int, list[dict[str, Any]]] = {}
+            for row, feature, number, label, contribution, effect, text in zip(
+                found.row.tolist(), found.feature.tolist(), found.value.tolist(), found.value_label.tolist(),
+                found.contribution.tolist(), found.effect.tolist(), found.text.tolist(), strict=True,
+            ):  # fmt: skip
+                value = number if math.isfinite(number) else (None if label is None or label is pd.NA else str(label))
+                grouped.setdefault(row, []).append(
+                    {"feature": str(feature), "value": value, "contribution": contribution, "effect": effect,
+                     "text": str(text)}  # fmt: skip
                 )
-                grouped.setdefault(str(row.customer_id), []).append(
-                    Reason(
-                        feature=str(row.feature),
-                        value=value,
-                        contribution=float(row.contribution),
-                        effect=float(row.effect),
-                        text=str(row.text),
-                    )
-                )
-            for cid, p, band in zip(
-                scores.index, scores["churn_probability"], scores["risk_band"], strict=True
-            ):
-                by_id[str(cid)] = Result(
-                    customer_id=str(cid),
-                    status="scored",
-                    churn_probability=float(p),
-                    risk_band=str(band),
-                    reasons=grouped.get(str(cid), []),
-                )
+            for i, (cid, p, band) in enumerate(zip(ids, proba.tolist(), bands.tolist(), strict=True)):
+                by_id[cid] = _result(cid, probability=p, band=str(band), reasons=grouped.get(i, []))
         return [by_id[c.customer_id] for c in request.customers]
+
+
+def _result(
+    customer_id: str,
+    *,
+    probability: float | None = None,
+    band: str | None = None,
+    reasons: list[dict[str, Any]] | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """A :class:`Result` as JSON-ready data: scored (a probability) or not (the reason why)."""
+    return {
+        "customer_id": customer_id,
+        "status": "not_scored" if probability is None else "scored",
+        "churn_probability": probability,
+        "risk_band": band,
+        "reasons": reasons or [],
+        "reason": reason,
+    }
+
+
+def _snapshot_part(model: ChurnModel, snapshot: pd.DataFrame) -> Part:
+    """Ids, model matrix and row lookup of a snapshot built from posted events."""
+    try:
+        matrix = model.matrix(snapshot)
+    except InputError as exc:
+        raise ApiError(422, ["body", "customers"], str(exc), "value_error") from None
+    return [str(c) for c in snapshot.index], matrix, lambda positions: row_dicts(snapshot, positions)
+
+
+#: Requests this small are scored on the event loop (:func:`is_small`).
+INLINE_MAX_CUSTOMERS = 8
+INLINE_MAX_EVENTS = 500
+
+
+def is_small(request: ScoreRequest) -> bool:
+    """At most :data:`INLINE_MAX_CUSTOMERS` customers and :data:`INLINE_MAX_EVENTS` posted events."""
+    if len(request.customers) > INLINE_MAX_CUSTOMERS:
+        return False
+    events = sum(c.n_events() for c in request.customers if isinstance(c, EventsCustomer))
+    return events <= INLINE_MAX_EVENTS
 
 
 # --------------------------------------------------------------------------- request guard
@@ -728,7 +796,7 @@ def create_app(
         return ModelInfo(**info, risk_bands={"high": bands[0], "medium": bands[1]})
 
     @app.post("/v1/score", response_model=ScoreResponse, tags=["score"], dependencies=[Security(_bearer)])
-    def score(request: ScoreRequest) -> ScoreResponse:
+    async def score(request: ScoreRequest) -> JSONResponse:
         """Churn probability, risk band and top reasons per customer, in request order.
 
         Each customer is either raw events (`purchases`, `program_events`,
@@ -736,7 +804,11 @@ def create_app(
         (`features`). Customers not in the active population at the cutoff come back with
         `status: "not_scored"` and the `reason`.
         """
-        return service.score(request)
+        # A small request is scored on the event loop (a few milliseconds: handing it to a thread
+        # would cost more); a larger one in the thread pool, so /health answers meanwhile.
+        if is_small(request):
+            return JSONResponse(service.answer(request))
+        return JSONResponse(await run_in_threadpool(service.answer, request))
 
     if campaign is not None:
         from churnlens.serving.webapp import build_webapp, mount_webapp

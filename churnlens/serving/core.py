@@ -5,8 +5,11 @@ explanation cards and the web app all score through the functions here, with one
 :class:`~churnlens.config.ScoringSettings`:
 
 - :func:`score_rows` — calibrated probability and risk band of each row of a snapshot
-  (:class:`~churnlens.model.ChurnModel` is the only thing that predicts);
+  (:class:`~churnlens.model.ChurnModel` is the only thing that predicts); :func:`score_matrix`
+  the same from the model matrix, without a frame (the HTTP API's few rows);
 - :func:`explain_rows` — the top reasons of rows, in chunks of bounded memory;
+  :func:`explain_matrix` the same as arrays from the model matrix (same core,
+  :func:`~churnlens.serving.explain.reason_arrays`);
 - :func:`score_partition` — a partition of the base (any subset of whole customers): its
   snapshot, scores and values, its selection candidates, drift counts, band counts and
   rejects, all *mergeable*;
@@ -39,7 +42,15 @@ from churnlens.serving.actions import (
     pool_inputs,
     rule_inputs,
 )
-from churnlens.serving.explain import DEFAULT_CHUNK, REASON_COLUMNS, reasons_wide, top_reasons
+from churnlens.serving.explain import (
+    DEFAULT_CHUNK,
+    REASON_COLUMNS,
+    ReasonArrays,
+    RowsOf,
+    reason_arrays,
+    reasons_wide,
+    top_reasons,
+)
 from churnlens.serving.holdout import ContactPlan, contact_plan
 from churnlens.serving.rejects import find_rejects
 from churnlens.serving.targeting import CampaignSummary, describe, rule_of, select_mask, summarize
@@ -85,6 +96,15 @@ def risk_bands(probability: np.ndarray, bands: tuple[float, float] = ScoringSett
 # --------------------------------------------------------------------------- rows
 
 
+def score_matrix(model: ChurnModel, matrix: np.ndarray, settings: ScoringSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated churn probability and risk band of each row of ``model.matrix(...)``.
+
+    What :func:`score_rows` computes, without a frame (the HTTP API's few rows).
+    """
+    proba = model.calibrator.transform(model.margin_of_matrix(matrix))
+    return proba, risk_bands(proba, settings.bands)
+
+
 def score_rows(
     model: ChurnModel, snapshot: pd.DataFrame, settings: ScoringSettings, *, matrix: np.ndarray | None = None
 ) -> pd.DataFrame:
@@ -92,11 +112,22 @@ def score_rows(
 
     ``matrix`` is ``model.matrix(snapshot)`` when the caller has it (it explains the same rows).
     """
-    margin = model.margin_of_matrix(model.matrix(snapshot) if matrix is None else matrix)
-    proba = model.calibrator.transform(margin)
-    return pd.DataFrame(
-        {SCORE_COLUMN: proba, "risk_band": risk_bands(proba, settings.bands)}, index=snapshot.index
-    )
+    proba, bands = score_matrix(model, model.matrix(snapshot) if matrix is None else matrix, settings)
+    return pd.DataFrame({SCORE_COLUMN: proba, "risk_band": bands}, index=snapshot.index)
+
+
+def explain_matrix(
+    model: ChurnModel, matrix: np.ndarray, rows_of: RowsOf, settings: ScoringSettings
+) -> ReasonArrays:
+    """The top ``settings.reasons`` reasons of the rows of ``matrix``, as arrays.
+
+    What :func:`explain_rows` computes for a few rows, without frames: ``rows_of(positions)``
+    gives those rows as mappings feature -> value (the values the sentences show).
+    """
+    return reason_arrays(
+        model, matrix, model.contributions_of_matrix(matrix), rows_of, n=settings.reasons, lang=settings.lang,
+        labels=settings.labels.get(settings.lang), currency=settings.currency,
+    )  # fmt: skip
 
 
 def explain_rows(

@@ -193,12 +193,17 @@ def select_reasons(contributions: pd.DataFrame, *, n: int = 3, only_risk_up: boo
 
 def reference_medians(model: ChurnModel) -> dict[str, float]:
     """Training medians of the model's numeric features (the ``ref`` of reason sentences)."""
-    reference = model.metadata.reference
-    return {
-        name: float(stats["median"])
-        for name, stats in reference.items()
-        if isinstance(stats, Mapping) and stats.get("median") is not None and name in model.features
-    }
+    metadata = model.metadata
+    cached = model.__dict__.get("_reference_medians")
+    if cached is None or cached[0] is not metadata:  # once per model (a served model explains often)
+        features = set(metadata.features)
+        medians = {
+            name: float(stats["median"])
+            for name, stats in metadata.reference.items()
+            if isinstance(stats, Mapping) and stats.get("median") is not None and name in features
+        }
+        cached = model.__dict__["_reference_medians"] = (metadata, medians)
+    return dict(cached[1])
 
 
 @dataclass(frozen=True)
@@ -211,13 +216,16 @@ class ConceptMap:
     direction: np.ndarray  # +1 higher raises risk, -1 lower does, 0 category
     reference: np.ndarray  # the median customer's value (NaN: none)
     categorical: np.ndarray  # bool per feature
+    #: concepts x most members: each concept's feature positions in model order, padded with
+    #: ``len(features)`` (a column of -inf added to the scores), for whole-matrix lead choice
+    groups: np.ndarray | None = None
 
 
 def concept_map(model: ChurnModel) -> ConceptMap:
     """Concepts of the model's features (a feature outside the catalog is its own concept)."""
     cached = model.__dict__.get("_concept_map")
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] is model.metadata:
+        return cached[1]
     from churnlens.features.catalog import spec_for
 
     features = model.features
@@ -236,6 +244,10 @@ def concept_map(model: ChurnModel) -> ConceptMap:
     member[np.arange(len(features)), of_feature] = 1.0
     medians = reference_medians(model)
     categorical = set(model.metadata.categorical_levels)
+    members = [np.flatnonzero(of_feature == c) for c in range(len(concepts))]
+    groups = np.full((len(concepts), max((len(m) for m in members), default=0)), len(features), dtype=np.int64)
+    for c, positions in enumerate(members):
+        groups[c, : len(positions)] = positions
     out = ConceptMap(
         concepts=concepts,
         member=member,
@@ -243,8 +255,9 @@ def concept_map(model: ChurnModel) -> ConceptMap:
         direction=np.array(direction, dtype=np.int64),
         reference=np.array([medians.get(f, np.nan) for f in features], dtype="float64"),
         categorical=np.array([f in categorical for f in features]),
+        groups=groups,
     )
-    model.__dict__["_concept_map"] = out
+    model.__dict__["_concept_map"] = (model.metadata, out)
     return out
 
 
@@ -279,14 +292,16 @@ def _choose(contrib: np.ndarray, base: np.ndarray, matrix: np.ndarray, concepts:
     per_concept = contrib @ concepts.member
     effects = probability_effects(per_concept, base, link)
     lead_score = np.where((contrib > 0) & risky_side(matrix, concepts), contrib, -np.inf)
-    # the lead feature of each concept: its largest positive contribution on the risky side
-    lead = np.full((rows, len(concepts.concepts)), -1, dtype=np.int64)
-    best = np.full((rows, len(concepts.concepts)), -np.inf)
-    for j in range(width):
-        c = concepts.of_feature[j]
-        better = lead_score[:, j] > best[:, c]
-        best[better, c] = lead_score[better, j]
-        lead[better, c] = j
+    # the lead feature of each concept: its largest positive contribution on the risky side (the
+    # first in model order on a tie), -1 when none; all concepts at once through the padded groups
+    groups = concepts.groups
+    if groups is None or groups.shape[1] == 0:
+        lead = np.full((rows, len(concepts.concepts)), -1, dtype=np.int64)
+    else:
+        padded = np.concatenate([lead_score, np.full((rows, 1), -np.inf)], axis=1)[:, groups]
+        at = padded.argmax(axis=2)
+        best = np.take_along_axis(padded, at[:, :, None], axis=2)[:, :, 0]
+        lead = np.where(best > -np.inf, groups[np.arange(groups.shape[0])[None, :], at], -1)
     raises = per_concept > 0
     ok = raises & (lead >= 0)
     key = np.where(ok, effects, -np.inf)
@@ -307,7 +322,7 @@ def _choose(contrib: np.ndarray, base: np.ndarray, matrix: np.ndarray, concepts:
     )
 
 
-def _row_dicts(snapshot: pd.DataFrame, positions: np.ndarray) -> dict[int, dict[str, Any]]:
+def row_dicts(snapshot: pd.DataFrame, positions: np.ndarray) -> dict[int, dict[str, Any]]:
     """Snapshot rows at ``positions`` as dicts (feature -> value), each row once."""
     wanted = sorted(set(positions.tolist()))
     values = snapshot.iloc[wanted].to_numpy(dtype=object)  # one block copy (to_dict goes per cell)
@@ -315,11 +330,17 @@ def _row_dicts(snapshot: pd.DataFrame, positions: np.ndarray) -> dict[int, dict[
     return {pos: dict(zip(columns, row, strict=True)) for pos, row in zip(wanted, values, strict=True)}
 
 
+RowsOf = Callable[[np.ndarray], Mapping[int, Mapping[str, Any]]]
+
+
 def _word(
-    chosen: _Chosen, features: list[str], snapshot: pd.DataFrame, reference: Mapping[str, float], lang: str,
+    chosen: _Chosen, features: list[str], rows_of: RowsOf, reference: Mapping[str, float], lang: str,
     labels: Mapping[str, str] | None, currency: str,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sentence, shown value and "reads like the median" flag of each candidate, worded once per case."""
+    """Sentence, shown value and "reads like the median" flag of each candidate, worded once per case.
+
+    ``rows_of(positions)`` gives the rows (feature -> value) of those customer positions.
+    """
     from churnlens.features.catalog import reason_arguments, sentence
 
     n = len(chosen.rows)
@@ -328,7 +349,7 @@ def _word(
     same = np.zeros(n, dtype=bool)
     if n == 0:
         return texts, shown, same
-    rows = _row_dicts(snapshot, chosen.rows)
+    rows = rows_of(chosen.rows)
     cache: dict[tuple[str, Any, Any], tuple[str | None, str | None, bool]] = {}
     for i, (pos, j) in enumerate(zip(chosen.rows.tolist(), chosen.feature.tolist(), strict=True)):
         name = features[j]
@@ -343,6 +364,100 @@ def _word(
                 hit = cache[case] = (sentence(name, args, lang), args["value"], bool(args["same_as_reference"]))
         texts[i], shown[i], same[i] = hit
     return texts, shown, same
+
+
+@dataclass(frozen=True)
+class ReasonArrays:
+    """The reasons of explained rows as arrays, one entry per reason, rows in input order then rank.
+
+    What :func:`top_reasons` puts in a frame; the HTTP API reads it directly (no frame for a
+    handful of customers). ``row`` is the customer's position among the explained rows.
+    """
+
+    row: np.ndarray
+    rank: np.ndarray
+    concept: np.ndarray  # names (object)
+    feature: np.ndarray  # names (object)
+    value: np.ndarray  # the feature's value (float; NaN for categories)
+    value_label: np.ndarray  # the value as shown (object)
+    contribution: np.ndarray  # the concept's log-odds
+    effect: np.ndarray  # its change of churn probability
+    text: np.ndarray  # the sentence (object)
+    hidden: int
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+def reason_arrays(
+    model: ChurnModel,
+    matrix: np.ndarray,
+    contributions: np.ndarray,
+    rows_of: RowsOf,
+    *,
+    n: int = 3,
+    lang: str = "en",
+    reference: Mapping[str, float] | None = None,
+    labels: Mapping[str, str] | None = None,
+    currency: str = "EUR",
+) -> ReasonArrays:
+    """The top ``n`` reasons of rows from their model matrix and exact contributions.
+
+    The core of :func:`top_reasons` (see there for what a reason is).
+
+    Parameters
+    ----------
+    model : ChurnModel
+    matrix : ndarray
+        ``model.matrix`` of the rows.
+    contributions : ndarray
+        ``model.contributions_of_matrix(matrix)`` (last column the base value).
+    rows_of : callable
+        Positions -> the rows at those positions as mappings feature -> value (the snapshot
+        row: the sentences read the shown value and, for recency, the usual purchase gap).
+    n, lang, reference, labels, currency
+        See :func:`top_reasons`.
+
+    Returns
+    -------
+    ReasonArrays
+    """
+    from churnlens.i18n import check_lang
+
+    check_lang(lang)
+    if int(n) != n or n < 1:
+        raise InputError(f"the number of reasons must be a whole number >= 1, got {n}")
+    concepts = concept_map(model)
+    features = model.features
+    if reference is None:
+        reference = reference_medians(model)
+    width = len(features)
+    values = np.asarray(contributions[:, :width], dtype="float64")
+    base = np.asarray(contributions[:, width], dtype="float64")
+    chosen = _choose(values, base, matrix, concepts, model.calibrator.transform, int(n) + _SPARE)
+    texts, shown, same = _word(chosen, features, rows_of, reference, lang, labels, currency)
+    usable = ~same & pd.notna(texts)
+    # rank of the usable candidates of each customer (candidates come grouped by customer,
+    # strongest first): a running count of usable ones restarting at each customer
+    count = np.cumsum(usable)
+    first = np.flatnonzero(np.r_[True, chosen.rows[1:] != chosen.rows[:-1]]) if len(usable) else np.zeros(0, int)
+    before = np.repeat(count[first] - usable[first], np.diff(np.r_[first, len(usable)]))
+    rank = np.where(usable, count - before, 0).astype(np.int64)
+    keep = usable & (rank >= 1) & (rank <= int(n))
+    hidden = chosen.hidden + int((same & ~pd.isna(texts)).sum())
+    numbers = matrix[chosen.rows[keep], chosen.feature[keep]]
+    return ReasonArrays(
+        row=chosen.rows[keep],
+        rank=rank[keep],
+        concept=np.asarray(concepts.concepts, dtype=object)[chosen.concept[keep]],
+        feature=np.asarray(features, dtype=object)[chosen.feature[keep]],
+        value=np.where(concepts.categorical[chosen.feature[keep]], np.nan, numbers),
+        value_label=shown[keep],
+        contribution=chosen.contribution[keep],
+        effect=chosen.effect[keep],
+        text=texts[keep],
+        hidden=hidden,
+    )
 
 
 def top_reasons(
@@ -400,41 +515,27 @@ def top_reasons(
         matrix = model.matrix(snapshot)
     if contributions is None:
         contributions = shap_contributions(model, snapshot, chunk_size=chunk_size, progress=progress, matrix=matrix)
-    concepts = concept_map(model)
-    features = model.features
-    if reference is None:
-        reference = reference_medians(model)
-    values = contributions[features].to_numpy(dtype="float64")
-    base = contributions["base_value"].to_numpy(dtype="float64")
-    chosen = _choose(values, base, matrix, concepts, model.calibrator.transform, int(n) + _SPARE)
-    texts, shown, same = _word(chosen, features, snapshot, reference, lang, labels, currency)
-    usable = ~same & pd.notna(texts)
-    # rank the usable candidates of each customer and keep the first n
-    rank = np.zeros(len(chosen.rows), dtype=np.int64)
-    if len(rank):
-        frame = pd.DataFrame({"row": chosen.rows[usable], "order": chosen.order[usable]})
-        rank[usable] = frame.groupby("row", sort=False)["order"].rank(method="first").to_numpy(dtype=np.int64)
-    keep = usable & (rank >= 1) & (rank <= int(n))
-    hidden = chosen.hidden + int((same & ~pd.isna(texts)).sum())
+    contrib = contributions[model.features + ["base_value"]].to_numpy(dtype="float64")
+    found = reason_arrays(
+        model, matrix, contrib, lambda positions: row_dicts(snapshot, positions), n=n, lang=lang,
+        reference=reference, labels=labels, currency=currency,
+    )  # fmt: skip
     ids = np.asarray(_customer_ids(contributions.index), dtype=object)
-    categorical = concepts.categorical[chosen.feature[keep]]
-    numbers = matrix[chosen.rows[keep], chosen.feature[keep]]
     out = pd.DataFrame(
         {
-            "customer_id": pd.array(ids[chosen.rows[keep]], dtype="string"),
-            "rank": rank[keep],
-            "concept": pd.array(np.asarray(concepts.concepts, dtype=object)[chosen.concept[keep]], dtype="string"),
-            "feature": pd.array(np.asarray(features, dtype=object)[chosen.feature[keep]], dtype="string"),
-            "value": np.where(categorical, np.nan, numbers),
-            "value_label": pd.array(shown[keep], dtype="string"),
-            "contribution": chosen.contribution[keep],
-            "effect": chosen.effect[keep],
-            "text": pd.array(texts[keep], dtype="string"),
+            "customer_id": pd.array(ids[found.row], dtype="string"),
+            "rank": found.rank,
+            "concept": pd.array(found.concept, dtype="string"),
+            "feature": pd.array(found.feature, dtype="string"),
+            "value": found.value,
+            "value_label": pd.array(found.value_label, dtype="string"),
+            "contribution": found.contribution,
+            "effect": found.effect,
+            "text": pd.array(found.text, dtype="string"),
         }
     )
-    out = out.iloc[np.lexsort((rank[keep], chosen.rows[keep]))]  # customers in snapshot order, then rank
-    out = out.reset_index(drop=True)[REASON_COLUMNS]
-    out.attrs["hidden"] = hidden
+    out = out[REASON_COLUMNS]
+    out.attrs["hidden"] = found.hidden
     return out
 
 
