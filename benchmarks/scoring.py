@@ -2,21 +2,28 @@
 TreeSHAP implementations side by side.
 
 Run:  python benchmarks/scoring.py                 (100k simulated, 1M generated customers)
+      python benchmarks/scoring.py --sizes gen:1000000 --no-explainers     (issue #12 item 6)
       python benchmarks/scoring.py --quick         (20k simulated only)
+      python benchmarks/scoring.py --model-kind fixed    (the 500-tree models of the 2026-12-02 figures)
+      python benchmarks/scoring.py --model models:/bench-gen/1 --tracking-uri sqlite:///...   (reuse a model)
       python benchmarks/scoring.py --extra-python /tmp/venv/bin/python
           (also runs benchmarks/explainers.py under another interpreter, e.g. a throwaway
           venv holding fasttreeshap-fixed, on the same model and rows)
 
 Data: ``sim`` is :func:`churnlens.simulate.simulate` (24 months); ``gen`` is the fast
 generator of ``benchmarks/features.py`` (~75 events per customer) used at 1M because the
-simulator takes minutes there. Each data kind gets its own model (churnlens's estimator with
-default settings on 20k customers of the same kind, see :func:`train`), saved as a pyfunc
-model and loaded back with :func:`churnlens.serving.load_model`.
+simulator takes minutes there. Each data kind gets its own model, trained on
+``--train-customers`` (20k) customers of the same kind: by default as ``churnlens train`` trains
+with the default settings (:func:`train_defaults`: backtest, early stopping, linear base,
+calibration, MLflow registry; ~5-10 min), or with ``--model-kind fixed`` exactly 500 trees x 15
+leaves (:func:`train`); loaded back with :func:`churnlens.serving.load_model`.
 
-Stages per size: features (``build_snapshot``), prediction (prepare + LightGBM raw score +
-calibration), the rest of scoring (bands, value, ranking, selection of the top 100k),
-explanation of the selected list with 3 reasons (SHAP + sentences), drift + rejects, and
-writing (Parquet and CSV). Peak memory is the process's resident set sampled every 10 ms.
+Stages per size: features (``build_snapshot``); scored beyond feature building: the scoring core's
+partition step given the snapshot (prediction, calibration, bands, values, selection candidates,
+rejects, drift counts: ``score_base``'s ``features_and_scoring`` seconds), with prediction, rejects
+and drift counts also timed apart; explanation of the selected list (top ``--explain``) with 3
+reasons (SHAP + sentences); writing (Parquet and CSV). Peak memory is the process's resident set
+sampled every 10 ms. The commit, time and load average are printed first.
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
@@ -84,6 +90,15 @@ def _module(name: str, path: Path) -> Any:
     assert spec.loader is not None
     spec.loader.exec_module(module)
     return module
+
+
+def _commit() -> str:
+    try:
+        git = ["git", "rev-parse", "--short", "HEAD"]
+        out = subprocess.run(git, cwd=HERE, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
 
 
 def make_tables(kind: str, n: int, seed: int) -> Any:
@@ -194,9 +209,12 @@ def train(kind: str, store: Path) -> Any:
 
 
 def bench_size(kind: str, n: int, loaded: Any, n_explain: int, out_dir: Path) -> dict[str, Any]:
+    from churnlens.config import ScoringSettings
     from churnlens.features import build_snapshot
     from churnlens.serving import score_base, shap_contributions, top_reasons, write_outputs
     from churnlens.serving.batch import default_cutoff, model_feature_config
+    from churnlens.serving.core import drift_counts, score_matrix
+    from churnlens.serving.rejects import find_rejects
 
     t0 = time.perf_counter()
     tables = make_tables(kind, n, seed=7 if kind == "sim" else 1)
@@ -204,16 +222,19 @@ def bench_size(kind: str, n: int, loaded: Any, n_explain: int, out_dir: Path) ->
     print(f"[{kind} {n:,}] {events:,} events (made in {time.perf_counter() - t0:.0f} s)", flush=True)
     cutoff = default_cutoff(tables)
     model = loaded.model
-    snap, feat_s, feat_mem = timed(lambda: build_snapshot(tables, cutoff, model_feature_config(model)))
-
-    def predict() -> np.ndarray:
-        return model.calibrator.transform(model.booster.predict(model.prepare(snap), raw_score=True))
-
-    _, pred_s, pred_mem = timed(predict)
-    result, batch_s, batch_mem = timed(
-        lambda: score_base(tables, cutoff, loaded, snapshot=snap, top=n_explain, reasons=3)
-    )
+    config = model_feature_config(model)
+    snap, feat_s, feat_mem = timed(lambda: build_snapshot(tables, cutoff, config))
+    settings = ScoringSettings(top=n_explain, reasons=3)
+    # the scoring core's partition step, beyond feature building (what score_base times as
+    # "features_and_scoring" when given the snapshot): its parts first, one by one
+    (proba, _), pred_s, pred_mem = timed(lambda: score_matrix(model, model.matrix(snap), settings))
+    window = config.active_window_days
+    _, rejects_s, _ = timed(lambda: find_rejects(tables, cutoff, snap.index, active_window_days=window))
+    _, drift_s, _ = timed(lambda: drift_counts(model, snap, proba))
+    result, batch_s, batch_mem = timed(lambda: score_base(tables, cutoff, loaded, settings, snapshot=snap))
     seconds = result.summary.seconds
+    scored = result.summary.scored
+    beyond = seconds["features_and_scoring"]
     # split the explanation cost: TreeSHAP vs. reason selection + sentences, on 20k selected rows
     sample = snap.loc[result.campaign.loc[result.campaign["selected"], "customer_id"].iloc[:20_000]]
     contributions, shap_s, _ = timed(lambda: shap_contributions(model, sample))
@@ -229,32 +250,33 @@ def bench_size(kind: str, n: int, loaded: Any, n_explain: int, out_dir: Path) ->
         "data": kind,
         "customers": n,
         "events": events,
-        "scored": result.summary.scored,
+        "scored": scored,
+        "trees": model.booster.num_trees(),
         "features_s": feat_s,
         "features_peak_gb": feat_mem.peak / 1e9,
         "prediction_s": pred_s,
         "prediction_peak_gb": pred_mem.peak / 1e9,
-        "scoring_s": seconds["scoring"],
+        "rejects_s": rejects_s,
+        "drift_counts_s": drift_s,
+        "scored_beyond_features_s": beyond,
+        "scored_per_s": scored / beyond if beyond else float("nan"),
         "explained": explained,
         "explain_s": seconds["explaining"],
         "explain_rows_per_s": explained / seconds["explaining"] if seconds["explaining"] else float("nan"),
         "shap_only_rows_per_s": shap_rate,
         "sentences_rows_per_s": words_rate,
-        "drift_rejects_s": seconds["drift_and_rejects"],
         "batch_total_s": batch_s,
         "batch_peak_gb": batch_mem.peak / 1e9,
-        "scored_beyond_features_s": seconds["scoring"] + seconds["drift_and_rejects"],
         "write_parquet_s": written["parquet"][0],
         "write_csv_s": written["csv"][0],
         "write_peak_gb": max(w[1].peak for w in written.values()) / 1e9,
         "load_avg_1m": os.getloadavg()[0],
     }
     print(
-        f"  features {feat_s:.1f} s (peak {row['features_peak_gb']:.2f} GB); prediction {pred_s:.1f} s; "
-        f"scoring (prediction, bands, value, ranking, top-{n_explain:,} selection) "
-        f"{seconds['scoring']:.1f} s; "
-        f"drift + rejects {seconds['drift_and_rejects']:.1f} s -> scored beyond features "
-        f"{row['scored_beyond_features_s']:.1f} s\n"
+        f"  features {feat_s:.1f} s (peak {row['features_peak_gb']:.2f} GB)\n"
+        f"  scored beyond features (score_partition: prediction, bands, values, selection candidates, rejects, "
+        f"drift counts) {beyond:.2f} s for {scored:,} customers = {row['scored_per_s']:,.0f} customers/s "
+        f"(of which, timed apart: prediction {pred_s:.2f} s, rejects {rejects_s:.2f} s, drift counts {drift_s:.2f} s)\n"
         f"  explanation of {explained:,} selected x 3 reasons {seconds['explaining']:.1f} s "
         f"({row['explain_rows_per_s']:,.0f} rows/s; on 20k of them TreeSHAP {shap_rate:,.0f} rows/s, "
         f"selection + sentences {words_rate:,.0f} rows/s); batch peak {row['batch_peak_gb']:.2f} GB\n"
@@ -324,7 +346,19 @@ def main() -> None:
         "--extra-python", help="interpreter with other TreeSHAP packages (fasttreeshap-fixed)"
     )
     parser.add_argument("--json", help="write all results here")
+    parser.add_argument(
+        "--model-kind", choices=["defaults", "fixed"], default="defaults",
+        help="defaults: trained like `churnlens train` with the default settings (early stopping decides the "
+        f"trees); fixed: exactly {TREES} trees x 15 leaves (the 2026-12-02 figures)",
+    )  # fmt: skip
+    parser.add_argument("--train-customers", type=int, default=20_000, help="customers the model is trained on")
+    parser.add_argument("--model", help="score with this model URI instead of training one (all sizes)")
+    parser.add_argument("--tracking-uri", help="tracking store of --model")
+    parser.add_argument("--no-explainers", action="store_true", help="skip the TreeSHAP implementations table")
     args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    print(f"commit {_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     sizes = ["sim:20000"] if args.quick else args.sizes
     results: dict[str, Any] = {"sizes": [], "explainers": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -333,10 +367,18 @@ def main() -> None:
         for item in sizes:
             kind, n = item.split(":")
             if kind not in models:
-                models[kind] = train(kind, work / kind)
+                if args.model:
+                    from churnlens.serving import load_model
+
+                    models[kind] = load_model(args.model, tracking_uri=args.tracking_uri)
+                elif args.model_kind == "defaults":
+                    models[kind] = train_defaults(kind, work / kind, args.train_customers)
+                else:
+                    models[kind] = train(kind, work / kind)
             results["sizes"].append(bench_size(kind, int(n), models[kind], min(args.explain, int(n)), work))
-        sim_model = models.get("sim") or train("sim", work / "sim")
-        results["explainers"] = bench_explainers(sim_model, args.explainer_rows, args.extra_python, work)
+        if not args.no_explainers:
+            sim_model = models.get("sim") or train("sim", work / "sim")
+            results["explainers"] = bench_explainers(sim_model, args.explainer_rows, args.extra_python, work)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 

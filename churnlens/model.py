@@ -268,6 +268,10 @@ def _missing_features(frame: pd.DataFrame, features: list[str]) -> FeatureMismat
     )
 
 
+#: From this many rows :func:`feature_matrix` fills a column-major matrix column by column.
+LARGE_FRAME = 50_000
+
+
 def feature_matrix(
     frame: pd.DataFrame, metadata: Mapping[str, Any], *, coders: Coders | None = None
 ) -> np.ndarray:
@@ -299,14 +303,24 @@ def feature_matrix(
     if coders is None:
         coders = category_coders(metadata.get("categorical_levels") or {})
     numeric = [j for j, name in enumerate(features) if name not in coders]
-    out = np.empty((len(frame), len(features)), dtype=np.float64)
-    numbers = frame.iloc[:, positions[numeric]]
-    if (numbers.dtypes == np.float64).all():  # already typed (snapshots)
-        out[:, numeric] = numbers.to_numpy(dtype=np.float64)
-    else:
-        for k, j in enumerate(numeric):
-            column = pd.to_numeric(numbers.iloc[:, k], errors="coerce")
+    if len(frame) >= LARGE_FRAME:
+        # column by column into a column-major matrix: one pass over the data, no wide temporary
+        # (the same values; LightGBM reads either layout)
+        out = np.empty((len(frame), len(features)), dtype=np.float64, order="F")
+        for j in numeric:
+            column = frame.iloc[:, positions[j]]
+            if column.dtype != np.float64:
+                column = pd.to_numeric(column, errors="coerce")
             out[:, j] = column.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        out = np.empty((len(frame), len(features)), dtype=np.float64)
+        numbers = frame.iloc[:, positions[numeric]]
+        if (numbers.dtypes == np.float64).all():  # already typed (snapshots)
+            out[:, numeric] = numbers.to_numpy(dtype=np.float64)
+        else:
+            for k, j in enumerate(numeric):
+                column = pd.to_numeric(numbers.iloc[:, k], errors="coerce")
+                out[:, j] = column.to_numpy(dtype="float64", na_value=np.nan)
     for j, name in enumerate(features):
         if name not in coders:
             continue

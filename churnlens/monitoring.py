@@ -100,9 +100,23 @@ def bin_counts(reference: dict[str, dict[str, Any]], frame: pd.DataFrame) -> dic
             counts = np.bincount(np.searchsorted(edges, x[~missing], side="left"), minlength=len(edges) + 1)
             out[name] = np.append(counts, missing.sum()).astype(np.int64)
         else:
-            levels = frame[name].astype("string").fillna(MISSING).value_counts()
-            out[name] = {str(k): int(v) for k, v in levels.items()}
+            out[name] = _level_counts(frame[name])
     return out
+
+
+def _level_counts(column: pd.Series) -> dict[str, int]:
+    """Rows per level as text (missing: :data:`MISSING`), levels that occur only."""
+    if isinstance(column.dtype, pd.CategoricalDtype):  # count the codes, name the few levels
+        codes = column.cat.codes.to_numpy()
+        counts = np.bincount(codes + 1, minlength=len(column.cat.categories) + 1)
+        names = [MISSING, *column.cat.categories.astype("string").fillna(MISSING).tolist()]
+        out: dict[str, int] = {}
+        for level, n in zip(names, counts.tolist(), strict=True):
+            if n:
+                out[str(level)] = out.get(str(level), 0) + n
+        return dict(sorted(out.items(), key=lambda item: -item[1]))  # most frequent first, as value_counts
+    levels = column.astype("string").fillna(MISSING).value_counts()
+    return {str(k): int(v) for k, v in levels.items()}
 
 
 def add_counts(parts: list[dict[str, Counts]]) -> dict[str, Counts]:

@@ -454,6 +454,25 @@ def test_rejects_name_the_reason_for_every_unscored_customer():
     pd.testing.assert_frame_equal(find_rejects(ordered, "2024-06-01", pd.Index(["ok"])), rejects)
 
 
+@pytest.mark.parametrize("cutoff", ["2023-09-01", "2024-03-15", None])
+def test_rejects_of_sorted_tables_read_by_block_equal_the_grouped_answer(cutoff):
+    """find_rejects reads only the rejected customers' blocks of validated (sorted) tables; the answer
+    is rejects_by_index's, exactly, on a simulated base (every reason, both languages)."""
+    from churnlens.features import build_snapshot, observed_until
+    from churnlens.serving.rejects import rejects_by_index
+    from churnlens.simulate import simulate
+
+    tables = simulate(n_customers=1500, months=15, seed=4).tables
+    when = observed_until(tables) if cutoff is None else pd.Timestamp(cutoff)
+    scored = build_snapshot(tables, when).index
+    for lang, window in (("en", 365), ("fr", 120)):
+        fast = find_rejects(tables, when, scored, active_window_days=window, lang=lang)
+        pd.testing.assert_frame_equal(
+            fast, rejects_by_index(tables, when, scored, active_window_days=window, lang=lang), check_exact=True
+        )
+        assert len(fast) and fast["reason_code"].nunique() >= 3
+
+
 # --------------------------------------------------------------------------- writes
 
 

@@ -16,8 +16,12 @@ Refunds (negative amounts) are not purchases here, as in the active-population r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnlens.data.tables import EVENT_TABLES, Tables
 from churnlens.features.kernels import sorted_blocks
@@ -75,6 +79,66 @@ class _Blocks:
         return stat.reindex(ids).astype("datetime64[us]")
 
 
+def _arrow(ids: pd.Series) -> pa.ChunkedArray:
+    """A column of ids as Arrow strings (no copy when it is Arrow-backed already)."""
+    arr = ids.array
+    out = pa.array(arr) if not isinstance(arr, pa.ChunkedArray) else arr
+    out = pa.chunked_array([out]) if isinstance(out, pa.Array) else out
+    return out if pa.types.is_string(out.type) or pa.types.is_large_string(out.type) else out.cast(pa.large_string())
+
+
+class _SortedBlocks:
+    """A table sorted by (customer_id, timestamp): each customer's block of rows, read for some customers only.
+
+    ``block_of[code]`` is the block of the customer with that id code (-1: none), set by the caller.
+    """
+
+    def __init__(self, ts: np.ndarray, starts: np.ndarray, ids: pa.Array) -> None:
+        self.ts, self.starts = ts, starts
+        self.ids = pa.chunked_array([ids]) if isinstance(ids, pa.Array) else ids
+        self.ends = np.append(starts[1:], len(ts))
+        self.block_of = np.zeros(0, dtype=np.int64)
+
+    def first(self, codes: np.ndarray) -> np.ndarray:
+        """Each customer's first timestamp (NaT when none)."""
+        block = self.block_of[codes]
+        out = np.full(len(block), np.datetime64("NaT", "us"))
+        has = block >= 0
+        out[has] = self.ts[self.starts[block[has]]]
+        return out
+
+    def last_where(self, codes: np.ndarray, mask_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Each customer's last timestamp among its rows where ``mask_of(rows)`` holds (NaT when none).
+
+        Only the rows of these customers' blocks are read.
+        """
+        block = self.block_of[codes]
+        out = np.full(len(block), np.datetime64("NaT", "us"))
+        has = np.flatnonzero(block >= 0)
+        if len(has) == 0:
+            return out
+        starts, ends = self.starts[block[has]], self.ends[block[has]]
+        lengths = ends - starts
+        offsets = np.cumsum(lengths) - lengths
+        rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - offsets, lengths)
+        at = np.maximum.reduceat(np.where(mask_of(rows), rows, -1), offsets)  # blocks are never empty
+        found = at >= 0
+        out[has[found]] = self.ts[at[found]]
+        return out
+
+
+def _no_rejects() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series([], dtype="string"),
+            "reason_code": pd.Series([], dtype="string"),
+            "reason": pd.Series([], dtype="string"),
+            "last_purchase_at": pd.Series([], dtype="datetime64[us]"),
+            "first_event_at": pd.Series([], dtype="datetime64[us]"),
+        }
+    )
+
+
 def _all_ids(tables: Tables, blocks: dict[str, _Blocks]) -> pd.Index:
     """Every customer id of every table."""
     parts = [b.ids for b in blocks.values()]
@@ -103,6 +167,10 @@ def find_rejects(
 ) -> pd.DataFrame:
     """Every customer id in ``tables`` not in ``scored_ids``, with the reason it was not scored.
 
+    Validated tables (rows sorted by customer and time) are read block by block, and only the
+    blocks of the customers not scored: the cost follows the rejected customers' rows, not the
+    whole base's. Other tables are grouped (:func:`rejects_by_index`, the same answer).
+
     Parameters
     ----------
     tables : Tables
@@ -122,6 +190,85 @@ def find_rejects(
         Columns customer_id, reason_code, reason, last_purchase_at (last purchase before C, if any),
         first_event_at (first event in any table, if any); sorted by customer_id.
     """
+    cutoff = pd.Timestamp(cutoff)
+    present = tables.present()
+    blocks: dict[str, _SortedBlocks] = {}
+    for name in EVENT_TABLES:
+        if name in present:
+            frame = present[name]
+            ts = frame["timestamp"].to_numpy(dtype="datetime64[us]")
+            ids = frame["customer_id"]
+            found = None if ids.isna().any() or len(frame) == 0 else sorted_blocks(ids, ts.view("int64"))
+            if found is None:
+                if len(frame):
+                    return rejects_by_index(tables, cutoff, scored_ids, active_window_days=active_window_days,
+                                            lang=lang)  # fmt: skip
+                continue
+            blocks[name] = _SortedBlocks(ts, found[0], found[1])
+    if "purchases" not in blocks:
+        return rejects_by_index(tables, cutoff, scored_ids, active_window_days=active_window_days, lang=lang)
+    # every id once as an integer code (one hashing pass), then sets and lookups are integer arrays
+    sources = [b.ids for b in blocks.values()]
+    if tables.customers is not None:
+        sources.append(_arrow(tables.customers["customer_id"]).drop_null())
+    scored = _arrow(pd.Series(pd.Index(scored_ids, dtype="string")))
+    kind = sources[0].type
+    parts = [a.cast(kind) for a in (*sources, scored)]
+    encoded = pc.dictionary_encode(pa.chunked_array([c for a in parts for c in a.chunks], type=kind)).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    bounds = np.cumsum([0, *(len(a) for a in parts)])
+    known = np.zeros(len(encoded.dictionary), dtype=bool)
+    known[codes[: bounds[-2]]] = True  # in some table
+    known[codes[bounds[-2] :]] = False  # scored
+    rest = np.flatnonzero(known)
+    if len(rest) == 0:
+        return _no_rejects()
+    names = encoded.dictionary.take(pa.array(rest))
+    order = pc.sort_indices(names).to_numpy()
+    rest, names = rest[order], names.take(pa.array(order))
+    for k, b in enumerate(blocks.values()):  # each table's block of each code (-1: none)
+        b.block_of = np.full(len(known), -1, dtype=np.int64)
+        b.block_of[codes[bounds[k] : bounds[k + 1]]] = np.arange(bounds[k + 1] - bounds[k])
+    purchases = blocks["purchases"]
+    amount = present["purchases"]["amount"].to_numpy(dtype="float64", na_value=np.nan)
+    limit = np.datetime64(cutoff.as_unit("us").to_datetime64(), "us")
+    last_purchase = purchases.last_where(rest, lambda rows: (purchases.ts[rows] < limit) & (amount[rows] >= 0))
+    nat, big = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    firsts = np.stack([b.first(rest).view("int64") for b in blocks.values()])
+    firsts = np.where(firsts == nat, big, firsts).min(axis=0)
+    first_event = np.where(firsts == big, nat, firsts).view("datetime64[us]")
+    cancelled = np.zeros(len(rest), dtype=bool)
+    if "cancellations" in blocks:
+        c = blocks["cancellations"]
+        cancelled = ~np.isnat(c.last_where(rest, lambda rows: c.ts[rows] < limit))
+    window_start = np.datetime64((cutoff - pd.Timedelta(days=active_window_days)).as_unit("us").to_datetime64(), "us")
+    code = np.select(
+        [cancelled, np.isnat(first_event), first_event >= limit, np.isnat(last_purchase),
+         last_purchase < window_start],
+        np.arange(5),
+        default=5,
+    )  # fmt: skip
+    texts = np.array([reject_text(c, lang, active_window_days) for c in CODES], dtype=object)
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array(names.to_numpy(zero_copy_only=False).astype(object), dtype="string"),
+            "reason_code": pd.array(np.asarray(CODES, dtype=object)[code], dtype="string"),
+            "reason": pd.array(texts[code], dtype="string"),
+            "last_purchase_at": last_purchase,
+            "first_event_at": first_event,
+        }
+    )
+
+
+def rejects_by_index(
+    tables: Tables,
+    cutoff: pd.Timestamp | str,
+    scored_ids: pd.Index,
+    *,
+    active_window_days: int = 365,
+    lang: str = "en",
+) -> pd.DataFrame:
+    """:func:`find_rejects` for any tables (any row order), through pandas indexes."""
     cutoff = pd.Timestamp(cutoff)
     present = tables.present()
     blocks = {name: _Blocks(present[name]) for name in EVENT_TABLES if name in present}
