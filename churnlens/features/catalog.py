@@ -468,6 +468,23 @@ def _shown(name: str, spec: FeatureSpec, value: Any, lang: str, labels: Mapping[
            currency: str) -> str | None:
     if _missing(value):
         return None
+    try:  # the same value of the same feature reads the same: keep it (a float by its repr: -0.0 is not 0.0)
+        kind, exact = (float, repr(float(value))) if isinstance(value, float) else (type(value), value)
+        return _shown_memo(name, spec, kind, exact, lang, tuple(sorted(labels.items())) if labels else (),
+                           currency)  # fmt: skip
+    except TypeError:  # a value that cannot be a key
+        return _shown_value(name, spec, value, lang, labels, currency)
+
+
+@lru_cache(maxsize=16_384)
+def _shown_memo(name: str, spec: FeatureSpec, kind: type, exact: Any, lang: str, labels: tuple[tuple[str, str], ...],
+                currency: str) -> str | None:
+    value = float(exact) if kind is float else exact
+    return _shown_value(name, spec, value, lang, dict(labels) or None, currency)
+
+
+def _shown_value(name: str, spec: FeatureSpec, value: Any, lang: str, labels: Mapping[str, str] | None,
+                 currency: str) -> str | None:
     try:
         number = float(value) if spec.unit not in ("category",) else None
     except (TypeError, ValueError):

@@ -322,12 +322,51 @@ def _choose(contrib: np.ndarray, base: np.ndarray, matrix: np.ndarray, concepts:
     )
 
 
-def row_dicts(snapshot: pd.DataFrame, positions: np.ndarray) -> dict[int, dict[str, Any]]:
-    """Snapshot rows at ``positions`` as dicts (feature -> value), each row once."""
-    wanted = sorted(set(positions.tolist()))
-    values = snapshot.iloc[wanted].to_numpy(dtype=object)  # one block copy (to_dict goes per cell)
-    columns = snapshot.columns.tolist()
-    return {pos: dict(zip(columns, row, strict=True)) for pos, row in zip(wanted, values, strict=True)}
+class _Cells:
+    """Cells of some snapshot rows as Python objects, a column at a time, only for the columns read."""
+
+    def __init__(self, snapshot: pd.DataFrame, wanted: list[int]) -> None:
+        self.snapshot, self.wanted = snapshot, wanted
+        self.where = {pos: k for k, pos in enumerate(wanted)}
+        self.columns: dict[str, np.ndarray | None] = {}
+
+    def column(self, name: str) -> np.ndarray | None:
+        if name not in self.columns:
+            at = self.snapshot.columns.get_indexer([name])[0] if name in self.snapshot.columns else -1
+            self.columns[name] = (
+                None if at < 0 else self.snapshot.iloc[self.wanted, at].to_numpy(dtype=object)
+            )  # as DataFrame.to_numpy(dtype=object) gives it: floats, category values, NA
+        return self.columns[name]
+
+
+class SnapshotRow(Mapping[str, Any]):
+    """One snapshot row read lazily: ``row.get(feature)`` converts only the columns asked for."""
+
+    def __init__(self, cells: _Cells, pos: int) -> None:
+        self._cells, self._k = cells, cells.where[pos]
+
+    def __getitem__(self, name: str) -> Any:
+        column = self._cells.column(name)
+        if column is None:
+            raise KeyError(name)
+        return column[self._k]
+
+    def __iter__(self) -> Any:
+        return iter(self._cells.snapshot.columns)
+
+    def __len__(self) -> int:
+        return len(self._cells.snapshot.columns)
+
+
+def row_dicts(snapshot: pd.DataFrame, positions: np.ndarray) -> dict[int, Mapping[str, Any]]:
+    """Snapshot rows at ``positions`` as mappings feature -> value, each row once.
+
+    The values are those of ``snapshot.to_numpy(dtype=object)``, converted a column at a time
+    and only for the columns the sentences read (a lead feature, the usual purchase gap).
+    """
+    wanted = sorted(set(np.asarray(positions).tolist()))
+    cells = _Cells(snapshot, wanted)
+    return {pos: SnapshotRow(cells, pos) for pos in wanted}
 
 
 RowsOf = Callable[[np.ndarray], Mapping[int, Mapping[str, Any]]]
