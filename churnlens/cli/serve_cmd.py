@@ -72,7 +72,7 @@ def serve(
     """  # noqa: E501 (one line per paragraph: typer keeps line breaks)
     import uvicorn
 
-    from churnlens.serving.api import OPTIONS_ENV, TOKEN_ENV, create_app
+    from churnlens.serving.api import OPTIONS_ENV, TOKEN_ENV, create_app, settle_heap
 
     if not 0 < port < 65536:
         raise InputError(f"--port must be between 1 and 65535, got {port}")
@@ -103,6 +103,7 @@ def serve(
     if campaign is not None:
         console.print(f"Web app on {campaign}: open http://{host}:{port}/")
     if workers == 1:
+        settle_heap()
         uvicorn.run(app, host=host, port=port, log_level=choice(log_level))
         return
     # Workers are new processes: each builds the app (and loads the model) from these options.
