@@ -23,11 +23,14 @@ the simulated base allows: ``--customers``), so no answer is served from a repea
 ``--warmup`` requests of each case are not counted.
 
 Scale-out: the throughput of ``--clients`` concurrent clients (one keep-alive connection each, one
-customer as feature rows per request) against ``serve --workers 1`` and then ``--workers 2``, in the
-same run; the ratio is what a second worker buys on this machine. The clients are asyncio
-connections of one process writing prebuilt requests (a light load generator: it shares the
-machine's cores with the workers it measures; an HTTP client library costs several times more
-CPU per request than the server's answer does).
+customer as feature rows per request) against ``serve --workers 1`` and ``--workers 2``, both
+servers up, measured in turns for ``--rounds`` rounds; the median ratio is what a second worker buys
+on this machine. The clients are asyncio connections of one process writing prebuilt requests (a
+light load generator: it shares the machine's cores with the workers it measures, and an HTTP
+client library costs a sizeable share of what the server spends per answer). They come in one
+after another, as a client's pool grows with its load: a keep-alive connection stays with the
+worker that accepted it, and connections opened all at once to an idle server are all taken by
+the first worker to wake. The table shows how the connections were spread over the two workers.
 """
 
 from __future__ import annotations

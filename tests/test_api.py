@@ -927,7 +927,28 @@ def test_worker_processes_get_the_same_limits(world, monkeypatch):
     api = ApiSettings(max_customers=3, max_events_per_request=50, read_timeout=1.5, min_body_kib_per_s=2)
     options = {"model_uri": str(world["model_dir"]), "tracking_uri": world["tracking"], "api": asdict(api)}
     monkeypatch.setenv(OPTIONS_ENV, json.dumps(options))
-    assert app_from_environment().state.service.api == api
+    try:
+        assert app_from_environment().state.service.api == api
+    finally:
+        import gc
+
+        gc.unfreeze()  # the worker settled its heap; this test process goes on
+
+
+def test_workers_share_the_cpus_for_their_thread_pools(monkeypatch):
+    """``serve --workers N``: each worker's LightGBM (OpenMP) and BLAS pools get cpus // N threads
+    (at least 1), unless the variables are already set."""
+    from churnlens.cli.serve_cmd import THREAD_VARIABLES, pin_threads
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert pin_threads(2) == 1 and {os.environ[n] for n in THREAD_VARIABLES} == {"1"}
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert pin_threads(8) == 1
+    assert os.environ["OMP_NUM_THREADS"] == "2" and os.environ["OPENBLAS_NUM_THREADS"] == "1"
 
 
 def test_serve_cli_refuses_a_missing_model(world, tmp_path):

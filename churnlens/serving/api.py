@@ -52,8 +52,9 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -509,6 +510,11 @@ def _snapshot_part(model: ChurnModel, snapshot: pd.DataFrame) -> Part:
     return [str(c) for c in snapshot.index], matrix, lambda positions: row_dicts(snapshot, positions)
 
 
+def _json(answer: dict[str, Any]) -> Response:
+    """The answer as JSON, written by pydantic-core as a response model would be (same bytes)."""
+    return Response(to_json(answer), media_type="application/json")
+
+
 #: Requests this small are scored on the event loop (:func:`is_small`).
 INLINE_MAX_CUSTOMERS = 8
 INLINE_MAX_EVENTS = 500
@@ -797,7 +803,7 @@ def create_app(
         return ModelInfo(**info, risk_bands={"high": bands[0], "medium": bands[1]})
 
     @app.post("/v1/score", response_model=ScoreResponse, tags=["score"], dependencies=[Security(_bearer)])
-    async def score(request: ScoreRequest) -> JSONResponse:
+    async def score(request: ScoreRequest) -> Response:
         """Churn probability, risk band and top reasons per customer, in request order.
 
         Each customer is either raw events (`purchases`, `program_events`,
@@ -808,8 +814,8 @@ def create_app(
         # A small request is scored on the event loop (a few milliseconds: handing it to a thread
         # would cost more); a larger one in the thread pool, so /health answers meanwhile.
         if is_small(request):
-            return JSONResponse(service.answer(request))
-        return JSONResponse(await run_in_threadpool(service.answer, request))
+            return _json(service.answer(request))
+        return _json(await run_in_threadpool(service.answer, request))
 
     if campaign is not None:
         from churnlens.serving.webapp import build_webapp, mount_webapp
