@@ -182,6 +182,31 @@ async def _post(reader: Any, writer: Any, request: bytes) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux ``pgrep``; just ``pid`` elsewhere)."""
+    out = [pid]
+    try:
+        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return out
+    for kid in kids:
+        out += process_tree(int(kid))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """Seconds the threads of ``pids`` ran, and waited runnable for a CPU (Linux schedstat; 0 elsewhere)."""
+    ran = waited = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                fields = stat.read_text().split()
+                ran, waited = ran + int(fields[0]), waited + int(fields[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return ran / 1e9, waited / 1e9
+
+
 def connections_by_process(port: int) -> list[int]:
     """Established connections to ``port`` per server process (largest first), from ``ss``; [] when unknown."""
     try:
@@ -276,8 +301,8 @@ def main() -> None:
     parser.add_argument("--lang", choices=["en", "fr"], default="fr", help="language of the reasons")
     parser.add_argument("--reasons", type=int, default=3, help="reasons per customer")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the scale-out case")
-    parser.add_argument("--requests-concurrent", type=int, default=150, help="requests per concurrent client")
-    parser.add_argument("--rounds", type=int, default=3, help="turns of 1 and 2 workers in the scale-out case")
+    parser.add_argument("--requests-concurrent", type=int, default=100, help="requests per concurrent client and round")
+    parser.add_argument("--rounds", type=int, default=5, help="turns of 1 and 2 workers in the scale-out case")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -334,11 +359,23 @@ def main() -> None:
         # seconds, so each round's ratio compares two measurements taken a few seconds apart
         servers = {w: start_server(model_uri, tracking, work, w) for w in (1, 2)}
         try:
+            pids = {w: process_tree(servers[w][0].pid) for w in (1, 2)}
             for _ in range(args.rounds):
-                rates = {w: throughput(servers[w][1], bodies("features", 1), args.clients,
-                                       args.requests_concurrent, args.warmup) for w in (1, 2)}  # fmt: skip
-                rounds.append({"1": rates[1][0], "2": rates[2][0], "ratio": rates[2][0] / rates[1][0],
-                               "split": "/".join(map(str, rates[2][1])) or "?"})  # fmt: skip
+                row: dict[str, Any] = {}
+                for w in (1, 2):
+                    ran, waited = cpu_seconds(pids[w])
+                    t0 = time.perf_counter()
+                    rate, split = throughput(servers[w][1], bodies("features", 1), args.clients,
+                                             args.requests_concurrent, args.warmup)  # fmt: skip
+                    elapsed = time.perf_counter() - t0
+                    ran2, waited2 = cpu_seconds(pids[w])
+                    served = args.clients * (args.requests_concurrent + args.warmup)
+                    row[str(w)] = rate
+                    row[f"cores_{w}"] = (ran2 - ran) / elapsed  # CPUs the server's processes used
+                    row[f"wait_ms_{w}"] = 1000 * (waited2 - waited) / served  # runnable, waiting for a CPU
+                    row[f"split_{w}"] = "/".join(map(str, split)) or "?"
+                row["ratio"] = row["2"] / row["1"]
+                rounds.append(row)
         finally:
             for server, _, log in servers.values():
                 stop_server(server, log)
@@ -365,11 +402,17 @@ def main() -> None:
     if rounds:
         print(f"\nscale-out: {args.clients} concurrent clients x {args.requests_concurrent} requests, 1 customer as "
               "feature rows per request, --workers 1 and 2 in turns (target: ratio >= 1.6)")
-        print(f"{'round':>7} {'1 worker req/s':>15} {'2 workers req/s':>16} {'ratio':>6}  connections per worker")
+        print("(cores: CPUs the server's processes used; wait: ms per request they were runnable but waiting for a "
+              "CPU, i.e. the machine was busy; split: connections per worker)")
+        print(f"{'round':>7} {'1 worker req/s':>15} {'cores':>6} {'wait':>6} {'2 workers req/s':>16} {'cores':>6} "
+              f"{'wait':>6} {'split':>6} {'ratio':>6}")
         for k, r in enumerate(rounds, start=1):
-            print(f"{k:>7} {r['1']:>15.1f} {r['2']:>16.1f} {r['ratio']:>6.2f}  {r['split']}")
+            print(f"{k:>7} {r['1']:>15.1f} {r['cores_1']:>6.2f} {r['wait_ms_1']:>6.2f} {r['2']:>16.1f} "
+                  f"{r['cores_2']:>6.2f} {r['wait_ms_2']:>6.2f} {r['split_2']:>6} {r['ratio']:>6.2f}")
         one, two = (float(np.median([r[w] for r in rounds])) for w in ("1", "2"))
-        print(f"{'median':>7} {one:>15.1f} {two:>16.1f} {two / one:>6.2f}")
+        cores = [float(np.median([r[f"cores_{w}"] for r in rounds])) for w in (1, 2)]
+        print(f"{'median':>7} {one:>15.1f} {cores[0]:>6.2f} {'':>6} {two:>16.1f} {cores[1]:>6.2f} {'':>6} {'':>6} "
+              f"{two / one:>6.2f}")
     if args.json:
         throughput_figures = rounds or None
         args.json.write_text(json.dumps({"trees": trees, "rows": rows, "lang": args.lang, "started": started,
