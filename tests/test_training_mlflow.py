@@ -245,3 +245,25 @@ def test_promotion_head_to_head_on_labels_the_champion_never_saw_both_ways(table
     strong_new = train_model(tables, tracking_uri=mlflow_server, model_name="h2h_b", train_config=strong)
     assert weak_old.alias == "champion"
     assert strong_new.alias == "champion" and "not worse, and fresher" in strong_new.registry_reason
+
+
+def test_logged_dataset_schema_is_the_whole_frames():
+    """The schema MLflow would infer value by value from every row is the one inferred from schema_rows."""
+    from churnlens.training.mlflow_log import schema_rows
+
+    rng = np.random.default_rng(0)
+    n = 500
+    frame = pd.DataFrame({
+        "always": rng.normal(size=n),
+        "late_gap": np.where(np.arange(n) == 400, np.nan, rng.normal(size=n)),
+        "count": rng.integers(0, 9, n),
+        "tier": pd.Categorical(rng.choice(["gold", "silver"], n)),
+        "country": pd.Series(np.where(np.arange(n) == 77, None, "FR"), dtype="string"),
+        "churned": rng.integers(0, 2, n),
+    })  # fmt: skip
+    rows = schema_rows(frame)
+    assert len(rows) == 3  # the first row and the two rows where a value is missing
+    whole = mlflow.data.from_pandas(frame).schema
+    assert mlflow.data.from_pandas(rows).schema == whole
+    assert {c.name: c.required for c in whole.inputs} == {
+        "always": True, "late_gap": False, "count": True, "tier": True, "country": False, "churned": True}
