@@ -207,6 +207,19 @@ def test_nine_months_of_history_train_with_grouped_cv(tmp_path):
     run = MlflowClient().get_run(version.run_id)
     assert run.data.tags["evaluation"] == "grouped_cv"
     assert version.tags["evaluation"] == "grouped_cv" and version.tags["trained_through"]
+    # no training cutoff has a year of history: the 365-day window is left out, and said so
+    assert "trailing windows of 365 days left out" in text
+    from churnlens.serving import load_model
+
+    metadata = load_model("models:/short@champion", tracking_uri=uri).model.metadata
+    assert metadata.features and not any("365d" in f for f in metadata.features)
+    assert metadata.linear_base == ["days_since_last_purchase", "purchase_count_lifetime", "spend_lifetime"]
+    assert "365" not in run.data.params["features.windows"]
+    scored = CliRunner().invoke(app, ["score", str(data), "--model", "models:/short@champion", "--tracking-uri", uri,
+                                      "--out", str(tmp_path / "list.csv"), "--top", "50"])
+    assert scored.exit_code == 0, scored.output
+    campaign = pd.read_csv(tmp_path / "list.csv")
+    assert len(campaign) > 0 and campaign["churn_probability"].between(0, 1).all()
 
 
 def test_train_refuses_when_no_cutoff_has_a_matured_label(tmp_path):
