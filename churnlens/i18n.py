@@ -174,7 +174,6 @@ class Words:
     lang: str = "en"
     currency: str = "EUR"
     money_decimals: int | None = None
-    _cache: dict[Any, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_lang(self.lang)
