@@ -17,7 +17,7 @@ import datetime as dt
 import decimal
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
