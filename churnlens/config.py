@@ -824,7 +824,7 @@ REASON_FAMILIES: tuple[str, ...] = ("purchases", "btyd", "program", "support", "
 
 
 #: Uplift learners ``[uplift] learner`` accepts (see :mod:`churnlens.training.uplift.learners`).
-UPLIFT_LEARNERS: tuple[str, ...] = ("t", "x", "dr", "t_shared")
+UPLIFT_LEARNERS: tuple[str, ...] = ("t", "x", "dr", "t_shared", "nested")
 
 
 @dataclass(frozen=True)
@@ -833,13 +833,15 @@ class UpliftSettings:
 
     Parameters
     ----------
-    learner : {"t", "x", "dr", "t_shared"}
+    learner : {"t", "x", "dr", "t_shared", "nested"}
         Meta-learner on LightGBM: ``t`` (one churn model per arm, uplift = their difference),
         ``x`` (X-learner: imputed effects regressed per arm, mixed by the treated share), ``dr``
-        (doubly robust pseudo-outcomes, cross-fitted, regressed once) or ``t_shared`` (a T-learner
+        (doubly robust pseudo-outcomes, cross-fitted, regressed once), ``t_shared`` (a T-learner
         on the log-odds: one churn model of every row, small boosted offsets per arm, the
-        uplift distilled into one regressor per action). Chosen by ``benchmarks/uplift.py``
-        (figures in ``benchmarks/RESULTS.md``).
+        uplift distilled into one regressor per action) or ``nested`` (as ``t_shared``, but each
+        action's offset is boosted on top of the no-action one: it is the action's effect, and
+        shrinks towards no effect where the data say little). Chosen by ``benchmarks/uplift.py``
+        on validation campaigns before the held-out ones (figures in ``benchmarks/RESULTS.md``).
     min_treated, min_control : int
         An action is learnt only when its training campaigns hold at least this many treated
         and control customers; the others are skipped, and the command says why.
@@ -856,18 +858,21 @@ class UpliftSettings:
         LightGBM settings of every model of the learner (no early stopping: a fixed number of
         rounds, so that two runs give the same trees).
     folds : int
-        Cross-fitting folds of the DR learner's outcome models and of ``t_shared``'s shared churn
-        model (customers split by a hash of their id).
+        Cross-fitting folds of the DR learner's outcome models and of the shared churn model of
+        ``t_shared`` and ``nested`` (customers split by a hash of their id).
+    base_rounds : int
+        ``t_shared``, ``nested``: boosting rounds of the shared churn model (its other settings
+        are the ones above).
     offset_leaves, offset_rounds : int
-        ``t_shared``: size of each arm's boosted log-odds offset from the shared churn model.
+        ``t_shared``, ``nested``: size of each arm's boosted log-odds offset.
     student_leaves, student_rounds : int
-        ``t_shared``: size of the regressor each action's uplift is distilled into (the model
-        stored, served and explained).
+        ``t_shared``, ``nested``: size of the regressor each action's uplift is distilled into
+        (the model stored, served and explained).
     deciles : int
         Bins of the "uplift by decile" table.
     """
 
-    learner: str = "t_shared"
+    learner: str = "nested"
     min_treated: int = 500
     min_control: int = 200
     test_campaigns: int = 2
@@ -882,6 +887,7 @@ class UpliftSettings:
     feature_fraction: float = 0.8
     lambda_l2: float = 10.0
     folds: int = 2
+    base_rounds: int = 500
     offset_leaves: int = 2
     offset_rounds: int = 50
     student_leaves: int = 31
@@ -892,12 +898,12 @@ class UpliftSettings:
         if self.learner not in UPLIFT_LEARNERS:
             raise SettingError("learner", f"must be one of {', '.join(UPLIFT_LEARNERS)}, got {self.learner!r}")
         for name in ("min_treated", "min_control", "test_campaigns", "seed", "threads", "rounds", "num_leaves",
-                     "min_child_samples", "folds", "deciles", "offset_leaves", "offset_rounds", "student_leaves",
-                     "student_rounds"):  # fmt: skip
+                     "min_child_samples", "folds", "deciles", "base_rounds", "offset_leaves", "offset_rounds",
+                     "student_leaves", "student_rounds"):  # fmt: skip
             value = getattr(self, name)
             least = {"threads": 1, "rounds": 1, "num_leaves": 2, "min_child_samples": 1, "folds": 2,
-                     "deciles": 2, "test_campaigns": 1, "offset_leaves": 2, "offset_rounds": 1, "student_leaves": 2,
-                     "student_rounds": 1}.get(name, 0)  # fmt: skip
+                     "deciles": 2, "test_campaigns": 1, "base_rounds": 1, "offset_leaves": 2, "offset_rounds": 1,
+                     "student_leaves": 2, "student_rounds": 1}.get(name, 0)  # fmt: skip
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise SettingError(name, f"must be a whole number >= {least}, got {value!r}")
         if not isinstance(self.refit, bool):

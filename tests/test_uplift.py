@@ -19,7 +19,7 @@ from churnlens.training.uplift.pipeline import fit_and_evaluate
 from churnlens.uplift.metrics import expected_qini, qini_coefficient, uplift_by_decile
 
 FAST = UpliftSettings(min_treated=40, min_control=10, test_campaigns=1, rounds=15, threads=1, min_child_samples=20,
-                      offset_rounds=10, student_rounds=30)  # fmt: skip
+                      base_rounds=15, offset_rounds=10, student_rounds=30)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_actions_without_enough_randomised_customers_are_skipped_with_a_message(
         fit_and_evaluate(rows, config=config(min_treated=10**9), model_name="m", tables=[])
 
 
-@pytest.mark.parametrize("learner", ["t", "x", "dr", "t_shared"])
+@pytest.mark.parametrize("learner", ["t", "x", "dr", "t_shared", "nested"])
 def test_two_runs_give_identical_models(rows, learner):
     first = fit_and_evaluate(rows, config=config(learner=learner), model_name="m", tables=[])
     second = fit_and_evaluate(rows, config=config(learner=learner), model_name="m", tables=[])
@@ -100,7 +100,7 @@ def test_two_runs_give_identical_models(rows, learner):
     assert first.table.equals(second.table)
 
 
-@pytest.mark.parametrize("learner", ["t", "x", "dr", "t_shared"])
+@pytest.mark.parametrize("learner", ["t", "x", "dr", "t_shared", "nested"])
 def test_uplift_reasons_add_up_to_the_models_output(rows, learner):
     from churnlens.serving.uplift_reasons import uplift_contributions, uplift_reasons
 
@@ -120,6 +120,26 @@ def test_uplift_reasons_add_up_to_the_models_output(rows, learner):
         per_customer = why.groupby("customer_id")["contribution"].sum()
         total_positive = contrib.drop(columns="base_value").clip(lower=0).sum(axis=1)
         assert (per_customer <= total_positive.reindex(per_customer.index) + 1e-9).all()
+
+
+@pytest.mark.parametrize("learner", ["t_shared", "nested"])
+def test_shared_learners_find_whom_an_action_helps_and_an_action_that_does_nothing(learner):
+    from churnlens.training.uplift.learners import fit_learner
+
+    rng = np.random.default_rng(0)
+    n = 12_000
+    X = rng.normal(size=(n, 4))
+    treated = rng.random(n) < 0.7
+    action = np.where(rng.random(n) < 0.5, "a", "b").astype(object)
+    helps = (action == "a") & (X[:, 0] > 0)  # "a" lowers churn log-odds by 1.2 where x0 > 0; "b" does nothing
+    logit = -0.5 + 0.8 * X[:, 1] - 1.2 * (treated & helps)
+    churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    settings = UpliftSettings(threads=1, rounds=60, base_rounds=100, student_rounds=100, min_child_samples=50)
+    fitted = fit_learner(learner, X, churned, treated, action, np.full(n, 0.7), np.arange(n).astype(str), ["a", "b"],
+                         settings, features=[f"f{j}" for j in range(4)], categorical=[])  # fmt: skip
+    a, b = fitted["a"].predict(X), fitted["b"].predict(X)
+    assert a[X[:, 0] > 0].mean() > 0.12  # the true uplift there is 0.21 on average
+    assert abs(a[X[:, 0] <= 0].mean()) < 0.03 and np.abs(b).mean() < 0.03
 
 
 def test_held_out_evaluation_compares_three_rankings(rows):

@@ -10,7 +10,9 @@ of LightGBM regression models (identity link), so the model is, per action, a li
 
 - T-learner: ``mu_control - mu_treated`` (weights +1 and -1);
 - X-learner: ``e * tau_control + (1 - e) * tau_treated`` (``e`` the treated share);
-- DR-learner: one regressor of the doubly robust pseudo-outcomes (weight 1).
+- DR-learner: one regressor of the doubly robust pseudo-outcomes (weight 1);
+- ``t_shared`` and ``nested``: one regressor the log-odds T-learner's uplift is distilled into
+  (weight 1).
 
 A SHAP value is linear in the model, so the exact TreeSHAP values of the uplift are the same
 weighted sum of each booster's TreeSHAP values (LightGBM ``pred_contrib``), and per customer
@@ -72,7 +74,7 @@ class UpliftMetadata:
     components : dict
         Per action, its boosters: ``[{"file": "uplift_0.txt", "weight": 1.0}, ...]``.
     learner : str
-        ``t``, ``x`` or ``dr``.
+        ``t``, ``x``, ``dr``, ``t_shared`` or ``nested`` (:data:`churnlens.config.UPLIFT_LEARNERS`).
     model_name, catalog_version, label_mode : str
     horizon_days : int
         Outcome window after the contact.

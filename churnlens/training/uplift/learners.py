@@ -16,6 +16,10 @@ weighted sum of boosters, whose exact TreeSHAP values are the same weighted sum
   the doubly robust pseudo-outcome
   ``phi = mu_0 - mu_1 + (1 - t)(y - mu_0) / (1 - e) - t (y - mu_1) / e`` with ``e`` the row's
   known propensity, regressed once.
+- **t_shared** and **nested**: T-learners on the log-odds around one shared churn model, their
+  uplift distilled into one regressor per action (:func:`_fit_shared`). ``nested`` boosts each
+  action's offset on top of the no-action one, so an action's uplift shrinks towards none
+  where its treated rows say nothing; ``t_shared`` boosts both offsets from the shared model.
 
 LightGBM's meta-learners in causalml would fit too, but their models are Python objects (a
 pickle to store) and their SHAP is not exact on the weighted sum; these are a few lines of
@@ -122,7 +126,7 @@ def fit_learner(
 
     Parameters
     ----------
-    learner : {"t", "x", "dr", "t_shared"}
+    learner : {"t", "x", "dr", "t_shared", "nested"}
     X : ndarray (rows x features)
         :func:`churnlens.model.feature_matrix` of the rows' snapshots.
     y : ndarray
@@ -155,8 +159,8 @@ def fit_learner(
         return fit_booster(X[rows], target, settings, **kw, **extra)
 
     control = mine & ~t
-    if learner == "t_shared":
-        return _fit_t_shared(X, y, t, action, customer_ids, actions, settings, kw, mine)
+    if learner in ("t_shared", "nested"):
+        return _fit_shared(X, y, t, action, customer_ids, actions, settings, kw, mine, nested=learner == "nested")
     if learner in ("t", "x"):
         mu0 = fit(control, y[control])
         out = {}
@@ -197,23 +201,28 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _fit_t_shared(
+def _fit_shared(
     X: np.ndarray, y: np.ndarray, t: np.ndarray, action: np.ndarray, customer_ids: np.ndarray,
-    actions: list[str], settings: UpliftSettings, kw: dict, mine: np.ndarray,
+    actions: list[str], settings: UpliftSettings, kw: dict, mine: np.ndarray, *, nested: bool,
 ) -> dict[str, FittedUplift]:
     """T-learner on the log-odds with one shared churn base, distilled into one regressor per action.
 
-    1. ``B``: a churn classifier on every row (all actions, treated and control), out of fold;
-    2. per arm, a small boosted log-odds offset from ``B`` (``init_score``): ``g_0`` on the
-       control rows of all actions, ``g_a`` on the treated rows of action ``a``; the churn
-       probability is ``sigmoid(B + g)``, so an offset moves the probability most where the
-       customer can still be kept (a customer certain to churn, or to stay, barely moves);
-    3. ``tau_a = sigmoid(B + g_0) - sigmoid(B + g_a)`` on every row, regressed by one LightGBM
-       model per action (the *student*, identity link): the model stored and served is the
-       student, so its TreeSHAP values are exact and add up to the uplift it predicts.
+    1. ``B``: a churn classifier on every row (all actions, treated and control), out of fold
+       (``base_rounds`` rounds);
+    2. ``g_0``: a small boosted log-odds offset from ``B`` (``init_score``) on the control rows of
+       all actions: the churn probability without any action is ``p_0 = sigmoid(B + g_0)``;
+    3. per action ``a``, a small boosted offset ``g_a`` on its treated rows, boosted from
+       ``B + g_0`` (``nested``: ``g_a`` is the action's effect, and its shrinkage pulls the
+       uplift towards none) or from ``B`` (``t_shared``: two independent offsets whose
+       difference is the effect); ``p_a = sigmoid(B + g_0 + g_a)`` or ``sigmoid(B + g_a)``.
+       An offset moves the probability most where the customer can still be kept (a customer
+       certain to churn, or to stay, barely moves);
+    4. ``tau_a = p_0 - p_a`` on every row, regressed by one LightGBM model per action (the
+       *student*, identity link): the model stored and served is the student, so its TreeSHAP
+       values are exact and add up to the uplift it predicts.
     """
     folds = customer_folds(customer_ids, int(settings.folds))
-    base_settings = settings
+    base_settings = replace(settings, rounds=int(settings.base_rounds))
     base = np.zeros(len(y))
     for k in range(int(settings.folds)):
         out_k, in_k = folds == k, mine & (folds != k)
@@ -225,7 +234,9 @@ def _fit_t_shared(
     )
     control = mine & ~t
     g0 = fit_booster(X[control], y[control], offset, objective="binary", init_score=base[control], **kw)
-    p0 = _sigmoid(base + _predict(g0, X))
+    z0 = base + _predict(g0, X)
+    p0 = _sigmoid(z0)
+    start = z0 if nested else base
     student_settings = replace(
         settings, num_leaves=int(settings.student_leaves), rounds=int(settings.student_rounds),
         min_child_samples=20, lambda_l2=0.0, feature_fraction=1.0,
@@ -233,8 +244,8 @@ def _fit_t_shared(
     out = {}
     for a in actions:
         arm = t & (action == a)
-        ga = fit_booster(X[arm], y[arm], offset, objective="binary", init_score=base[arm], **kw)
-        teacher = p0 - _sigmoid(base + _predict(ga, X))
+        ga = fit_booster(X[arm], y[arm], offset, objective="binary", init_score=start[arm], **kw)
+        teacher = p0 - _sigmoid(start + _predict(ga, X))
         student = fit_booster(X[mine], teacher[mine], student_settings, **kw)
         out[a] = FittedUplift([(student, 1.0)])
     return out
