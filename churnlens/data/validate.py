@@ -57,6 +57,7 @@ _TRUE_WORDS = ["true", "1", "yes", "1.0"]
 _FALSE_WORDS = ["false", "0", "no", "0.0"]
 #: Words that mean "missing" in number, timestamp and flag columns (never in ids or text).
 _NULL_WORDS = ["na", "n/a", "nan", "nat", "null", "none"]
+_NAT = np.iinfo(np.int64).min  # NaT in a datetime64 column's int64 view
 _ISO_HINT = "expected ISO 8601 such as 2024-05-02, 2024-05-02 10:00:00 or 2024-05-02T10:00:00+02:00"
 
 
@@ -235,6 +236,7 @@ def validate_frames(
     out: dict[str, pd.DataFrame] = {}
     rows_in: dict[str, int] = {}
     problems = _Problems()
+    ids_seen: dict[str, pa.Array] = {}
     for name in TABLE_NAMES:
         if name not in frames:
             continue
@@ -269,11 +271,11 @@ def validate_frames(
         if name == "customers":
             out[name] = _repair_customers(typed, report.repairs, problems)
         else:
-            out[name] = _repair_events(typed, name, end, report.repairs)
+            out[name], ids_seen[name] = _repair_events(typed, name, end, report.repairs)
     problems.raise_if_any()
     if len(out["purchases"]) == 0:
         raise DataValidationError("purchases", None, "has no rows left after repairs")
-    _reconcile_customers(out, report.repairs)
+    _reconcile_customers(out, report.repairs, ids_seen)
     tables = Tables(**out)
     _note_isolated_events(tables, report.repairs)
     for name, df in out.items():
@@ -283,7 +285,7 @@ def validate_frames(
             source=sources.get(name, "in memory"),
             rows_in=rows_in[name],
             rows_out=len(df),
-            customers=int(df["customer_id"].nunique()),
+            customers=len(ids_seen[name]) if name in ids_seen else len(df),  # customers: one row each
             start=df["timestamp"].min() if has_time else None,
             end=df["timestamp"].max() if has_time else None,
         )
@@ -369,6 +371,11 @@ class _Limits:
         earliest, latest = bounds.time_range(now)
         return cls(earliest, latest, float(bounds.future_days), float(bounds.max_abs_amount))
 
+    @property
+    def time_range_us(self) -> tuple[int, int]:
+        """``(earliest, latest)`` as microseconds since the epoch (how ``datetime64[us]`` stores them)."""
+        return tuple(int(t.as_unit("us").asm8.view("i8")) for t in (self.earliest, self.latest))  # type: ignore[return-value]
+
 
 def _coerce_table(
     df: pd.DataFrame,
@@ -393,7 +400,7 @@ def _coerce_table(
             problems=problems,
         )  # fmt: skip
     order = [c.name for c in spec.columns if c.name in typed] + [c for c in df.columns if spec.column(c) is None]
-    return pd.DataFrame({c: typed[c] for c in order}, index=df.index)
+    return pd.DataFrame({c: typed[c] for c in order}, index=df.index, copy=False)  # no block consolidation copy
 
 
 def _coerce_column(
@@ -427,33 +434,38 @@ def _coerce_column(
             return raw
         out, invalid = _to_time(raw)
         problems.rows(table, col, invalid, f"is not a valid timestamp ({_ISO_HINT})", raw)
-        outside = ((out < limits.earliest) | (out > limits.latest)).to_numpy(dtype=bool, na_value=False)
-        problems.rows(
-            table,
-            col,
-            outside,
-            f"is outside the allowed time range {limits.earliest.date()} to {limits.latest:%Y-%m-%d %H:%M} "
-            f"(load time + {limits.future_days:g} day(s); a typo in the year?)",
-            raw,
-        )
-    elif kind == "number":
-        out, invalid = _to_number(raw)
-        problems.rows(table, col, invalid, "is not a number", raw)
-        problems.rows(table, col, np.isinf(out.to_numpy()), "is not a finite number", raw)
-        if col in AMOUNT_COLUMNS.get(table, ()):
+        if _beyond_time_range(out, limits):  # two reductions; the mask only when some value is outside
+            outside = ((out < limits.earliest) | (out > limits.latest)).to_numpy(dtype=bool, na_value=False)
             problems.rows(
                 table,
                 col,
-                np.abs(out.to_numpy()) > limits.max_abs_amount,
+                outside,
+                f"is outside the allowed time range {limits.earliest.date()} to {limits.latest:%Y-%m-%d %H:%M} "
+                f"(load time + {limits.future_days:g} day(s); a typo in the year?)",
+                raw,
+            )
+    elif kind == "number":
+        out, invalid = _to_number(raw)
+        problems.rows(table, col, invalid, "is not a number", raw)
+        values = out.to_numpy()
+        # the smallest and largest values say whether any row can fail a bound: masks only then
+        lo, hi = (np.fmin.reduce(values), np.fmax.reduce(values)) if len(values) else (np.nan, np.nan)
+        if lo == -np.inf or hi == np.inf:
+            problems.rows(table, col, np.isinf(values), "is not a finite number", raw)
+        if col in AMOUNT_COLUMNS.get(table, ()) and max(-lo, hi) > limits.max_abs_amount:
+            problems.rows(
+                table,
+                col,
+                np.abs(values) > limits.max_abs_amount,
                 f"is larger than the largest allowed amount ({limits.max_abs_amount:g} in absolute value)",
                 raw,
             )
-        if cspec is not None and cspec.min_value is not None:
+        if cspec is not None and cspec.min_value is not None and lo < cspec.min_value:
             rng = _range_text(cspec)
-            problems.rows(table, col, out.to_numpy() < cspec.min_value, f"is outside the allowed range {rng}", raw)
-        if cspec is not None and cspec.max_value is not None:
+            problems.rows(table, col, values < cspec.min_value, f"is outside the allowed range {rng}", raw)
+        if cspec is not None and cspec.max_value is not None and hi > cspec.max_value:
             rng = _range_text(cspec)
-            problems.rows(table, col, out.to_numpy() > cspec.max_value, f"is outside the allowed range {rng}", raw)
+            problems.rows(table, col, values > cspec.max_value, f"is outside the allowed range {rng}", raw)
     else:  # flag
         out, invalid = _to_flag(raw)
         problems.rows(table, col, invalid, "is not a boolean (expected true/false, 1/0 or yes/no)", raw)
@@ -463,8 +475,25 @@ def _coerce_column(
             if kind == "id" and table in EVENT_TABLES
             else ""
         )
-        problems.rows(table, col, out.isna().to_numpy() & ~invalid, f"is missing (the column is required){hint}", raw)
+        missing = out.isna().to_numpy()
+        if missing.any():
+            problems.rows(table, col, missing & ~invalid, f"is missing (the column is required){hint}", raw)
     return out
+
+
+def _beyond_time_range(out: pd.Series, limits: _Limits) -> bool:
+    """Whether some timestamp of a ``datetime64[us]`` column lies outside the allowed range."""
+    stamps = out.to_numpy().view("i8")
+    if len(stamps) == 0:
+        return False
+    earliest, latest = limits.time_range_us
+    lo, hi = stamps.min(), stamps.max()
+    if lo == _NAT:  # missing values are the smallest int64: the least of the others
+        present = stamps[stamps != _NAT]
+        if len(present) == 0:
+            return False
+        lo = present.min()
+    return bool(lo < earliest or hi > latest)
 
 
 def _normalise_ids(
@@ -479,6 +508,11 @@ def _normalise_ids(
     """
     values = pa.array(ids.array)
     trimmed = pc.utf8_trim_whitespace(values)
+    # trimming only removes, and ASCII text is already NFC: when no length changed and every id
+    # is ASCII, nothing changes (two cheap passes instead of comparing every id)
+    kept = pc.equal(pc.binary_length(trimmed), pc.binary_length(values))
+    if pc.all(kept).as_py() is not False and pc.all(pc.string_is_ascii(values)).as_py() is not False:
+        return ids
     clean = pd.Series(pd.array(trimmed, dtype=STRING_DTYPE), index=ids.index, name=ids.name)
     wide = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(trimmed), True).to_numpy(zero_copy_only=False))
     if len(wide):
@@ -548,6 +582,9 @@ def text_column(raw: pd.Series) -> pd.Series:
         if np.all(finite == np.round(finite)) and (len(finite) == 0 or np.abs(finite).max() < 2**53):
             raw = raw.astype("Int64")
     out = raw.astype(STRING_DTYPE)
+    if isinstance(out.array, pd.arrays.ArrowStringArray):  # lengths, not a comparison of every value
+        if pc.any(pc.equal(pc.binary_length(pa.array(out.array)), 0)).as_py() is not True:
+            return out
     empty = (out == "").fillna(False).to_numpy(dtype=bool)
     if empty.any():
         out = out.mask(empty)
@@ -600,17 +637,30 @@ def _to_category(raw: pd.Series) -> pd.Series:
     if isinstance(raw.dtype, pd.CategoricalDtype):
         # normalise the categories in use, never the (many) values
         codes = raw.cat.codes.to_numpy()
-        used = np.zeros(len(raw.cat.categories), dtype=bool)
-        used[codes[codes >= 0]] = True
+        used = _used_codes(codes, len(raw.cat.categories))
         text = text_column(pd.Series(raw.cat.categories[used]))
         level_codes, levels = pd.factorize(text, sort=True)
-        lookup = np.full(len(used) + 1, -1, dtype=np.int64)  # last entry: code -1 stays missing
-        lookup[np.flatnonzero(used)] = level_codes
-        new_codes = lookup[codes]
-    else:
-        new_codes, levels = pd.factorize(text_column(raw), sort=True)
+        dtype = pd.CategoricalDtype(pd.Index(levels, dtype=STRING_DTYPE))
+        if used.all() and np.array_equal(level_codes, np.arange(len(used))):
+            new_codes = codes  # already the sorted, normalised values present (Parquet of validated tables)
+        else:
+            lookup = np.full(len(used) + 1, -1, dtype=np.result_type(codes.dtype, np.int8))
+            lookup[np.flatnonzero(used)] = level_codes  # last entry: code -1 stays missing
+            new_codes = np.take(lookup, codes)
+        return pd.Series(pd.Categorical.from_codes(new_codes, dtype=dtype), index=raw.index)
+    new_codes, levels = pd.factorize(text_column(raw), sort=True)
     dtype = pd.CategoricalDtype(pd.Index(levels, dtype=STRING_DTYPE))
     return pd.Series(pd.Categorical.from_codes(new_codes, dtype=dtype), index=raw.index)
+
+
+def _used_codes(codes: np.ndarray, n: int) -> np.ndarray:
+    """Which of ``n`` categories the codes use (code -1 = missing): one comparison per category
+    when they are few (a vectorised pass each), else one scatter."""
+    if n <= 64:
+        return np.fromiter(((codes == k).any() for k in range(n)), dtype=bool, count=n)
+    used = np.zeros(n, dtype=bool)
+    used[codes[codes >= 0]] = True
+    return used
 
 
 def _blank(raw: pd.Series, candidates: np.ndarray) -> np.ndarray:
@@ -641,6 +691,8 @@ def _to_time(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def _to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """-> (float64, mask of non-empty values that are not numbers)."""
     bad = np.zeros(len(raw), dtype=bool)
+    if raw.dtype == np.float64:  # already what the nullable round trip below gives: no copy
+        return raw, bad
     if pd.api.types.is_bool_dtype(raw.dtype) or pd.api.types.is_numeric_dtype(raw.dtype):
         values = raw.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
     else:
@@ -679,8 +731,14 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
 # --------------------------------------------------------------------------- repairs
 
 
-def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]) -> pd.DataFrame:
-    """Drop rows without customer (when allowed), sort, drop exact duplicates and late events."""
+def _repair_events(
+    df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]
+) -> tuple[pd.DataFrame, pa.Array]:
+    """Drop rows without customer (when allowed), sort, drop exact duplicates and late events.
+
+    Returns the table and its distinct customer ids, sorted (for the summary and for reconciling
+    with ``customers`` without another pass over the ids).
+    """
     rows_in = len(df)
     missing = df["customer_id"].isna().to_numpy()
     if missing.any():
@@ -695,16 +753,23 @@ def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, 
             )
         )
         df = df[~missing]
-    codes, uniques = pd.factorize(df["customer_id"], sort=True)
     ts = df["timestamp"].to_numpy().view("i8")
-    order = _sort_order(codes, ts)
-    codes, ts = codes[order], ts[order]
-    rest = df.drop(columns="customer_id").take(order)
-    ids = pd.Series(uniques.take(codes), index=rest.index, name="customer_id", dtype=STRING_DTYPE)
-    df = pd.concat([ids, rest], axis=1)
+    starts = _run_starts(df["customer_id"])
+    if starts is not None and np.all(starts[1:] | (ts[1:] >= ts[:-1])):
+        # already in (customer, time) order, as exports often are: nothing moves, no id is rebuilt
+        same_key = ~starts[1:] & (ts[1:] == ts[:-1])
+        ids_seen = _ids_at(df["customer_id"], starts)
+    else:
+        codes, uniques = pd.factorize(df["customer_id"], sort=True)
+        order = _sort_order(codes, ts)
+        codes, ts = codes[order], ts[order]
+        rest = df.drop(columns="customer_id").take(order)
+        ids = pd.Series(uniques.take(codes), index=rest.index, name="customer_id", dtype=STRING_DTYPE)
+        df = pd.concat([ids, rest], axis=1)
+        same_key = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
+        ids_seen = _large_strings(pa.array(pd.array(uniques, dtype=STRING_DTYPE)))
     # exact duplicates share (customer_id, timestamp), so after the sort they sit in runs of
     # equal keys; compare full rows only inside those runs.
-    same_key = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
     candidates = np.zeros(len(df), dtype=bool)
     candidates[1:] |= same_key
     candidates[:-1] |= same_key
@@ -722,7 +787,7 @@ def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, 
                     _render_rows(df[dup]),
                 )
             )
-            df = df[~dup]
+            df = df[~dup]  # a duplicate's first occurrence stays: no customer disappears
     if data_end is not None:
         late = (df["timestamp"] > data_end).to_numpy()
         if late.any():
@@ -737,34 +802,93 @@ def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, 
                 )
             )
             df = df[~late]
+            kept = _run_starts(df["customer_id"])  # sorted: the runs of the ids left
+            ids_seen = _ids_at(df["customer_id"], kept) if kept is not None else ids_seen[:0]
     if len(df) < rows_in:  # categories are the values present: drop those of dropped rows
         for col in df.columns:
             if isinstance(df[col].dtype, pd.CategoricalDtype):
                 df[col] = df[col].cat.remove_unused_categories()
-    return df.reset_index(drop=True)
+    return df.reset_index(drop=True), ids_seen
+
+
+def _large_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One ``large_string`` Arrow array (the type pandas' ``string`` dtype holds)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values.cast(pa.large_string()) if values.type != pa.large_string() else values
+
+
+def _run_starts(ids: pd.Series) -> np.ndarray | None:
+    """For ids without missing values: where each run of equal ids starts (True at row 0),
+    or None when the ids are not sorted (byte order, which is code point order: pandas' order)."""
+    values = pa.array(ids.array) if isinstance(ids.array, pd.arrays.ArrowStringArray) else None
+    if values is None:
+        values = pa.array(ids.astype(STRING_DTYPE).array)
+    starts = np.ones(len(values), dtype=bool)
+    if len(values) < 2:
+        return starts
+    after, before = values[1:], values[:-1]
+    if pc.any(pc.less(after, before)).as_py():
+        return None
+    starts[1:] = pc.not_equal(after, before).to_numpy(zero_copy_only=False)
+    return starts
+
+
+def _ids_at(ids: pd.Series, starts: np.ndarray) -> pa.Array:
+    """The ids at the run starts: the distinct ids of a sorted column, sorted."""
+    return _large_strings(pa.array(ids.array)).filter(pa.array(starts))
 
 
 def _sort_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Stable order by (customer code, timestamp); ties keep input order.
 
-    One stable argsort of a combined int64 key is ~3x faster than ``np.lexsort`` on two keys;
-    when the key could overflow, timestamps are first replaced by their dense rank.
+    Rows already in order cost one comparison pass; rows in time order are ordered by customer
+    alone. Otherwise customer and timestamp make one int64 key when it fits, and
+    :func:`_stable_argsort` orders by it.
     """
-    if len(ts) == 0:
+    n = len(ts)
+    if n == 0:
         return np.arange(0)
     # exports often come sorted by customer and time, and event logs by time: skip what is sorted
     same = codes[1:] == codes[:-1]
     if np.all((codes[1:] > codes[:-1]) | (same & (ts[1:] >= ts[:-1]))):
-        return np.arange(len(ts))
+        return np.arange(n)
+    codes = codes.astype(np.int64)
+    n_codes = int(codes.max()) + 1
     if np.all(ts[1:] >= ts[:-1]):
-        return np.argsort(codes, kind="stable")
+        return _stable_argsort([(codes, n_codes)])
     offset = ts - ts.min()
     span = int(offset.max()) + 1
-    if (int(codes.max()) + 1) * span >= 2**62:
-        _, offset = np.unique(ts, return_inverse=True)
-        span = int(offset.max()) + 1
-    key = codes.astype(np.int64) * span + offset.astype(np.int64)
-    return np.argsort(key, kind="stable")
+    if n_codes * span < 2**62:
+        return _stable_argsort([(codes * span + offset, n_codes * span)])
+    return _stable_argsort([(codes, n_codes), (offset, span)])
+
+
+def _stable_argsort(keys: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """The stable order of rows by several non-negative int64 keys, most significant first
+    (``np.lexsort`` of them, reversed); each key comes with a bound it stays below.
+
+    ``np.sort`` of int64 values is vectorised and ~15x faster than a stable ``argsort``: each
+    key (in digits, when it is wider than the room left) is packed above the row's current
+    position, sorted, and the positions read back: a least-significant-digit radix sort whose
+    passes are ``np.sort`` calls, stable because the position breaks ties.
+    """
+    n = len(keys[0][0])
+    row_bits = max(int(n - 1).bit_length(), 1)
+    width = 63 - row_bits
+    rows = np.arange(n, dtype=np.int64)
+    order: np.ndarray | None = None
+    for values, bound in reversed(keys):
+        bits = max(int(bound - 1).bit_length(), 1)
+        for shift in range(0, bits, width):
+            digit = values if order is None else values[order]
+            if shift or bits > width:
+                digit = (digit >> shift) & ((1 << width) - 1)
+            packed = np.sort((digit << row_bits) | rows)
+            position = packed & ((1 << row_bits) - 1)
+            order = position if order is None else order[position]
+    assert order is not None
+    return order
 
 
 def _note_isolated_events(tables: Tables, repairs: list[Repair]) -> None:
@@ -795,6 +919,9 @@ def _note_isolated_events(tables: Tables, repairs: list[Repair]) -> None:
 
 def _repair_customers(df: pd.DataFrame, repairs: list[Repair], problems: _Problems) -> pd.DataFrame:
     """Drop exact duplicate rows; refuse one customer_id with different attributes; sort by id."""
+    ids = _large_strings(pa.array(df["customer_id"].array))
+    if len(ids) < 2 or pc.all(pc.less(ids[:-1], ids[1:])).as_py():
+        return df.reset_index(drop=True)  # ids distinct and sorted: no duplicate, nothing to move
     dup = df.duplicated(keep="first").to_numpy()
     if dup.any():
         n = int(dup.sum())
@@ -819,23 +946,30 @@ def _repair_customers(df: pd.DataFrame, repairs: list[Repair], problems: _Proble
     return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
-def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair]) -> None:
-    """Add customers seen only in events to ``customers``; note customers without events."""
+def _reconcile_customers(
+    tables: dict[str, pd.DataFrame], repairs: list[Repair], ids_seen: Mapping[str, pa.Array]
+) -> None:
+    """Add customers seen only in events to ``customers``; note customers without events.
+
+    ``ids_seen`` holds each event table's distinct ids: sets are compared by hash in Arrow,
+    never per row.
+    """
     customers = tables.get("customers")
     if customers is None:
         return
-    known = pd.Index(customers["customer_id"], dtype=STRING_DTYPE)
-    seen = pd.Index([], dtype=STRING_DTYPE)
+    known = _large_strings(pa.array(customers["customer_id"].array))
     per_table: list[str] = []
+    parts: list[pa.Array] = []
     for name in EVENT_TABLES:
         if name not in tables:
             continue
-        ids = pd.Index(tables[name]["customer_id"].unique(), dtype=STRING_DTYPE)
-        unknown_here = ids.difference(known)
-        if len(unknown_here):
-            per_table.append(f"{name}: {len(unknown_here):,}")
-        seen = seen.union(ids)
-    unknown = seen.difference(known).sort_values()
+        ids = ids_seen[name]
+        unknown_here = len(ids) - int(pc.sum(pc.is_in(ids, value_set=known)).as_py() or 0)
+        if unknown_here:
+            per_table.append(f"{name}: {unknown_here:,}")
+        parts.append(ids)
+    seen = pc.unique(pa.chunked_array(parts, type=pa.large_string())) if parts else known[:0]
+    unknown = _sorted_strings(seen.filter(pc.invert(pc.is_in(seen, value_set=known))))
     if len(unknown):
         n = len(unknown)
         repairs.append(
@@ -846,7 +980,7 @@ def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair])
                 f"{_count(n, 'customer')} with events but absent from customers "
                 f"added with missing attributes "
                 f"({'; '.join(per_table)})",
-                tuple(f"customer_id={c!r}" for c in unknown[:_MAX_SHOWN]),
+                tuple(f"customer_id={c!r}" for c in unknown[:_MAX_SHOWN].to_pylist()),
             )
         )
         added = customers.iloc[:0].reindex(range(n))
@@ -854,7 +988,7 @@ def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair])
         merged = pd.concat([customers, added], ignore_index=True)
         merged = merged.astype(customers.dtypes.to_dict())
         tables["customers"] = merged.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    idle = known.difference(seen).sort_values()
+    idle = _sorted_strings(known.filter(pc.invert(pc.is_in(known, value_set=seen))))
     if len(idle):
         n = len(idle)
         repairs.append(
@@ -863,9 +997,13 @@ def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair])
                 "customers_without_events",
                 n,
                 f"{_count(n, 'customer')} with no event in any table kept (never active, so never scored)",
-                tuple(f"customer_id={c!r}" for c in idle[:_MAX_SHOWN]),
+                tuple(f"customer_id={c!r}" for c in idle[:_MAX_SHOWN].to_pylist()),
             )
         )
+
+
+def _sorted_strings(values: pa.Array) -> pa.Array:
+    return values.take(pc.array_sort_indices(values)) if len(values) > 1 else values
 
 
 # --------------------------------------------------------------------------- contacts
