@@ -30,11 +30,14 @@ costs more code and time than the masks themselves.
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -47,6 +50,8 @@ from churnlens.data.report import Repair, TableSummary, ValidationReport
 from churnlens.data.schema import TABLE_SPECS, ColumnKind, ColumnSpec, TableSpec
 from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables
 
+#: How values are typed (see :func:`validate_tables`).
+Engine = Literal["auto", "columns", "rows"]
 #: pandas dtype of ids and text columns.
 STRING_DTYPE = pd.StringDtype()
 #: dtype of every timestamp column.
@@ -72,6 +77,7 @@ def validate_tables(
     drop_missing_customer: bool = False,
     bounds: InputBounds | None = None,
     now: pd.Timestamp | str | None = None,
+    engine: Engine = "auto",
 ) -> tuple[Tables, ValidationReport]:
     """Validate tables already in memory (e.g. events posted to the API).
 
@@ -91,6 +97,12 @@ def validate_tables(
         1900-01-01 to the load time + 1 day, amounts up to 1e12 in absolute value).
     now : Timestamp or str, optional
         The load time the time bound is counted from; default the clock.
+    engine : {"auto", "columns", "rows"}
+        How values are typed: ``"columns"`` column by column (pandas and Arrow, as for files);
+        ``"rows"`` value by value for tables of Python objects (JSON values), falling back to
+        columns for any table holding a value outside the simple forms; ``"auto"`` (default)
+        rows for tables of at most :data:`FEW_ROWS` rows of Python objects, else columns. The
+        rules, repairs, results and errors are the same whichever types them (tested).
 
     Returns
     -------
@@ -115,9 +127,11 @@ def validate_tables(
         if name not in present:
             continue
         df = present[name]
-        rename, keep, ignored[name] = resolve_columns(name, [str(c) for c in df.columns], columns.get(name))
-        frame = df.set_axis([str(c) for c in df.columns], axis=1)[keep]
-        frames[name] = frame.rename(columns=rename)
+        names = [str(c) for c in df.columns]
+        rename, keep, ignored[name] = resolve_columns(name, names, columns.get(name))
+        frame = df if names == list(df.columns) else df.set_axis(names, axis=1)
+        frame = frame if keep == names else frame[keep]
+        frames[name] = frame.rename(columns=rename) if rename else frame
     return validate_frames(
         frames,
         sources={name: "in memory" for name in frames},
@@ -126,6 +140,7 @@ def validate_tables(
         drop_missing_customer=drop_missing_customer,
         bounds=bounds,
         now=now,
+        engine=engine,
     )
 
 
@@ -221,6 +236,7 @@ def validate_frames(
     drop_missing_customer: bool = False,
     bounds: InputBounds | None = None,
     now: pd.Timestamp | str | None = None,
+    engine: Engine = "auto",
 ) -> tuple[Tables, ValidationReport]:
     """Validate frames whose columns already carry contract names (after the mapping).
 
@@ -241,7 +257,9 @@ def validate_frames(
         if name not in frames:
             continue
         spec = TABLE_SPECS[name]
-        df = frames[name].reset_index(drop=True)
+        df = frames[name]
+        if not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1):
+            df = df.reset_index(drop=True)
         rows_in[name] = len(df)
         if len(df) == 0:
             problems.add(name, None, "has no rows")
@@ -256,9 +274,10 @@ def validate_frames(
                     f"columns outside the contract ignored: {', '.join(skipped)}",
                 )
             )
-        typed = _coerce_table(
+        typed = _coerce(
             df,
             spec,
+            engine=engine,
             allow_missing_id=drop_missing_customer and name in EVENT_TABLES,
             limits=limits,
             repairs=report.repairs,
@@ -316,15 +335,19 @@ class _Problems:
         self._shown[(table, column)] += len(shown)
         self.found.append(Problem(table, column, problem, shown))
 
-    def rows(self, table: str, column: str, mask: Any, problem: str, values: pd.Series) -> bool:
+    def rows(self, table: str, column: str, mask: Any, problem: str, values: pd.Series | Sequence[Any]) -> bool:
         """Record ``problem`` when ``mask`` flags any row (True then); ``values`` holds the raw
-        values, their index labels being 0-based positions in the input."""
+        values: a Series whose index labels are 0-based positions in the input, or a list in
+        input order."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return False
         where = np.flatnonzero(mask)
         room = max(MAX_ROWS_SHOWN - self._shown[(table, column)], 0)
-        shown = [f"row {int(values.index[p]) + 1}: {_show(values.iloc[p])}" for p in where[:room]]
+        if isinstance(values, pd.Series):
+            shown = [f"row {int(values.index[p]) + 1}: {_show(values.iloc[p])}" for p in where[:room]]
+        else:
+            shown = [f"row {int(p) + 1}: {_show(values[p])}" for p in where[:room]]
         self.add(table, column, f"{problem} ({_count(len(where), 'row')})", shown)
         return True
 
@@ -375,6 +398,16 @@ class _Limits:
     def time_range_us(self) -> tuple[int, int]:
         """``(earliest, latest)`` as microseconds since the epoch (how ``datetime64[us]`` stores them)."""
         return tuple(int(t.as_unit("us").asm8.view("i8")) for t in (self.earliest, self.latest))  # type: ignore[return-value]
+
+
+def _coerce(df: pd.DataFrame, spec: TableSpec, *, engine: Engine, **kwargs: Any) -> pd.DataFrame:
+    """Type one table with the engine asked for (see :func:`validate_tables`)."""
+    if engine == "rows" or (engine == "auto" and len(df) <= FEW_ROWS):
+        try:
+            return _coerce_few_rows(df, spec, **kwargs)
+        except _NotFewRows:
+            pass
+    return _coerce_table(df, spec, **kwargs)
 
 
 def _coerce_table(
@@ -433,9 +466,53 @@ def _coerce_column(
         ):
             return raw
         out, invalid = _to_time(raw)
+    elif kind == "number":
+        out, invalid = _to_number(raw)
+    else:  # flag
+        out, invalid = _to_flag(raw)
+    values = out.to_numpy() if kind in ("time", "number") else None
+    _check_values(
+        table, col, kind, cspec, values, lambda: out.isna().to_numpy(), invalid, raw,
+        allow_missing_id=allow_missing_id, limits=limits, problems=problems,
+    )  # fmt: skip
+    return out
+
+
+def _check_values(
+    table: str,
+    col: str,
+    kind: ColumnKind,
+    cspec: ColumnSpec | None,
+    values: np.ndarray | None,
+    missing: Callable[[], np.ndarray],
+    invalid: np.ndarray,
+    raw: pd.Series | Sequence[Any],
+    *,
+    allow_missing_id: bool,
+    limits: _Limits,
+    problems: _Problems,
+) -> None:
+    """The contract's rules on one typed column, in the order their problems are reported: both
+    engines (column by column, :func:`_coerce_column`; value by value, :func:`_coerce_few_rows`)
+    type the values their way, then call this.
+
+    Parameters
+    ----------
+    values : ndarray or None
+        ``datetime64[us]`` (time) or float64 (number) values; None for other kinds.
+    missing : callable
+        The mask of missing typed values (asked for only when the column is required).
+    invalid : ndarray of bool
+        Raw values that could not be read (reported as such, not as missing).
+    raw : Series or list
+        The raw values, for the messages.
+    """
+    if kind == "time":
         problems.rows(table, col, invalid, f"is not a valid timestamp ({_ISO_HINT})", raw)
-        if _beyond_time_range(out, limits):  # two reductions; the mask only when some value is outside
-            outside = ((out < limits.earliest) | (out > limits.latest)).to_numpy(dtype=bool, na_value=False)
+        stamps = values.view("i8")
+        if _beyond_time_range(stamps, limits):  # two reductions; the mask only when some value is outside
+            earliest, latest = limits.time_range_us
+            outside = (stamps != _NAT) & ((stamps < earliest) | (stamps > latest))
             problems.rows(
                 table,
                 col,
@@ -445,9 +522,7 @@ def _coerce_column(
                 raw,
             )
     elif kind == "number":
-        out, invalid = _to_number(raw)
         problems.rows(table, col, invalid, "is not a number", raw)
-        values = out.to_numpy()
         # the smallest and largest values say whether any row can fail a bound: masks only then
         lo, hi = (np.fmin.reduce(values), np.fmax.reduce(values)) if len(values) else (np.nan, np.nan)
         if lo == -np.inf or hi == np.inf:
@@ -466,8 +541,7 @@ def _coerce_column(
         if cspec is not None and cspec.max_value is not None and hi > cspec.max_value:
             rng = _range_text(cspec)
             problems.rows(table, col, values > cspec.max_value, f"is outside the allowed range {rng}", raw)
-    else:  # flag
-        out, invalid = _to_flag(raw)
+    elif kind == "flag":
         problems.rows(table, col, invalid, "is not a boolean (expected true/false, 1/0 or yes/no)", raw)
     if cspec is not None and cspec.required and not (kind == "id" and allow_missing_id):
         hint = (
@@ -475,15 +549,13 @@ def _coerce_column(
             if kind == "id" and table in EVENT_TABLES
             else ""
         )
-        missing = out.isna().to_numpy()
-        if missing.any():
-            problems.rows(table, col, missing & ~invalid, f"is missing (the column is required){hint}", raw)
-    return out
+        absent = missing()
+        if absent.any():
+            problems.rows(table, col, absent & ~invalid, f"is missing (the column is required){hint}", raw)
 
 
-def _beyond_time_range(out: pd.Series, limits: _Limits) -> bool:
-    """Whether some timestamp of a ``datetime64[us]`` column lies outside the allowed range."""
-    stamps = out.to_numpy().view("i8")
+def _beyond_time_range(stamps: np.ndarray, limits: _Limits) -> bool:
+    """Whether some timestamp (``datetime64[us]`` as int64) lies outside the allowed range."""
     if len(stamps) == 0:
         return False
     earliest, latest = limits.time_range_us
@@ -564,13 +636,19 @@ def _infer_kind(raw: pd.Series) -> ColumnKind:
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         return "time"
     if pd.api.types.is_object_dtype(dtype):
-        inferred = pd.api.types.infer_dtype(raw, skipna=True)
-        if inferred == "boolean":
-            return "flag"
-        if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
-            return "number"
-        if inferred in ("datetime", "datetime64", "date"):
-            return "time"
+        return _kind_of_objects(raw.to_numpy())
+    return "text"
+
+
+def _kind_of_objects(values: np.ndarray) -> ColumnKind:
+    """Kind of an extra column of Python objects, from what pandas infers of them."""
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "boolean":
+        return "flag"
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "number"
+    if inferred in ("datetime", "datetime64", "date"):
+        return "time"
     return "text"
 
 
@@ -593,7 +671,13 @@ def text_column(raw: pd.Series) -> pd.Series:
 
 def category_dtype(levels: Sequence[str] | pd.Index) -> pd.CategoricalDtype:
     """The dtype of a ``category`` column whose values are ``levels`` (sorted here)."""
-    return pd.CategoricalDtype(pd.Index(sorted(levels), dtype=STRING_DTYPE))
+    return _category_dtype(tuple(sorted(levels)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _category_dtype(levels: tuple[str, ...]) -> pd.CategoricalDtype:
+    # dtypes are immutable: the few level sets of posted events (channels, event types ...) are built once
+    return pd.CategoricalDtype(pd.Index(levels, dtype=STRING_DTYPE))
 
 
 def category_from_codes(levels: Sequence[str], codes: np.ndarray) -> pd.Categorical:
@@ -726,6 +810,168 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts.as_unit("us")
+
+
+# --------------------------------------------------------------------------- few rows
+
+#: Tables of at most this many rows of Python objects (events posted to the API) are typed value
+#: by value under ``engine="auto"``: pandas' fixed cost per column operation, not the values,
+#: is what validating them costs column by column.
+FEW_ROWS = 2000
+
+#: The ISO 8601 forms the few-rows engine reads itself (others go to pandas' parser): date, and
+#: date with time to the minute, second or microsecond, naive or with ``Z`` / ``+hh:mm``.
+_SIMPLE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:\d{2})?)?",
+    re.ASCII,  # digits 0-9 only
+)
+_EPOCH = datetime(1970, 1, 1)
+_US = timedelta(microseconds=1)
+_MAX_EXACT_INT = 2**53
+
+
+class _NotFewRows(Exception):
+    """A table the few-rows engine leaves to the column engine (which reads every form pandas can)."""
+
+
+def _coerce_few_rows(
+    df: pd.DataFrame,
+    spec: TableSpec,
+    *,
+    allow_missing_id: bool,
+    limits: _Limits,
+    repairs: list[Repair],
+    problems: _Problems,
+) -> pd.DataFrame:
+    """:func:`_coerce_table` for a table of Python objects (JSON values), typed value by value.
+
+    Values are read only in forms whose meaning is plain: strings for ids, text and categories
+    (ids ASCII without surrounding whitespace: nothing to normalise), ``str`` timestamps in
+    :data:`_SIMPLE_TIME` forms, ``float`` and ``int`` numbers, ``bool`` flags, None for missing.
+    Anything else raises :class:`_NotFewRows` before a problem or a repair is recorded, and the
+    table is typed column by column instead. The rules are those of the column engine
+    (:func:`_check_values`, :func:`_only_allowed`), and so are the problems, in the same order.
+
+    Event tables (not ``contacts``: its group check lists rows in table order) come out sorted
+    by (customer_id, timestamp), index labels kept as input positions, as the column engine's
+    sort leaves them: the repairs that follow then have nothing to move.
+    """
+    if not all(pd.api.types.is_object_dtype(dtype) for dtype in df.dtypes):
+        raise _NotFewRows
+    n = len(df)
+    raw = dict(zip(df.columns, df.to_numpy().T.tolist() if n else [[] for _ in df.columns], strict=True))
+    kinds: dict[str, ColumnKind] = {}
+    parsed: dict[str, Any] = {}
+    for col, values in raw.items():  # read everything first: raising here leaves no trace
+        cspec = spec.column(col)
+        kinds[col] = cspec.kind if cspec is not None else _kind_of_objects(np.array(values, dtype=object))
+        parsed[col] = _read_few(kinds[col], values)
+    for col in spec.required_columns:
+        if col not in df.columns:
+            problems.add(spec.name, col, f"is required but missing; columns found: {', '.join(map(str, df.columns))}")
+    found_before = len(problems.found)
+    no = np.zeros(n, dtype=bool)
+    typed: dict[str, Any] = {}
+    for col, values in parsed.items():
+        kind, cspec = kinds[col], spec.column(col)
+        if kind in ("id", "text", "category"):
+            missing = np.fromiter((v is None for v in values), dtype=bool, count=n)
+            if kind == "category":
+                levels = sorted({v for v in values if v is not None})
+                code = {v: i for i, v in enumerate(levels)}
+                codes = np.fromiter((-1 if v is None else code[v] for v in values), dtype=np.int64, count=n)
+                out: Any = pd.Categorical.from_codes(codes, dtype=category_dtype(levels))
+                if cspec is not None and cspec.allowed is not None:
+                    out = _only_allowed(spec.name, col, pd.Series(out), cspec.allowed, raw[col], problems).array
+            else:
+                out = pd.array(values, dtype=STRING_DTYPE)
+            array = None
+        elif kind == "flag":
+            truth, missing = values
+            out, array = pd.arrays.BooleanArray(truth, missing), None
+        else:  # time (int64 microseconds) or number (float64)
+            out = array = values.view(TIME_DTYPE) if kind == "time" else values
+            missing = values == _NAT if kind == "time" else np.isnan(values)
+        _check_values(
+            spec.name, col, kind, cspec, array, lambda m=missing: m, no, raw[col],
+            allow_missing_id=allow_missing_id, limits=limits, problems=problems,
+        )  # fmt: skip
+        typed[col] = out
+    order = [c.name for c in spec.columns if c.name in typed] + [c for c in df.columns if spec.column(c) is None]
+    if spec.name in EVENT_TABLES and spec.name != "contacts" and len(problems.found) == found_before:
+        ids, stamps = parsed["customer_id"], parsed["timestamp"]
+        if None not in ids:
+            rows = sorted(range(n), key=lambda i: (ids[i], stamps[i]))
+            if rows != list(range(n)):
+                at = np.array(rows, dtype=np.int64)
+                return pd.DataFrame({c: typed[c].take(at) for c in order}, index=at, copy=False)
+    return pd.DataFrame({c: typed[c] for c in order}, index=pd.RangeIndex(n), copy=False)
+
+
+def _read_few(kind: ColumnKind, values: list[Any]) -> Any:
+    """One column's values in their plain forms (see :func:`_coerce_few_rows`), else :class:`_NotFewRows`.
+
+    None and a float NaN (what pandas puts in an object column for a missing key) are missing.
+    """
+    if kind in ("id", "text", "category"):
+        out: list[str | None] = []
+        for v in values:
+            if type(v) is str and (kind != "id" or (v.isascii() and v.strip() == v)):
+                out.append(v or None)  # an empty string is missing
+            elif v is None or (type(v) is float and v != v):
+                out.append(None)
+            else:  # other types are written as text by rules of their own; ids may need normalising
+                raise _NotFewRows
+        return out
+    if kind == "number":
+        numbers = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values):
+            if type(v) is float or (type(v) is int and -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT):
+                numbers[i] = v
+            elif v is None:
+                numbers[i] = np.nan
+            else:
+                raise _NotFewRows
+        return numbers
+    if kind == "flag":
+        truth = np.zeros(len(values), dtype=bool)
+        missing = np.zeros(len(values), dtype=bool)
+        for i, v in enumerate(values):
+            if type(v) is bool:
+                truth[i] = v
+            elif v is None or (type(v) is float and v != v):
+                missing[i] = True
+            else:
+                raise _NotFewRows
+        return truth, missing
+    stamps = np.empty(len(values), dtype=np.int64)  # time
+    for i, v in enumerate(values):
+        stamps[i] = _NAT if v is None or (type(v) is float and v != v) else _read_time(v)
+    return stamps
+
+
+def _read_time(value: Any) -> int:
+    """Microseconds since 1970 (UTC) of a timestamp in a :data:`_SIMPLE_TIME` form."""
+    match = _SIMPLE_TIME.fullmatch(value) if type(value) is str else None
+    if match is None:
+        raise _NotFewRows
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    if not 1100 <= int(year) <= 8999:  # far from the ends of the calendar, where an offset could cross them
+        raise _NotFewRows
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+        )  # fmt: skip
+    except ValueError:  # no such date or time: pandas decides
+        raise _NotFewRows from None
+    shift = 0
+    if offset not in (None, "Z"):
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:
+            raise _NotFewRows
+        shift = (1 if offset[0] == "+" else -1) * (hours * 60 + minutes) * 60_000_000
+    return (moment - _EPOCH) // _US - shift
 
 
 # --------------------------------------------------------------------------- repairs
@@ -1015,19 +1261,25 @@ def _only_allowed(
     """A category column whose values must be in ``allowed`` (any case, surrounding spaces
     ignored); the values come out spelled as in ``allowed`` (or as read, when some are not)."""
     categories = out.cat.categories
-    spelled = {a.lower(): a for a in allowed}
-    normal = [str(c).strip().lower() for c in categories]
-    bad = [c for c, v in zip(categories, normal, strict=True) if v not in spelled]
+    bad, target = _allowed_spelling(categories, allowed)
     if bad:
         problems.rows(table, col, out.isin(bad).to_numpy(), f"must be one of {', '.join(allowed)}", raw)
         return out
-    target = [spelled[v] for v in normal]
     if target == list(categories):
         return out
     dtype = category_dtype(set(target))
     lookup = np.r_[dtype.categories.get_indexer(pd.Index(target, dtype=STRING_DTYPE)), -1]
     codes = lookup[out.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=out.index)
+
+
+def _allowed_spelling(values: Sequence[str], allowed: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The distinct ``values`` not in ``allowed`` (any case, surrounding spaces ignored), and when
+    there is none, each value spelled as in ``allowed``."""
+    spelled = {a.lower(): a for a in allowed}
+    normal = [str(c).strip().lower() for c in values]
+    bad = [c for c, v in zip(values, normal, strict=True) if v not in spelled]
+    return bad, ([] if bad else [spelled[v] for v in normal])
 
 
 def _check_contact_groups(df: pd.DataFrame, problems: _Problems) -> None:
