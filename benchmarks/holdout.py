@@ -17,9 +17,11 @@ customers at D: at least one purchase in the 365 days before D (churnlens's defi
 probability, to set beside the real churn rate. Churned: no purchase in ``[D, D + 90 days)``.
 
 Cases (Online Retail, 2010-12-01 .. 2011-12-09): D = 2011-06-01 and D = 2011-09-01 with all
-history before D, and ``short``: D = 2011-09-01 with only the events from 2011-01-01 on.
+history before D, and ``short``: D = 2011-09-01 with only the events from 2011-01-01 on. And
+``cdnow``: CDNOW (lifetimes' copy of the master file: 23,570 customers whose first purchase was
+in Q1 1997, followed to 1998-06-30; purchases only, one acquisition cohort) at D = 1998-04-01.
 
-Run:  python benchmarks/holdout.py [--data PATH] [--cases june september short]
+Run:  python benchmarks/holdout.py [--data PATH] [--cases june september short cdnow]
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class Case:
     name: str
     scoring_date: pd.Timestamp
     history_start: pd.Timestamp | None = None
+    #: "online_retail" (the --data file) or "cdnow" (lifetimes' CDNOW master file).
+    dataset: str = "online_retail"
 
 
 CASES = {
@@ -77,13 +81,15 @@ CASES = {
     "september": Case("D = 2011-09-01", pd.Timestamp("2011-09-01")),
     "short": Case("D = 2011-09-01, events from 2011-01-01 only", pd.Timestamp("2011-09-01"),
                   pd.Timestamp("2011-01-01")),
+    # CDNOW: one acquisition cohort (first purchase in Q1 1997) followed to 1998-06-30, purchases only
+    "cdnow": Case("CDNOW, D = 1998-04-01", pd.Timestamp("1998-04-01"), dataset="cdnow"),
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=default_data(), help="UCI Online Retail file (parquet or csv).")
-    parser.add_argument("--cases", nargs="*", choices=sorted(CASES), default=["june", "september", "short"])
+    parser.add_argument("--cases", nargs="*", choices=sorted(CASES), default=["june", "september", "short", "cdnow"])
     parser.add_argument("--dates", nargs="*", default=[],
                         help="Extra scoring dates (YYYY-MM-DD) with all history, e.g. for development runs.")
     parser.add_argument("--seed", type=int, default=42, help="churnlens's training seed.")
@@ -98,6 +104,22 @@ def load_purchases(path: Path) -> pd.DataFrame:
 
     purchases, _ = transactions_to_purchases(read_table_file(path), TransactionColumns.from_toml(MAPPING))
     return purchases
+
+
+def load_cdnow() -> pd.DataFrame:
+    """CDNOW's 69,659 purchases by 23,570 customers (lifetimes' ``CDNOW_master.txt``: customer,
+    day, CDs, dollars) as the contract's purchases table, one order per customer and day."""
+    import lifetimes
+
+    path = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
+    raw = pd.read_csv(path, sep=r"\s+", header=0, names=["customer_id", "date", "cds", "amount"],
+                      dtype={"customer_id": str, "date": str})
+    return pd.DataFrame({
+        "customer_id": raw["customer_id"].astype("string"),
+        "timestamp": pd.to_datetime(raw["date"], format="%Y%m%d"),
+        "amount": raw["amount"].astype(float),
+        "order_id": (raw["customer_id"] + "-" + raw["date"] + "-" + raw.index.astype(str)).astype("string"),
+    })  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- peers (plain pandas)
@@ -268,11 +290,12 @@ def run_case(case: Case, purchases: pd.DataFrame, args: argparse.Namespace) -> t
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    purchases = load_purchases(args.data)
     cases = [CASES[c] for c in args.cases] + [Case(f"D = {d}", pd.Timestamp(d)) for d in args.dates]
+    loaders = {"online_retail": lambda: load_purchases(args.data), "cdnow": load_cdnow}
+    data = {name: loaders[name]() for name in dict.fromkeys(c.dataset for c in cases)}
     tables, verdicts = [], []
     for case in cases:
-        table, info = run_case(case, purchases, args)
+        table, info = run_case(case, data[case.dataset], args)
         peers = table.drop(index="churnlens")
         best = peers["roc_auc"].idxmax()
         lead = table.loc["churnlens", "roc_auc"] - peers.loc[best, "roc_auc"]

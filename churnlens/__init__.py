@@ -9,7 +9,15 @@ Heavy sub-packages are imported on first use, so ``import churnlens`` stays chea
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# OpenMP threads (LightGBM, scikit-learn) busy-wait between parallel regions by default, so when
+# other processes share the cores each thread waits for a descheduled peer: a 20k-customer
+# training run took 226 s with 2 threads at load average 5, and 78 s with passive waiting
+# (benchmarks/RESULTS.md, "A 20k-customer retrain"). The runtime reads this when it loads, so it is
+# set before anything imports lightgbm; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

@@ -207,6 +207,19 @@ def test_nine_months_of_history_train_with_grouped_cv(tmp_path):
     run = MlflowClient().get_run(version.run_id)
     assert run.data.tags["evaluation"] == "grouped_cv"
     assert version.tags["evaluation"] == "grouped_cv" and version.tags["trained_through"]
+    # no training cutoff has a year of history: the 365-day window is left out, and said so
+    assert "trailing windows of 365 days left out" in text
+    from churnlens.serving import load_model
+
+    metadata = load_model("models:/short@champion", tracking_uri=uri).model.metadata
+    assert metadata.features and not any("365d" in f for f in metadata.features)
+    assert metadata.linear_base == ["days_since_last_purchase", "purchase_count_lifetime", "spend_lifetime"]
+    assert "365" not in run.data.params["features.windows"]
+    scored = CliRunner().invoke(app, ["score", str(data), "--model", "models:/short@champion", "--tracking-uri", uri,
+                                      "--out", str(tmp_path / "list.csv"), "--top", "50"])
+    assert scored.exit_code == 0, scored.output
+    campaign = pd.read_csv(tmp_path / "list.csv")
+    assert len(campaign) > 0 and campaign["churn_probability"].between(0, 1).all()
 
 
 def test_train_refuses_when_no_cutoff_has_a_matured_label(tmp_path):
@@ -245,3 +258,25 @@ def test_promotion_head_to_head_on_labels_the_champion_never_saw_both_ways(table
     strong_new = train_model(tables, tracking_uri=mlflow_server, model_name="h2h_b", train_config=strong)
     assert weak_old.alias == "champion"
     assert strong_new.alias == "champion" and "not worse, and fresher" in strong_new.registry_reason
+
+
+def test_logged_dataset_schema_is_the_whole_frames():
+    """The schema MLflow would infer value by value from every row is the one inferred from schema_rows."""
+    from churnlens.training.mlflow_log import schema_rows
+
+    rng = np.random.default_rng(0)
+    n = 500
+    frame = pd.DataFrame({
+        "always": rng.normal(size=n),
+        "late_gap": np.where(np.arange(n) == 400, np.nan, rng.normal(size=n)),
+        "count": rng.integers(0, 9, n),
+        "tier": pd.Categorical(rng.choice(["gold", "silver"], n)),
+        "country": pd.Series(np.where(np.arange(n) == 77, None, "FR"), dtype="string"),
+        "churned": rng.integers(0, 2, n),
+    })  # fmt: skip
+    rows = schema_rows(frame)
+    assert len(rows) == 3  # the first row and the two rows where a value is missing
+    whole = mlflow.data.from_pandas(frame).schema
+    assert mlflow.data.from_pandas(rows).schema == whole
+    assert {c.name: c.required for c in whole.inputs} == {
+        "always": True, "late_gap": False, "count": True, "tier": True, "country": False, "churned": True}

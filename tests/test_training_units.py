@@ -211,3 +211,28 @@ def test_early_stopping_found_after_training_equals_the_callback(metric, with_in
     assert stopped.best_iteration < 300, "early stopping never triggered: nothing was compared"
     found = early_stopping_rounds(grown, X_valid, y_valid, init_valid, metric=metric, patience=10)
     assert found == stopped.best_iteration
+
+
+def test_windows_longer_than_every_training_history_are_left_out():
+    from churnlens.training.pipeline import windows_the_history_shows
+
+    start = pd.Timestamp("2024-01-01")
+    cutoffs = [start + pd.Timedelta(days=d) for d in (120, 150, 200)]
+    # 200 days of history at the latest cutoff: a 365-day window would equal the lifetime figures
+    assert windows_the_history_shows((30, 90, 365), cutoffs, start) == ((30, 90), (365,))
+    # one cutoff with more than a year of history is enough for the window to mean something
+    later = cutoffs + [start + pd.Timedelta(days=400)]
+    assert windows_the_history_shows((30, 90, 365), later, start) == ((30, 90, 365), ())
+    # the smallest window stays whatever the history
+    assert windows_the_history_shows((30, 90), [start + pd.Timedelta(days=10)], start) == ((30,), (90,))
+
+
+def test_rfm_columns_stand_in_the_lifetime_figures_without_a_365_day_window():
+    from churnlens.training.baselines import rfm_columns
+
+    full = ["days_since_last_purchase", "purchase_count_365d", "spend_365d", "purchase_count_lifetime",
+            "spend_lifetime"]
+    assert rfm_columns(full) == ("days_since_last_purchase", "purchase_count_365d", "spend_365d")
+    short = ["days_since_last_purchase", "purchase_count_90d", "purchase_count_lifetime", "spend_lifetime"]
+    assert rfm_columns(short) == ("days_since_last_purchase", "purchase_count_lifetime", "spend_lifetime")
+    assert rfm_columns(["tenure_days"]) == ()

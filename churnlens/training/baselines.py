@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +14,17 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 #: Columns each baseline reads from the snapshot.
 RECENCY_FEATURES: tuple[str, ...] = ("days_since_last_purchase",)
 RFM_FEATURES: tuple[str, ...] = ("days_since_last_purchase", "purchase_count_365d", "spend_365d")
+#: Stand-ins for the 365-day columns when a run leaves that window out: with less than a year of
+#: history before every training cutoff they hold the same values.
+RFM_STAND_INS: dict[str, str] = {"purchase_count_365d": "purchase_count_lifetime", "spend_365d": "spend_lifetime"}
+
+
+def rfm_columns(columns: Iterable[str]) -> tuple[str, ...]:
+    """The RFM columns present among ``columns``, a 365-day column replaced by its lifetime
+    stand-in when the run has no 365-day window."""
+    present = set(columns)
+    chosen = (f if f in present else RFM_STAND_INS.get(f, f) for f in RFM_FEATURES)
+    return tuple(f for f in chosen if f in present)
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -69,5 +81,5 @@ def fit_baselines(
     """
     return {
         "recency": LogisticBaseline(RECENCY_FEATURES).fit(train, y, sample_weight),
-        "rfm_logistic": LogisticBaseline(RFM_FEATURES).fit(train, y, sample_weight),
+        "rfm_logistic": LogisticBaseline(rfm_columns(train.columns)).fit(train, y, sample_weight),
     }

@@ -13,7 +13,7 @@ import pandas as pd
 from churnlens.config import LightGBMParams, TrainConfig
 from churnlens.errors import InputError
 from churnlens.model import Calibrator, LinearBase, model_matrix, prepare_features
-from churnlens.training.baselines import RFM_FEATURES, LogisticBaseline
+from churnlens.training.baselines import LogisticBaseline, rfm_columns
 from churnlens.training.calibration import choose_calibrator
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def fit_linear_base(train: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarra
 
     Returns None when the training rows have none of the RFM columns.
     """
-    present = tuple(f for f in RFM_FEATURES if f in train.columns)
+    present = rfm_columns(train.columns)
     if not present:
         return None
     fitted = LogisticBaseline(present).fit(train, y, sample_weight)

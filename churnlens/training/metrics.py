@@ -88,11 +88,14 @@ def profit_curve(
 
 
 def customer_values_of(X: pd.DataFrame) -> np.ndarray | None:
-    """Each row's customer value as serving defines it: trailing-12-month spend (``spend_365d``),
-    else the spend over the longest window the snapshot has; None without a spend column."""
+    """Each row's customer value as serving defines it: trailing-12-month spend (``spend_365d``);
+    without it, ``spend_lifetime`` (the same figure when a run leaves the 365-day window out for a
+    history shorter than a year), else the spend over the longest window; None without a spend column."""
     import re
 
     windows = {int(m.group(1)): c for c in X.columns if (m := re.fullmatch(r"spend_(\d+)d", str(c)))}
+    if "spend_lifetime" in X.columns:
+        windows.setdefault(365, "spend_lifetime")
     if not windows:
         return None
     column = windows.get(365, windows[max(windows)])

@@ -180,7 +180,22 @@ def log_training_input(frame: pd.DataFrame, *, digest: str, source: str | None, 
     with warnings.catch_warnings():  # MLflow registers two equivalent sources for local paths and says so
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
         dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:DIGEST_CHARS])
+        # MLflow infers the schema value by value in Python (24 s of a 98 s run on 190k rows x 76
+        # columns); a few rows with the same dtypes and missing values give the same schema.
+        dataset.__dict__["schema"] = mlflow.data.from_pandas(schema_rows(frame), source=source).schema
     mlflow.log_input(dataset, context="training")
+
+
+def schema_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The first row, plus for each column with a missing value one row where it is missing.
+
+    MLflow's dataset schema depends only on each column's type and on whether it has missing
+    values (``required``), so these rows have the schema of the whole frame.
+    """
+    missing = frame.isna().to_numpy()
+    rows = {0} if len(frame) else set()
+    rows.update(int(np.argmax(column)) for column in missing.T if column.any())
+    return frame.iloc[sorted(rows)]
 
 
 def log_churn_model(model: ChurnModel, example: pd.DataFrame) -> str:
