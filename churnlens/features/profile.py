@@ -28,10 +28,9 @@ def attribute_columns(tables: Tables) -> tuple[list[str], list[str]]:
     if customers is None:
         return [], []
     text, numeric = [], []
-    for col in customers.columns:
+    for col, dtype in customers.dtypes.items():
         if col in _RESERVED:
             continue
-        dtype = customers[col].dtype
         if ptypes.is_bool_dtype(dtype) or (
             ptypes.is_numeric_dtype(dtype) and not ptypes.is_datetime64_any_dtype(dtype)
         ):

@@ -135,7 +135,8 @@ class _Assembler:
         numbers = [name for name in part.columns if self.catalog[name].unit != "category"]
         few = None  # a few rows: every number column in one conversion (not one per column)
         if len(part) <= _FEW_ROWS and numbers:
-            few = dict(zip(numbers, part[numbers].to_numpy(dtype="float64", na_value=np.nan).T, strict=True))
+            block = part if len(numbers) == len(part.columns) else part[numbers]
+            few = dict(zip(numbers, block.to_numpy(dtype="float64", na_value=np.nan).T, strict=True))
         for name in part.columns:
             spec = self.catalog[name]
             if spec.unit == "category":
