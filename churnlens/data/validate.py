@@ -1,7 +1,17 @@
 """Validate raw input tables against the contract (DESIGN §2), type them and repair soft problems.
 
-Everything here is vectorised over whole columns: no Python loop runs per row or per
-customer. Hard problems are collected by one helper, :class:`_Problems`, which names the table,
+Values are typed by one of two engines, then checked by one set of rules
+(:func:`_check_values`, :func:`_only_allowed`) and repaired by the same functions:
+
+- the column engine (:func:`_coerce_table`; files, the warehouse, any large frame) is vectorised
+  over whole columns with pandas, Arrow and numpy: no Python loop runs per row or per customer,
+  and a check costs a mask only when a cheap reduction (min/max, lengths) says a row may fail it;
+- the rows engine (:func:`_coerce_few_rows`; events posted to the API) types a few rows of JSON
+  values one by one, without pandas' fixed cost per column operation, in the plain forms whose
+  meaning is the column engine's (any other value sends its table to the column engine). Both
+  give the same tables, reports and errors (``tests/test_validation_engines.py``).
+
+Hard problems are collected by one helper, :class:`_Problems`, which names the table,
 the column and up to 20 offending rows per column; every problem of every table is found
 before one :class:`~churnlens.data.DataValidationError` lists them all. Rows
 are numbered from 1 in the order they were read (the header line of a CSV file is not
@@ -249,24 +259,26 @@ def validate_frames(
     end = None if data_end is None else _naive_utc(pd.Timestamp(data_end))
     limits = _Limits.of(bounds or DEFAULT_BOUNDS, now)
     report = ValidationReport(data_end=end)
-    out: dict[str, pd.DataFrame] = {}
     rows_in: dict[str, int] = {}
-    problems = _Problems()
     ids_seen: dict[str, pa.Array] = {}
-    for name in TABLE_NAMES:
-        if name not in frames:
-            continue
+    done: dict[str, _TableResult] = {}
+    # tables are taken in the order ``frames`` gives them (a reader hands the largest out first,
+    # so the read of the next overlaps the work on this one); what is reported does not depend
+    # on that order: problems and repairs are put in contract order below
+    for name in [n for n in frames if n in TABLE_SPECS]:
         spec = TABLE_SPECS[name]
         df = frames[name]
         if not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1):
             df = df.reset_index(drop=True)
         rows_in[name] = len(df)
+        result = done[name] = _TableResult(_Problems(), [])
         if len(df) == 0:
-            problems.add(name, None, "has no rows")
+            result.problems.add(name, None, "has no rows")
+            result.typing_problems = 1
             continue
         skipped = list((ignored or {}).get(name, ()))
         if skipped:
-            report.repairs.append(
+            result.repairs.append(
                 Repair(
                     name,
                     "ignored_columns",
@@ -280,17 +292,32 @@ def validate_frames(
             engine=engine,
             allow_missing_id=drop_missing_customer and name in EVENT_TABLES,
             limits=limits,
-            repairs=report.repairs,
-            problems=problems,
+            repairs=result.repairs,
+            problems=result.problems,
         )
-        if problems:  # keep looking for problems in the other tables; repairs are moot
+        del df
+        result.typing_problems = len(result.problems.found)
+        if result.problems:  # keep looking for problems in the other tables; repairs are moot
             continue
         if name == "contacts":
-            _check_contact_groups(typed, problems)
+            _check_contact_groups(typed, result.problems)
         if name == "customers":
-            out[name] = _repair_customers(typed, report.repairs, problems)
+            result.table = _repair_customers(typed, result.repairs, result.problems)
         else:
-            out[name], ids_seen[name] = _repair_events(typed, name, end, report.repairs)
+            result.table, ids_seen[name] = _repair_events(typed, name, end, result.repairs)
+    # in contract order: a table's own checks after typing (duplicate customers, contact groups)
+    # count only when no table before it had a problem, as when the tables are taken in that order
+    problems = _Problems()
+    out: dict[str, pd.DataFrame] = {}
+    for name in TABLE_NAMES:
+        if name not in done:
+            continue
+        result = done[name]
+        found = result.problems.found if not problems else result.problems.found[: result.typing_problems]
+        problems.found.extend(found)
+        report.repairs.extend(result.repairs)
+        if result.table is not None:
+            out[name] = result.table
     problems.raise_if_any()
     if len(out["purchases"]) == 0:
         raise DataValidationError("purchases", None, "has no rows left after repairs")
@@ -309,6 +336,17 @@ def validate_frames(
             end=df["timestamp"].max() if has_time else None,
         )
     return tables, report
+
+
+@dataclass
+class _TableResult:
+    """One table's validation: its problems (the first ``typing_problems`` found while typing it),
+    its repairs and the repaired table (None when it had problems)."""
+
+    problems: _Problems
+    repairs: list[Repair]
+    table: pd.DataFrame | None = None
+    typing_problems: int = 0
 
 
 # --------------------------------------------------------------------------- errors

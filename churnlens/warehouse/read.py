@@ -191,7 +191,7 @@ def fetch_planned(cur, plan: ReadPlan, uri: WarehouseURI) -> pa.Table:
                 if name in plan.categories and pa.types.is_string(column.type):
                     columns.append(pc.dictionary_encode(column))
                 else:
-                    columns.append(pa.concat_arrays([column]))  # a copy of its own
+                    columns.append(column)
             del batch, column
             batches.append(pa.RecordBatch.from_arrays(columns, names=names))
             del columns
@@ -212,14 +212,38 @@ def planned_frame(data: pa.Table, plan: ReadPlan) -> pd.DataFrame:
     names = data.column_names
     columns: dict[str, pd.Series] = {}
     for name in names:
-        columns[name] = arrow_to_pandas(data.select([name]))[name]
+        column = data.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = column.combine_chunks()  # text of its own: the driver's batches can then go
+        columns[name] = arrow_to_pandas(pa.table([column], names=[name]))[name]
         data = data.drop_columns([name])
+        del column
     return pd.DataFrame(columns, copy=False).rename(columns=plan.rename)
 
 
 def read_planned(cur, plan: ReadPlan, uri: WarehouseURI) -> pd.DataFrame:
     """Run a planned read: the table as pandas with contract column names."""
     return planned_frame(fetch_planned(cur, plan, uri), plan)
+
+
+def read_order(cur, sources: Mapping[str, TableSource]) -> list[str]:
+    """The order to read the tables in: ``purchases``, then the others from the largest by the
+    planner's row estimate (``pg_class.reltuples``; views and queries, with none, last, in
+    contract order).
+
+    Validation works on a table while the next one arrives, and the next one starts arriving
+    only when this one is handed out (one ahead): a small table read right after a large one
+    would arrive long before the work on the large one ends, and the reader would wait idle.
+    What validation reports does not depend on the order (see
+    :func:`churnlens.data.validate.validate_frames`).
+    """
+    estimates: dict[str, float] = {}
+    for name, source in sources.items():
+        if not source.sql.startswith("("):  # a relation (a query has no estimate)
+            cur.execute("SELECT reltuples::float8 FROM pg_catalog.pg_class WHERE oid = $1::regclass", (source.sql,))
+            estimates[name] = float(cur.fetchall()[0][0] or 0.0)
+    names = list(sources)
+    return sorted(names, key=lambda n: (n != "purchases", -max(estimates.get(n, 0.0), 0.0), names.index(n)))
 
 
 class ArrivingFrames(Mapping[str, pd.DataFrame]):
@@ -355,7 +379,11 @@ def read_warehouse(
         except errors() as exc:
             raise driver_error(exc, uri, "cannot list the tables") from None
         plans = {name: plan_read(cur, source, uri, columns.get(name)) for name, source in sources.items()}
-        frames = ArrivingFrames(cur, plans, uri)
+        try:
+            order = read_order(cur, sources)
+        except errors() as exc:
+            raise driver_error(exc, uri, "cannot list the tables") from None
+        frames = ArrivingFrames(cur, {name: plans[name] for name in order}, uri)
         try:
             return validate_frames(
                 frames,
