@@ -153,6 +153,7 @@ def train(kind: str, store: Path) -> Any:
     from churnlens.serving import load_model
     from churnlens.training.calibration import choose_calibrator
     from churnlens.training.estimator import ChurnClassifier
+    from churnlens.training.source import LocalSource
     from churnlens.training.split import out_of_time_split
 
     t0 = time.perf_counter()
@@ -190,6 +191,9 @@ def train(kind: str, store: Path) -> Any:
             "windows": list(FeatureConfig().windows),
             "active_window_days": 365,
             "downgrade_window_days": 90,
+            # as training records them (training/pipeline.py): the BG/NBD fit at the data's end,
+            # which serving uses for customers scored alone (none recorded: a fit per request)
+            "btyd_params": list(LocalSource(tables).btyd_params(tables.data_end.floor("D") + pd.Timedelta(days=1))),
         },
         "tables": sorted(tables.present()),
         "campaign": {"value_per_saved_customer": 100.0, "save_rate": 0.2, "cost_per_contact": 5.0},

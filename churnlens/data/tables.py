@@ -130,10 +130,18 @@ class Tables:
         Every default follows it (the scoring cutoff, the latest training cutoff), so one event
         dated years after the rest (a typo) must not move it: see :func:`observed_end`.
         """
-        events = [t["timestamp"] for n, t in self.present().items() if n in EVENT_TABLES and len(t)]
+        events = [t["timestamp"].to_numpy(dtype="datetime64[us]") for n, t in self.present().items()
+                  if n in EVENT_TABLES and len(t)]  # fmt: skip
         n_events = sum(len(t) for t in events)
         k = isolated_limit(n_events) + 1
-        latest = np.concatenate([top_values(t.to_numpy(dtype="datetime64[us]"), k) for t in events])
+        # when more than k events lie within the isolation gap of the last one, the k latest are
+        # too close together to leave any of them isolated: the end is the last event (one
+        # counting pass instead of selecting the k latest of every table)
+        last = max(t.max() for t in events)
+        recent = last - ISOLATION_GAP.to_timedelta64()
+        if sum(int(np.count_nonzero(t > recent)) for t in events) >= k:
+            return pd.Timestamp(last)
+        latest = np.concatenate([top_values(t, k) for t in events])
         return observed_end(latest, n_events, self.data_start)
 
     def customer_ids(self) -> pd.Index:

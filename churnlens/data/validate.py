@@ -1,7 +1,17 @@
 """Validate raw input tables against the contract (DESIGN §2), type them and repair soft problems.
 
-Everything here is vectorised over whole columns: no Python loop runs per row or per
-customer. Hard problems are collected by one helper, :class:`_Problems`, which names the table,
+Values are typed by one of two engines, then checked by one set of rules
+(:func:`_check_values`, :func:`_only_allowed`) and repaired by the same functions:
+
+- the column engine (:func:`_coerce_table`; files, the warehouse, any large frame) is vectorised
+  over whole columns with pandas, Arrow and numpy: no Python loop runs per row or per customer,
+  and a check costs a mask only when a cheap reduction (min/max, lengths) says a row may fail it;
+- the rows engine (:func:`_coerce_few_rows`; events posted to the API) types a few rows of JSON
+  values one by one, without pandas' fixed cost per column operation, in the plain forms whose
+  meaning is the column engine's (any other value sends its table to the column engine). Both
+  give the same tables, reports and errors (``tests/test_validation_engines.py``).
+
+Hard problems are collected by one helper, :class:`_Problems`, which names the table,
 the column and up to 20 offending rows per column; every problem of every table is found
 before one :class:`~churnlens.data.DataValidationError` lists them all. Rows
 are numbered from 1 in the order they were read (the header line of a CSV file is not
@@ -30,11 +40,14 @@ costs more code and time than the masks themselves.
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -47,6 +60,8 @@ from churnlens.data.report import Repair, TableSummary, ValidationReport
 from churnlens.data.schema import TABLE_SPECS, ColumnKind, ColumnSpec, TableSpec
 from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables
 
+#: How values are typed (see :func:`validate_tables`).
+Engine = Literal["auto", "columns", "rows"]
 #: pandas dtype of ids and text columns.
 STRING_DTYPE = pd.StringDtype()
 #: dtype of every timestamp column.
@@ -57,6 +72,7 @@ _TRUE_WORDS = ["true", "1", "yes", "1.0"]
 _FALSE_WORDS = ["false", "0", "no", "0.0"]
 #: Words that mean "missing" in number, timestamp and flag columns (never in ids or text).
 _NULL_WORDS = ["na", "n/a", "nan", "nat", "null", "none"]
+_NAT = np.iinfo(np.int64).min  # NaT in a datetime64 column's int64 view
 _ISO_HINT = "expected ISO 8601 such as 2024-05-02, 2024-05-02 10:00:00 or 2024-05-02T10:00:00+02:00"
 
 
@@ -71,6 +87,7 @@ def validate_tables(
     drop_missing_customer: bool = False,
     bounds: InputBounds | None = None,
     now: pd.Timestamp | str | None = None,
+    engine: Engine = "auto",
 ) -> tuple[Tables, ValidationReport]:
     """Validate tables already in memory (e.g. events posted to the API).
 
@@ -90,6 +107,12 @@ def validate_tables(
         1900-01-01 to the load time + 1 day, amounts up to 1e12 in absolute value).
     now : Timestamp or str, optional
         The load time the time bound is counted from; default the clock.
+    engine : {"auto", "columns", "rows"}
+        How values are typed: ``"columns"`` column by column (pandas and Arrow, as for files);
+        ``"rows"`` value by value for tables of Python objects (JSON values), falling back to
+        columns for any table holding a value outside the simple forms; ``"auto"`` (default)
+        rows for tables of at most :data:`FEW_ROWS` rows of Python objects, else columns. The
+        rules, repairs, results and errors are the same whichever types them (tested).
 
     Returns
     -------
@@ -114,9 +137,11 @@ def validate_tables(
         if name not in present:
             continue
         df = present[name]
-        rename, keep, ignored[name] = resolve_columns(name, [str(c) for c in df.columns], columns.get(name))
-        frame = df.set_axis([str(c) for c in df.columns], axis=1)[keep]
-        frames[name] = frame.rename(columns=rename)
+        names = [str(c) for c in df.columns]
+        rename, keep, ignored[name] = resolve_columns(name, names, columns.get(name))
+        frame = df if names == list(df.columns) else df.set_axis(names, axis=1)
+        frame = frame if keep == names else frame[keep]
+        frames[name] = frame.rename(columns=rename) if rename else frame
     return validate_frames(
         frames,
         sources={name: "in memory" for name in frames},
@@ -125,6 +150,7 @@ def validate_tables(
         drop_missing_customer=drop_missing_customer,
         bounds=bounds,
         now=now,
+        engine=engine,
     )
 
 
@@ -220,6 +246,7 @@ def validate_frames(
     drop_missing_customer: bool = False,
     bounds: InputBounds | None = None,
     now: pd.Timestamp | str | None = None,
+    engine: Engine = "auto",
 ) -> tuple[Tables, ValidationReport]:
     """Validate frames whose columns already carry contract names (after the mapping).
 
@@ -232,21 +259,26 @@ def validate_frames(
     end = None if data_end is None else _naive_utc(pd.Timestamp(data_end))
     limits = _Limits.of(bounds or DEFAULT_BOUNDS, now)
     report = ValidationReport(data_end=end)
-    out: dict[str, pd.DataFrame] = {}
     rows_in: dict[str, int] = {}
-    problems = _Problems()
-    for name in TABLE_NAMES:
-        if name not in frames:
-            continue
+    ids_seen: dict[str, pa.Array] = {}
+    done: dict[str, _TableResult] = {}
+    # tables are taken in the order ``frames`` gives them (a reader hands the largest out first,
+    # so the read of the next overlaps the work on this one); what is reported does not depend
+    # on that order: problems and repairs are put in contract order below
+    for name in [n for n in frames if n in TABLE_SPECS]:
         spec = TABLE_SPECS[name]
-        df = frames[name].reset_index(drop=True)
+        df = frames[name]
+        if not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1):
+            df = df.reset_index(drop=True)
         rows_in[name] = len(df)
+        result = done[name] = _TableResult(_Problems(), [])
         if len(df) == 0:
-            problems.add(name, None, "has no rows")
+            result.problems.add(name, None, "has no rows")
+            result.typing_problems = 1
             continue
         skipped = list((ignored or {}).get(name, ()))
         if skipped:
-            report.repairs.append(
+            result.repairs.append(
                 Repair(
                     name,
                     "ignored_columns",
@@ -254,26 +286,42 @@ def validate_frames(
                     f"columns outside the contract ignored: {', '.join(skipped)}",
                 )
             )
-        typed = _coerce_table(
+        typed = _coerce(
             df,
             spec,
+            engine=engine,
             allow_missing_id=drop_missing_customer and name in EVENT_TABLES,
             limits=limits,
-            repairs=report.repairs,
-            problems=problems,
+            repairs=result.repairs,
+            problems=result.problems,
         )
-        if problems:  # keep looking for problems in the other tables; repairs are moot
+        del df
+        result.typing_problems = len(result.problems.found)
+        if result.problems:  # keep looking for problems in the other tables; repairs are moot
             continue
         if name == "contacts":
-            _check_contact_groups(typed, problems)
+            _check_contact_groups(typed, result.problems)
         if name == "customers":
-            out[name] = _repair_customers(typed, report.repairs, problems)
+            result.table = _repair_customers(typed, result.repairs, result.problems)
         else:
-            out[name] = _repair_events(typed, name, end, report.repairs)
+            result.table, ids_seen[name] = _repair_events(typed, name, end, result.repairs)
+    # in contract order: a table's own checks after typing (duplicate customers, contact groups)
+    # count only when no table before it had a problem, as when the tables are taken in that order
+    problems = _Problems()
+    out: dict[str, pd.DataFrame] = {}
+    for name in TABLE_NAMES:
+        if name not in done:
+            continue
+        result = done[name]
+        found = result.problems.found if not problems else result.problems.found[: result.typing_problems]
+        problems.found.extend(found)
+        report.repairs.extend(result.repairs)
+        if result.table is not None:
+            out[name] = result.table
     problems.raise_if_any()
     if len(out["purchases"]) == 0:
         raise DataValidationError("purchases", None, "has no rows left after repairs")
-    _reconcile_customers(out, report.repairs)
+    _reconcile_customers(out, report.repairs, ids_seen)
     tables = Tables(**out)
     _note_isolated_events(tables, report.repairs)
     for name, df in out.items():
@@ -283,11 +331,22 @@ def validate_frames(
             source=sources.get(name, "in memory"),
             rows_in=rows_in[name],
             rows_out=len(df),
-            customers=int(df["customer_id"].nunique()),
+            customers=len(ids_seen[name]) if name in ids_seen else len(df),  # customers: one row each
             start=df["timestamp"].min() if has_time else None,
             end=df["timestamp"].max() if has_time else None,
         )
     return tables, report
+
+
+@dataclass
+class _TableResult:
+    """One table's validation: its problems (the first ``typing_problems`` found while typing it),
+    its repairs and the repaired table (None when it had problems)."""
+
+    problems: _Problems
+    repairs: list[Repair]
+    table: pd.DataFrame | None = None
+    typing_problems: int = 0
 
 
 # --------------------------------------------------------------------------- errors
@@ -314,15 +373,19 @@ class _Problems:
         self._shown[(table, column)] += len(shown)
         self.found.append(Problem(table, column, problem, shown))
 
-    def rows(self, table: str, column: str, mask: Any, problem: str, values: pd.Series) -> bool:
+    def rows(self, table: str, column: str, mask: Any, problem: str, values: pd.Series | Sequence[Any]) -> bool:
         """Record ``problem`` when ``mask`` flags any row (True then); ``values`` holds the raw
-        values, their index labels being 0-based positions in the input."""
+        values: a Series whose index labels are 0-based positions in the input, or a list in
+        input order."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return False
         where = np.flatnonzero(mask)
         room = max(MAX_ROWS_SHOWN - self._shown[(table, column)], 0)
-        shown = [f"row {int(values.index[p]) + 1}: {_show(values.iloc[p])}" for p in where[:room]]
+        if isinstance(values, pd.Series):
+            shown = [f"row {int(values.index[p]) + 1}: {_show(values.iloc[p])}" for p in where[:room]]
+        else:
+            shown = [f"row {int(p) + 1}: {_show(values[p])}" for p in where[:room]]
         self.add(table, column, f"{problem} ({_count(len(where), 'row')})", shown)
         return True
 
@@ -369,6 +432,21 @@ class _Limits:
         earliest, latest = bounds.time_range(now)
         return cls(earliest, latest, float(bounds.future_days), float(bounds.max_abs_amount))
 
+    @property
+    def time_range_us(self) -> tuple[int, int]:
+        """``(earliest, latest)`` as microseconds since the epoch (how ``datetime64[us]`` stores them)."""
+        return tuple(int(t.as_unit("us").asm8.view("i8")) for t in (self.earliest, self.latest))  # type: ignore[return-value]
+
+
+def _coerce(df: pd.DataFrame, spec: TableSpec, *, engine: Engine, **kwargs: Any) -> pd.DataFrame:
+    """Type one table with the engine asked for (see :func:`validate_tables`)."""
+    if engine == "rows" or (engine == "auto" and len(df) <= FEW_ROWS):
+        try:
+            return _coerce_few_rows(df, spec, **kwargs)
+        except _NotFewRows:
+            pass
+    return _coerce_table(df, spec, **kwargs)
+
 
 def _coerce_table(
     df: pd.DataFrame,
@@ -393,7 +471,7 @@ def _coerce_table(
             problems=problems,
         )  # fmt: skip
     order = [c.name for c in spec.columns if c.name in typed] + [c for c in df.columns if spec.column(c) is None]
-    return pd.DataFrame({c: typed[c] for c in order}, index=df.index)
+    return pd.DataFrame({c: typed[c] for c in order}, index=df.index, copy=False)  # no block consolidation copy
 
 
 def _coerce_column(
@@ -426,36 +504,82 @@ def _coerce_column(
         ):
             return raw
         out, invalid = _to_time(raw)
-        problems.rows(table, col, invalid, f"is not a valid timestamp ({_ISO_HINT})", raw)
-        outside = ((out < limits.earliest) | (out > limits.latest)).to_numpy(dtype=bool, na_value=False)
-        problems.rows(
-            table,
-            col,
-            outside,
-            f"is outside the allowed time range {limits.earliest.date()} to {limits.latest:%Y-%m-%d %H:%M} "
-            f"(load time + {limits.future_days:g} day(s); a typo in the year?)",
-            raw,
-        )
     elif kind == "number":
         out, invalid = _to_number(raw)
-        problems.rows(table, col, invalid, "is not a number", raw)
-        problems.rows(table, col, np.isinf(out.to_numpy()), "is not a finite number", raw)
-        if col in AMOUNT_COLUMNS.get(table, ()):
+    else:  # flag
+        out, invalid = _to_flag(raw)
+    values = out.to_numpy() if kind in ("time", "number") else None
+    _check_values(
+        table, col, kind, cspec, values, lambda: out.isna().to_numpy(), invalid, raw,
+        allow_missing_id=allow_missing_id, limits=limits, problems=problems,
+    )  # fmt: skip
+    return out
+
+
+def _check_values(
+    table: str,
+    col: str,
+    kind: ColumnKind,
+    cspec: ColumnSpec | None,
+    values: np.ndarray | None,
+    missing: Callable[[], np.ndarray],
+    invalid: np.ndarray,
+    raw: pd.Series | Sequence[Any],
+    *,
+    allow_missing_id: bool,
+    limits: _Limits,
+    problems: _Problems,
+) -> None:
+    """The contract's rules on one typed column, in the order their problems are reported: both
+    engines (column by column, :func:`_coerce_column`; value by value, :func:`_coerce_few_rows`)
+    type the values their way, then call this.
+
+    Parameters
+    ----------
+    values : ndarray or None
+        ``datetime64[us]`` (time) or float64 (number) values; None for other kinds.
+    missing : callable
+        The mask of missing typed values (asked for only when the column is required).
+    invalid : ndarray of bool
+        Raw values that could not be read (reported as such, not as missing).
+    raw : Series or list
+        The raw values, for the messages.
+    """
+    if kind == "time":
+        problems.rows(table, col, invalid, f"is not a valid timestamp ({_ISO_HINT})", raw)
+        stamps = values.view("i8")
+        if _beyond_time_range(stamps, limits):  # two reductions; the mask only when some value is outside
+            earliest, latest = limits.time_range_us
+            outside = (stamps != _NAT) & ((stamps < earliest) | (stamps > latest))
             problems.rows(
                 table,
                 col,
-                np.abs(out.to_numpy()) > limits.max_abs_amount,
+                outside,
+                f"is outside the allowed time range {limits.earliest.date()} to {limits.latest:%Y-%m-%d %H:%M} "
+                f"(load time + {limits.future_days:g} day(s); a typo in the year?)",
+                raw,
+            )
+    elif kind == "number":
+        problems.rows(table, col, invalid, "is not a number", raw)
+        # the smallest and largest values say whether any row can fail a bound: masks only then
+        lo, hi = (np.fmin.reduce(values), np.fmax.reduce(values)) if len(values) else (np.nan, np.nan)
+        if lo == -np.inf or hi == np.inf:
+            problems.rows(table, col, np.isinf(values), "is not a finite number", raw)
+        if col in AMOUNT_COLUMNS.get(table, ()) and max(-lo, hi) > limits.max_abs_amount:
+            problems.rows(
+                table,
+                col,
+                np.abs(values) > limits.max_abs_amount,
                 f"is larger than the largest allowed amount ({limits.max_abs_amount:g} in absolute value)",
                 raw,
             )
-        if cspec is not None and cspec.min_value is not None:
+        if cspec is not None and cspec.min_value is not None and lo < cspec.min_value:
             rng = _range_text(cspec)
-            problems.rows(table, col, out.to_numpy() < cspec.min_value, f"is outside the allowed range {rng}", raw)
-        if cspec is not None and cspec.max_value is not None:
+            problems.rows(table, col, values < cspec.min_value, f"is outside the allowed range {rng}", raw)
+        if cspec is not None and cspec.max_value is not None and hi > cspec.max_value:
             rng = _range_text(cspec)
-            problems.rows(table, col, out.to_numpy() > cspec.max_value, f"is outside the allowed range {rng}", raw)
-    else:  # flag
-        out, invalid = _to_flag(raw)
+            problems.rows(table, col, values > cspec.max_value, f"is outside the allowed range {rng}", raw)
+    elif kind == "flag":
         problems.rows(table, col, invalid, "is not a boolean (expected true/false, 1/0 or yes/no)", raw)
     if cspec is not None and cspec.required and not (kind == "id" and allow_missing_id):
         hint = (
@@ -463,8 +587,23 @@ def _coerce_column(
             if kind == "id" and table in EVENT_TABLES
             else ""
         )
-        problems.rows(table, col, out.isna().to_numpy() & ~invalid, f"is missing (the column is required){hint}", raw)
-    return out
+        absent = missing()
+        if absent.any():
+            problems.rows(table, col, absent & ~invalid, f"is missing (the column is required){hint}", raw)
+
+
+def _beyond_time_range(stamps: np.ndarray, limits: _Limits) -> bool:
+    """Whether some timestamp (``datetime64[us]`` as int64) lies outside the allowed range."""
+    if len(stamps) == 0:
+        return False
+    earliest, latest = limits.time_range_us
+    lo, hi = stamps.min(), stamps.max()
+    if lo == _NAT:  # missing values are the smallest int64: the least of the others
+        present = stamps[stamps != _NAT]
+        if len(present) == 0:
+            return False
+        lo = present.min()
+    return bool(lo < earliest or hi > latest)
 
 
 def _normalise_ids(
@@ -479,6 +618,11 @@ def _normalise_ids(
     """
     values = pa.array(ids.array)
     trimmed = pc.utf8_trim_whitespace(values)
+    # trimming only removes, and ASCII text is already NFC: when no length changed and every id
+    # is ASCII, nothing changes (two cheap passes instead of comparing every id)
+    kept = pc.equal(pc.binary_length(trimmed), pc.binary_length(values))
+    if pc.all(kept).as_py() is not False and pc.all(pc.string_is_ascii(values)).as_py() is not False:
+        return ids
     clean = pd.Series(pd.array(trimmed, dtype=STRING_DTYPE), index=ids.index, name=ids.name)
     wide = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(trimmed), True).to_numpy(zero_copy_only=False))
     if len(wide):
@@ -530,13 +674,19 @@ def _infer_kind(raw: pd.Series) -> ColumnKind:
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         return "time"
     if pd.api.types.is_object_dtype(dtype):
-        inferred = pd.api.types.infer_dtype(raw, skipna=True)
-        if inferred == "boolean":
-            return "flag"
-        if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
-            return "number"
-        if inferred in ("datetime", "datetime64", "date"):
-            return "time"
+        return _kind_of_objects(raw.to_numpy())
+    return "text"
+
+
+def _kind_of_objects(values: np.ndarray) -> ColumnKind:
+    """Kind of an extra column of Python objects, from what pandas infers of them."""
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "boolean":
+        return "flag"
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "number"
+    if inferred in ("datetime", "datetime64", "date"):
+        return "time"
     return "text"
 
 
@@ -548,6 +698,9 @@ def text_column(raw: pd.Series) -> pd.Series:
         if np.all(finite == np.round(finite)) and (len(finite) == 0 or np.abs(finite).max() < 2**53):
             raw = raw.astype("Int64")
     out = raw.astype(STRING_DTYPE)
+    if isinstance(out.array, pd.arrays.ArrowStringArray):  # lengths, not a comparison of every value
+        if pc.any(pc.equal(pc.binary_length(pa.array(out.array)), 0)).as_py() is not True:
+            return out
     empty = (out == "").fillna(False).to_numpy(dtype=bool)
     if empty.any():
         out = out.mask(empty)
@@ -556,7 +709,13 @@ def text_column(raw: pd.Series) -> pd.Series:
 
 def category_dtype(levels: Sequence[str] | pd.Index) -> pd.CategoricalDtype:
     """The dtype of a ``category`` column whose values are ``levels`` (sorted here)."""
-    return pd.CategoricalDtype(pd.Index(sorted(levels), dtype=STRING_DTYPE))
+    return _category_dtype(tuple(sorted(levels)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _category_dtype(levels: tuple[str, ...]) -> pd.CategoricalDtype:
+    # dtypes are immutable: the few level sets of posted events (channels, event types ...) are built once
+    return pd.CategoricalDtype(pd.Index(levels, dtype=STRING_DTYPE))
 
 
 def category_from_codes(levels: Sequence[str], codes: np.ndarray) -> pd.Categorical:
@@ -600,17 +759,30 @@ def _to_category(raw: pd.Series) -> pd.Series:
     if isinstance(raw.dtype, pd.CategoricalDtype):
         # normalise the categories in use, never the (many) values
         codes = raw.cat.codes.to_numpy()
-        used = np.zeros(len(raw.cat.categories), dtype=bool)
-        used[codes[codes >= 0]] = True
+        used = _used_codes(codes, len(raw.cat.categories))
         text = text_column(pd.Series(raw.cat.categories[used]))
         level_codes, levels = pd.factorize(text, sort=True)
-        lookup = np.full(len(used) + 1, -1, dtype=np.int64)  # last entry: code -1 stays missing
-        lookup[np.flatnonzero(used)] = level_codes
-        new_codes = lookup[codes]
-    else:
-        new_codes, levels = pd.factorize(text_column(raw), sort=True)
+        dtype = pd.CategoricalDtype(pd.Index(levels, dtype=STRING_DTYPE))
+        if used.all() and np.array_equal(level_codes, np.arange(len(used))):
+            new_codes = codes  # already the sorted, normalised values present (Parquet of validated tables)
+        else:
+            lookup = np.full(len(used) + 1, -1, dtype=np.result_type(codes.dtype, np.int8))
+            lookup[np.flatnonzero(used)] = level_codes  # last entry: code -1 stays missing
+            new_codes = np.take(lookup, codes)
+        return pd.Series(pd.Categorical.from_codes(new_codes, dtype=dtype), index=raw.index)
+    new_codes, levels = pd.factorize(text_column(raw), sort=True)
     dtype = pd.CategoricalDtype(pd.Index(levels, dtype=STRING_DTYPE))
     return pd.Series(pd.Categorical.from_codes(new_codes, dtype=dtype), index=raw.index)
+
+
+def _used_codes(codes: np.ndarray, n: int) -> np.ndarray:
+    """Which of ``n`` categories the codes use (code -1 = missing): one comparison per category
+    when they are few (a vectorised pass each), else one scatter."""
+    if n <= 64:
+        return np.fromiter(((codes == k).any() for k in range(n)), dtype=bool, count=n)
+    used = np.zeros(n, dtype=bool)
+    used[codes[codes >= 0]] = True
+    return used
 
 
 def _blank(raw: pd.Series, candidates: np.ndarray) -> np.ndarray:
@@ -641,6 +813,8 @@ def _to_time(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def _to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """-> (float64, mask of non-empty values that are not numbers)."""
     bad = np.zeros(len(raw), dtype=bool)
+    if raw.dtype == np.float64:  # already what the nullable round trip below gives: no copy
+        return raw, bad
     if pd.api.types.is_bool_dtype(raw.dtype) or pd.api.types.is_numeric_dtype(raw.dtype):
         values = raw.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
     else:
@@ -676,11 +850,179 @@ def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts.as_unit("us")
 
 
+# --------------------------------------------------------------------------- few rows
+
+#: Tables of at most this many rows of Python objects (events posted to the API) are typed value
+#: by value under ``engine="auto"``: pandas' fixed cost per column operation, not the values,
+#: is what validating them costs column by column.
+FEW_ROWS = 2000
+
+#: The ISO 8601 forms the few-rows engine reads itself (others go to pandas' parser): date, and
+#: date with time to the minute, second or microsecond, naive or with ``Z`` / ``+hh:mm``.
+_SIMPLE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:\d{2})?)?",
+    re.ASCII,  # digits 0-9 only
+)
+_EPOCH = datetime(1970, 1, 1)
+_US = timedelta(microseconds=1)
+_MAX_EXACT_INT = 2**53
+
+
+class _NotFewRows(Exception):
+    """A table the few-rows engine leaves to the column engine (which reads every form pandas can)."""
+
+
+def _coerce_few_rows(
+    df: pd.DataFrame,
+    spec: TableSpec,
+    *,
+    allow_missing_id: bool,
+    limits: _Limits,
+    repairs: list[Repair],
+    problems: _Problems,
+) -> pd.DataFrame:
+    """:func:`_coerce_table` for a table of Python objects (JSON values), typed value by value.
+
+    Values are read only in forms whose meaning is plain: strings for ids, text and categories
+    (ids ASCII without surrounding whitespace: nothing to normalise), ``str`` timestamps in
+    :data:`_SIMPLE_TIME` forms, ``float`` and ``int`` numbers, ``bool`` flags, None for missing.
+    Anything else raises :class:`_NotFewRows` before a problem or a repair is recorded, and the
+    table is typed column by column instead. The rules are those of the column engine
+    (:func:`_check_values`, :func:`_only_allowed`), and so are the problems, in the same order.
+
+    Event tables (not ``contacts``: its group check lists rows in table order) come out sorted
+    by (customer_id, timestamp), index labels kept as input positions, as the column engine's
+    sort leaves them: the repairs that follow then have nothing to move.
+    """
+    if not all(pd.api.types.is_object_dtype(dtype) for dtype in df.dtypes):
+        raise _NotFewRows
+    n = len(df)
+    raw = dict(zip(df.columns, df.to_numpy().T.tolist() if n else [[] for _ in df.columns], strict=True))
+    kinds: dict[str, ColumnKind] = {}
+    parsed: dict[str, Any] = {}
+    for col, values in raw.items():  # read everything first: raising here leaves no trace
+        cspec = spec.column(col)
+        kinds[col] = cspec.kind if cspec is not None else _kind_of_objects(np.array(values, dtype=object))
+        parsed[col] = _read_few(kinds[col], values)
+    for col in spec.required_columns:
+        if col not in df.columns:
+            problems.add(spec.name, col, f"is required but missing; columns found: {', '.join(map(str, df.columns))}")
+    found_before = len(problems.found)
+    no = np.zeros(n, dtype=bool)
+    typed: dict[str, Any] = {}
+    for col, values in parsed.items():
+        kind, cspec = kinds[col], spec.column(col)
+        if kind in ("id", "text", "category"):
+            missing = np.fromiter((v is None for v in values), dtype=bool, count=n)
+            if kind == "category":
+                levels = sorted({v for v in values if v is not None})
+                code = {v: i for i, v in enumerate(levels)}
+                codes = np.fromiter((-1 if v is None else code[v] for v in values), dtype=np.int64, count=n)
+                out: Any = pd.Categorical.from_codes(codes, dtype=category_dtype(levels))
+                if cspec is not None and cspec.allowed is not None:
+                    out = _only_allowed(spec.name, col, pd.Series(out), cspec.allowed, raw[col], problems).array
+            else:
+                out = pd.array(values, dtype=STRING_DTYPE)
+            array = None
+        elif kind == "flag":
+            truth, missing = values
+            out, array = pd.arrays.BooleanArray(truth, missing), None
+        else:  # time (int64 microseconds) or number (float64)
+            out = array = values.view(TIME_DTYPE) if kind == "time" else values
+            missing = values == _NAT if kind == "time" else np.isnan(values)
+        _check_values(
+            spec.name, col, kind, cspec, array, lambda m=missing: m, no, raw[col],
+            allow_missing_id=allow_missing_id, limits=limits, problems=problems,
+        )  # fmt: skip
+        typed[col] = out
+    order = [c.name for c in spec.columns if c.name in typed] + [c for c in df.columns if spec.column(c) is None]
+    if spec.name in EVENT_TABLES and spec.name != "contacts" and len(problems.found) == found_before:
+        ids, stamps = parsed["customer_id"], parsed["timestamp"]
+        if None not in ids:
+            rows = sorted(range(n), key=lambda i: (ids[i], stamps[i]))
+            if rows != list(range(n)):
+                at = np.array(rows, dtype=np.int64)
+                return pd.DataFrame({c: typed[c].take(at) for c in order}, index=at, copy=False)
+    return pd.DataFrame({c: typed[c] for c in order}, index=pd.RangeIndex(n), copy=False)
+
+
+def _read_few(kind: ColumnKind, values: list[Any]) -> Any:
+    """One column's values in their plain forms (see :func:`_coerce_few_rows`), else :class:`_NotFewRows`.
+
+    None and a float NaN (what pandas puts in an object column for a missing key) are missing.
+    """
+    if kind in ("id", "text", "category"):
+        out: list[str | None] = []
+        for v in values:
+            if type(v) is str and (kind != "id" or (v.isascii() and v.strip() == v)):
+                out.append(v or None)  # an empty string is missing
+            elif v is None or (type(v) is float and v != v):
+                out.append(None)
+            else:  # other types are written as text by rules of their own; ids may need normalising
+                raise _NotFewRows
+        return out
+    if kind == "number":
+        numbers = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values):
+            if type(v) is float or (type(v) is int and -_MAX_EXACT_INT <= v <= _MAX_EXACT_INT):
+                numbers[i] = v
+            elif v is None:
+                numbers[i] = np.nan
+            else:
+                raise _NotFewRows
+        return numbers
+    if kind == "flag":
+        truth = np.zeros(len(values), dtype=bool)
+        missing = np.zeros(len(values), dtype=bool)
+        for i, v in enumerate(values):
+            if type(v) is bool:
+                truth[i] = v
+            elif v is None or (type(v) is float and v != v):
+                missing[i] = True
+            else:
+                raise _NotFewRows
+        return truth, missing
+    stamps = np.empty(len(values), dtype=np.int64)  # time
+    for i, v in enumerate(values):
+        stamps[i] = _NAT if v is None or (type(v) is float and v != v) else _read_time(v)
+    return stamps
+
+
+def _read_time(value: Any) -> int:
+    """Microseconds since 1970 (UTC) of a timestamp in a :data:`_SIMPLE_TIME` form."""
+    match = _SIMPLE_TIME.fullmatch(value) if type(value) is str else None
+    if match is None:
+        raise _NotFewRows
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    if not 1100 <= int(year) <= 8999:  # far from the ends of the calendar, where an offset could cross them
+        raise _NotFewRows
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+        )  # fmt: skip
+    except ValueError:  # no such date or time: pandas decides
+        raise _NotFewRows from None
+    shift = 0
+    if offset not in (None, "Z"):
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:
+            raise _NotFewRows
+        shift = (1 if offset[0] == "+" else -1) * (hours * 60 + minutes) * 60_000_000
+    return (moment - _EPOCH) // _US - shift
+
+
 # --------------------------------------------------------------------------- repairs
 
 
-def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]) -> pd.DataFrame:
-    """Drop rows without customer (when allowed), sort, drop exact duplicates and late events."""
+def _repair_events(
+    df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, repairs: list[Repair]
+) -> tuple[pd.DataFrame, pa.Array]:
+    """Drop rows without customer (when allowed), sort, drop exact duplicates and late events.
+
+    Returns the table and its distinct customer ids, sorted (for the summary and for reconciling
+    with ``customers`` without another pass over the ids).
+    """
     rows_in = len(df)
     missing = df["customer_id"].isna().to_numpy()
     if missing.any():
@@ -695,16 +1037,23 @@ def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, 
             )
         )
         df = df[~missing]
-    codes, uniques = pd.factorize(df["customer_id"], sort=True)
     ts = df["timestamp"].to_numpy().view("i8")
-    order = _sort_order(codes, ts)
-    codes, ts = codes[order], ts[order]
-    rest = df.drop(columns="customer_id").take(order)
-    ids = pd.Series(uniques.take(codes), index=rest.index, name="customer_id", dtype=STRING_DTYPE)
-    df = pd.concat([ids, rest], axis=1)
+    starts = _run_starts(df["customer_id"])
+    if starts is not None and np.all(starts[1:] | (ts[1:] >= ts[:-1])):
+        # already in (customer, time) order, as exports often are: nothing moves, no id is rebuilt
+        same_key = ~starts[1:] & (ts[1:] == ts[:-1])
+        ids_seen = _ids_at(df["customer_id"], starts)
+    else:
+        codes, uniques = pd.factorize(df["customer_id"], sort=True)
+        order = _sort_order(codes, ts)
+        codes, ts = codes[order], ts[order]
+        rest = df.drop(columns="customer_id").take(order)
+        ids = pd.Series(uniques.take(codes), index=rest.index, name="customer_id", dtype=STRING_DTYPE)
+        df = pd.concat([ids, rest], axis=1)
+        same_key = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
+        ids_seen = _large_strings(pa.array(pd.array(uniques, dtype=STRING_DTYPE)))
     # exact duplicates share (customer_id, timestamp), so after the sort they sit in runs of
     # equal keys; compare full rows only inside those runs.
-    same_key = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
     candidates = np.zeros(len(df), dtype=bool)
     candidates[1:] |= same_key
     candidates[:-1] |= same_key
@@ -722,7 +1071,7 @@ def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, 
                     _render_rows(df[dup]),
                 )
             )
-            df = df[~dup]
+            df = df[~dup]  # a duplicate's first occurrence stays: no customer disappears
     if data_end is not None:
         late = (df["timestamp"] > data_end).to_numpy()
         if late.any():
@@ -737,34 +1086,93 @@ def _repair_events(df: pd.DataFrame, table: str, data_end: pd.Timestamp | None, 
                 )
             )
             df = df[~late]
+            kept = _run_starts(df["customer_id"])  # sorted: the runs of the ids left
+            ids_seen = _ids_at(df["customer_id"], kept) if kept is not None else ids_seen[:0]
     if len(df) < rows_in:  # categories are the values present: drop those of dropped rows
         for col in df.columns:
             if isinstance(df[col].dtype, pd.CategoricalDtype):
                 df[col] = df[col].cat.remove_unused_categories()
-    return df.reset_index(drop=True)
+    return df.reset_index(drop=True), ids_seen
+
+
+def _large_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One ``large_string`` Arrow array (the type pandas' ``string`` dtype holds)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values.cast(pa.large_string()) if values.type != pa.large_string() else values
+
+
+def _run_starts(ids: pd.Series) -> np.ndarray | None:
+    """For ids without missing values: where each run of equal ids starts (True at row 0),
+    or None when the ids are not sorted (byte order, which is code point order: pandas' order)."""
+    values = pa.array(ids.array) if isinstance(ids.array, pd.arrays.ArrowStringArray) else None
+    if values is None:
+        values = pa.array(ids.astype(STRING_DTYPE).array)
+    starts = np.ones(len(values), dtype=bool)
+    if len(values) < 2:
+        return starts
+    after, before = values[1:], values[:-1]
+    if pc.any(pc.less(after, before)).as_py():
+        return None
+    starts[1:] = pc.not_equal(after, before).to_numpy(zero_copy_only=False)
+    return starts
+
+
+def _ids_at(ids: pd.Series, starts: np.ndarray) -> pa.Array:
+    """The ids at the run starts: the distinct ids of a sorted column, sorted."""
+    return _large_strings(pa.array(ids.array)).filter(pa.array(starts))
 
 
 def _sort_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Stable order by (customer code, timestamp); ties keep input order.
 
-    One stable argsort of a combined int64 key is ~3x faster than ``np.lexsort`` on two keys;
-    when the key could overflow, timestamps are first replaced by their dense rank.
+    Rows already in order cost one comparison pass; rows in time order are ordered by customer
+    alone. Otherwise customer and timestamp make one int64 key when it fits, and
+    :func:`_stable_argsort` orders by it.
     """
-    if len(ts) == 0:
+    n = len(ts)
+    if n == 0:
         return np.arange(0)
     # exports often come sorted by customer and time, and event logs by time: skip what is sorted
     same = codes[1:] == codes[:-1]
     if np.all((codes[1:] > codes[:-1]) | (same & (ts[1:] >= ts[:-1]))):
-        return np.arange(len(ts))
+        return np.arange(n)
+    codes = codes.astype(np.int64)
+    n_codes = int(codes.max()) + 1
     if np.all(ts[1:] >= ts[:-1]):
-        return np.argsort(codes, kind="stable")
+        return _stable_argsort([(codes, n_codes)])
     offset = ts - ts.min()
     span = int(offset.max()) + 1
-    if (int(codes.max()) + 1) * span >= 2**62:
-        _, offset = np.unique(ts, return_inverse=True)
-        span = int(offset.max()) + 1
-    key = codes.astype(np.int64) * span + offset.astype(np.int64)
-    return np.argsort(key, kind="stable")
+    if n_codes * span < 2**62:
+        return _stable_argsort([(codes * span + offset, n_codes * span)])
+    return _stable_argsort([(codes, n_codes), (offset, span)])
+
+
+def _stable_argsort(keys: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """The stable order of rows by several non-negative int64 keys, most significant first
+    (``np.lexsort`` of them, reversed); each key comes with a bound it stays below.
+
+    ``np.sort`` of int64 values is vectorised and ~15x faster than a stable ``argsort``: each
+    key (in digits, when it is wider than the room left) is packed above the row's current
+    position, sorted, and the positions read back: a least-significant-digit radix sort whose
+    passes are ``np.sort`` calls, stable because the position breaks ties.
+    """
+    n = len(keys[0][0])
+    row_bits = max(int(n - 1).bit_length(), 1)
+    width = 63 - row_bits
+    rows = np.arange(n, dtype=np.int64)
+    order: np.ndarray | None = None
+    for values, bound in reversed(keys):
+        bits = max(int(bound - 1).bit_length(), 1)
+        for shift in range(0, bits, width):
+            digit = values if order is None else values[order]
+            if shift or bits > width:
+                digit = (digit >> shift) & ((1 << width) - 1)
+            packed = np.sort((digit << row_bits) | rows)
+            position = packed & ((1 << row_bits) - 1)
+            order = position if order is None else order[position]
+    assert order is not None
+    return order
 
 
 def _note_isolated_events(tables: Tables, repairs: list[Repair]) -> None:
@@ -795,6 +1203,9 @@ def _note_isolated_events(tables: Tables, repairs: list[Repair]) -> None:
 
 def _repair_customers(df: pd.DataFrame, repairs: list[Repair], problems: _Problems) -> pd.DataFrame:
     """Drop exact duplicate rows; refuse one customer_id with different attributes; sort by id."""
+    ids = _large_strings(pa.array(df["customer_id"].array))
+    if len(ids) < 2 or pc.all(pc.less(ids[:-1], ids[1:])).as_py():
+        return df.reset_index(drop=True)  # ids distinct and sorted: no duplicate, nothing to move
     dup = df.duplicated(keep="first").to_numpy()
     if dup.any():
         n = int(dup.sum())
@@ -819,23 +1230,30 @@ def _repair_customers(df: pd.DataFrame, repairs: list[Repair], problems: _Proble
     return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
-def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair]) -> None:
-    """Add customers seen only in events to ``customers``; note customers without events."""
+def _reconcile_customers(
+    tables: dict[str, pd.DataFrame], repairs: list[Repair], ids_seen: Mapping[str, pa.Array]
+) -> None:
+    """Add customers seen only in events to ``customers``; note customers without events.
+
+    ``ids_seen`` holds each event table's distinct ids: sets are compared by hash in Arrow,
+    never per row.
+    """
     customers = tables.get("customers")
     if customers is None:
         return
-    known = pd.Index(customers["customer_id"], dtype=STRING_DTYPE)
-    seen = pd.Index([], dtype=STRING_DTYPE)
+    known = _large_strings(pa.array(customers["customer_id"].array))
     per_table: list[str] = []
+    parts: list[pa.Array] = []
     for name in EVENT_TABLES:
         if name not in tables:
             continue
-        ids = pd.Index(tables[name]["customer_id"].unique(), dtype=STRING_DTYPE)
-        unknown_here = ids.difference(known)
-        if len(unknown_here):
-            per_table.append(f"{name}: {len(unknown_here):,}")
-        seen = seen.union(ids)
-    unknown = seen.difference(known).sort_values()
+        ids = ids_seen[name]
+        unknown_here = len(ids) - int(pc.sum(pc.is_in(ids, value_set=known)).as_py() or 0)
+        if unknown_here:
+            per_table.append(f"{name}: {unknown_here:,}")
+        parts.append(ids)
+    seen = pc.unique(pa.chunked_array(parts, type=pa.large_string())) if parts else known[:0]
+    unknown = _sorted_strings(seen.filter(pc.invert(pc.is_in(seen, value_set=known))))
     if len(unknown):
         n = len(unknown)
         repairs.append(
@@ -846,7 +1264,7 @@ def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair])
                 f"{_count(n, 'customer')} with events but absent from customers "
                 f"added with missing attributes "
                 f"({'; '.join(per_table)})",
-                tuple(f"customer_id={c!r}" for c in unknown[:_MAX_SHOWN]),
+                tuple(f"customer_id={c!r}" for c in unknown[:_MAX_SHOWN].to_pylist()),
             )
         )
         added = customers.iloc[:0].reindex(range(n))
@@ -854,7 +1272,7 @@ def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair])
         merged = pd.concat([customers, added], ignore_index=True)
         merged = merged.astype(customers.dtypes.to_dict())
         tables["customers"] = merged.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    idle = known.difference(seen).sort_values()
+    idle = _sorted_strings(known.filter(pc.invert(pc.is_in(known, value_set=seen))))
     if len(idle):
         n = len(idle)
         repairs.append(
@@ -863,9 +1281,13 @@ def _reconcile_customers(tables: dict[str, pd.DataFrame], repairs: list[Repair])
                 "customers_without_events",
                 n,
                 f"{_count(n, 'customer')} with no event in any table kept (never active, so never scored)",
-                tuple(f"customer_id={c!r}" for c in idle[:_MAX_SHOWN]),
+                tuple(f"customer_id={c!r}" for c in idle[:_MAX_SHOWN].to_pylist()),
             )
         )
+
+
+def _sorted_strings(values: pa.Array) -> pa.Array:
+    return values.take(pc.array_sort_indices(values)) if len(values) > 1 else values
 
 
 # --------------------------------------------------------------------------- contacts
@@ -877,19 +1299,25 @@ def _only_allowed(
     """A category column whose values must be in ``allowed`` (any case, surrounding spaces
     ignored); the values come out spelled as in ``allowed`` (or as read, when some are not)."""
     categories = out.cat.categories
-    spelled = {a.lower(): a for a in allowed}
-    normal = [str(c).strip().lower() for c in categories]
-    bad = [c for c, v in zip(categories, normal, strict=True) if v not in spelled]
+    bad, target = _allowed_spelling(categories, allowed)
     if bad:
         problems.rows(table, col, out.isin(bad).to_numpy(), f"must be one of {', '.join(allowed)}", raw)
         return out
-    target = [spelled[v] for v in normal]
     if target == list(categories):
         return out
     dtype = category_dtype(set(target))
     lookup = np.r_[dtype.categories.get_indexer(pd.Index(target, dtype=STRING_DTYPE)), -1]
     codes = lookup[out.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype), index=out.index)
+
+
+def _allowed_spelling(values: Sequence[str], allowed: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The distinct ``values`` not in ``allowed`` (any case, surrounding spaces ignored), and when
+    there is none, each value spelled as in ``allowed``."""
+    spelled = {a.lower(): a for a in allowed}
+    normal = [str(c).strip().lower() for c in values]
+    bad = [c for c, v in zip(values, normal, strict=True) if v not in spelled]
+    return bad, ([] if bad else [spelled[v] for v in normal])
 
 
 def _check_contact_groups(df: pd.DataFrame, problems: _Problems) -> None:

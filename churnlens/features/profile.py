@@ -28,10 +28,9 @@ def attribute_columns(tables: Tables) -> tuple[list[str], list[str]]:
     if customers is None:
         return [], []
     text, numeric = [], []
-    for col in customers.columns:
+    for col, dtype in customers.dtypes.items():
         if col in _RESERVED:
             continue
-        dtype = customers[col].dtype
         if ptypes.is_bool_dtype(dtype) or (
             ptypes.is_numeric_dtype(dtype) and not ptypes.is_datetime64_any_dtype(dtype)
         ):
@@ -79,7 +78,8 @@ def build_profile_features(
     _, numeric = attribute_columns(tables)
     attrs = None
     if customers is not None:
-        customers = customers.drop_duplicates("customer_id", keep="last")
+        if not customers["customer_id"].is_unique:  # validated tables have one row per customer
+            customers = customers.drop_duplicates("customer_id", keep="last")
         positions = customer_positions(index, pd.Index(customers["customer_id"].astype("string")))
         found = positions >= 0
         if len(customers):
@@ -100,6 +100,7 @@ def build_profile_features(
                 out[col] = np.where(found, values, np.nan)
             else:
                 out[col] = pd.array(raw.astype("string").array, dtype="string")
-                out.loc[~found, col] = pd.NA
+                if not found.all():
+                    out.loc[~found, col] = pd.NA
     out.index.name = "customer_id"
     return out

@@ -7,6 +7,8 @@ before it; ranks follow :data:`churnlens.data.TIER_ORDER`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -93,6 +95,15 @@ def tier_rank(tier: pd.Series) -> pd.Series:
     return tier.astype("string").str.strip().str.lower().map(ranks).astype("float64")
 
 
+@functools.lru_cache(maxsize=256)
+def _dictionary_ranks(dictionary: tuple[str, ...]) -> np.ndarray:
+    """:func:`tier_rank` of a table's distinct tier names, then NaN (for code -1): the few tier
+    sets of posted events are ranked once, not per request. Read-only."""
+    ranks = np.r_[tier_rank(pd.Series(list(dictionary), dtype="string")).to_numpy(), np.nan]
+    ranks.flags.writeable = False
+    return ranks
+
+
 def build_program_features(
     tables: Tables, cutoff: pd.Timestamp, config: FeatureConfig = FeatureConfig()
 ) -> pd.DataFrame:
@@ -141,7 +152,7 @@ def build_program_features(
             (cutoff - pd.Timedelta(days=config.downgrade_window_days)).to_datetime64(), "us"
         ).astype("int64")
         values = np.array(dictionary + [None], dtype=object)
-        ranks = np.r_[tier_rank(pd.Series(dictionary, dtype="string")).to_numpy(), np.nan]
+        ranks = _dictionary_ranks(tuple(dictionary))
         tier = np.empty(segs.n, dtype=object)
     out = FloatColumns([c for c in names if c != "tier"], segs.index)
     big = np.iinfo(np.int64).max

@@ -13,6 +13,7 @@ import pandas as pd
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
+from churnlens.data.validate import category_dtype
 from churnlens.features.btyd import btyd_feature_names, build_btyd_features
 from churnlens.features.catalog import FeatureSpec, feature_catalog
 from churnlens.features.contacts import build_contacts_features, contacts_feature_names
@@ -96,8 +97,19 @@ def active_customers(
     return _without_cancelled(_active_from_purchases(days, config), tables, cutoff)
 
 
+#: Below this many rows a categorical is coded in Python: pandas' fixed cost per call, not the
+#: values, is what coding a few values costs (a customer scored alone).
+_FEW_ROWS = 4096
+
+
 def _categorical(values: object) -> pd.Categorical:
     """A snapshot categorical: the values as text, levels the values present, sorted."""
+    if isinstance(getattr(values, "dtype", None), pd.StringDtype) and len(values) <= _FEW_ROWS:
+        items = [None if v is pd.NA else v for v in values]
+        levels = sorted({v for v in items if v is not None})
+        code = {v: i for i, v in enumerate(levels)}
+        codes = np.fromiter((-1 if v is None else code[v] for v in items), dtype=np.int64, count=len(items))
+        return pd.Categorical.from_codes(codes, dtype=category_dtype(levels))
     out = pd.Categorical(pd.Series(values).astype("string"))
     if list(out.categories) != sorted(out.categories):
         out = out.reorder_categories(sorted(out.categories))
@@ -120,6 +132,11 @@ class _Assembler:
     def add(self, part: pd.DataFrame) -> None:
         pos = None if part.index.equals(self.active) else positions(self.active, part.index)
         absent = None if pos is None else pos < 0
+        numbers = [name for name in part.columns if self.catalog[name].unit != "category"]
+        few = None  # a few rows: every number column in one conversion (not one per column)
+        if len(part) <= _FEW_ROWS and numbers:
+            block = part if len(numbers) == len(part.columns) else part[numbers]
+            few = dict(zip(numbers, block.to_numpy(dtype="float64", na_value=np.nan).T, strict=True))
         for name in part.columns:
             spec = self.catalog[name]
             if spec.unit == "category":
@@ -128,7 +145,7 @@ class _Assembler:
                     values if pos is None else values.take(pos, allow_fill=True)
                 )
                 continue
-            values = float_values(part[name])
+            values = few[name] if few is not None else float_values(part[name])
             row = self.numbers[name]
             if pos is None:
                 row[:] = values

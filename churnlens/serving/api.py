@@ -37,6 +37,7 @@ rather than draining the rest. Every error is JSON ``{"detail": [{"loc": [...], 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hmac
 import json
@@ -129,6 +130,11 @@ def _error(status: int, loc: Sequence[str | int], msg: str, kind: str, **headers
 
 def _empty_table(name: str) -> pd.DataFrame:
     """A validated-looking table with no rows (a family the model needs but nobody sent)."""
+    return _empty_template(name).copy()  # built once per table: a copy costs a fraction of building it
+
+
+@functools.cache
+def _empty_template(name: str) -> pd.DataFrame:
     spec = TABLE_SPECS[name]
     return pd.DataFrame({c.name: pd.Series([], dtype=_DTYPES[c.kind]) for c in spec.columns})
 

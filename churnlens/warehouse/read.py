@@ -170,29 +170,80 @@ def plan_read(cur, source: TableSource, uri: WarehouseURI, mapping: Mapping[str,
     return ReadPlan(source, select_sql(source, schema, keep, mapping), rename, ignored, categories)
 
 
-def read_planned(cur, plan: ReadPlan, uri: WarehouseURI) -> pd.DataFrame:
-    """Run a planned read: the table as pandas with contract column names.
+def fetch_planned(cur, plan: ReadPlan, uri: WarehouseURI) -> pa.Table:
+    """Run a planned read into Arrow (what the reader thread does: the driver releases the GIL).
 
-    Low-cardinality (``category``) columns arrive dictionary-encoded, as Parquet files written
-    from validated tables hold them: validation then normalises their few distinct values
-    instead of every row (the same result, see :func:`churnlens.data.validate._to_category`).
+    The driver hands over batches whose columns share one allocation: a column kept from a
+    batch keeps the whole batch alive (the text of every column, read and no longer needed).
+    So each batch is copied as it arrives into arrays of its own and let go: low-cardinality
+    (``category``) columns dictionary-encoded, the others as they are. The driver's memory is
+    then one batch at a time, whatever the table's size.
     """
     try:
         cur.execute(plan.sql)
-        data = cur.fetch_arrow_table()
+        reader = cur.fetch_record_batch()
+        names = reader.schema.names
+        batches = []
+        for batch in reader:
+            columns = []
+            for name, column in zip(names, batch.columns, strict=True):
+                column = _plain(column)
+                if name in plan.categories and pa.types.is_string(column.type):
+                    columns.append(pc.dictionary_encode(column))
+                else:
+                    columns.append(column)
+            del batch, column
+            batches.append(pa.RecordBatch.from_arrays(columns, names=names))
+            del columns
+        schema = batches[0].schema if batches else _plain_schema(reader.schema, plan)
+        return pa.Table.from_batches(batches, schema=schema)
     except errors() as exc:
         raise _table_error(exc, uri, plan.source) from None
+
+
+def planned_frame(data: pa.Table, plan: ReadPlan) -> pd.DataFrame:
+    """A fetched table as pandas with contract column names, converted a column at a time (each
+    column's Arrow memory is let go once converted: never the whole table twice).
+
+    Low-cardinality columns arrive dictionary-encoded, as Parquet files written from validated
+    tables hold them: validation then normalises their few distinct values instead of every row
+    (the same result, see :func:`churnlens.data.validate._to_category`).
+    """
     names = data.column_names
-    columns = [_plain(c) for c in data.columns]
-    del data
-    for i, name in enumerate(names):
-        if name in plan.categories and pa.types.is_string(columns[i].type):
-            columns[i] = pc.dictionary_encode(columns[i])
-    data = pa.table(columns, names=names)
-    del columns
-    frame = arrow_to_pandas(data)
-    del data
-    return frame.rename(columns=plan.rename)
+    columns: dict[str, pd.Series] = {}
+    for name in names:
+        column = data.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = column.combine_chunks()  # text of its own: the driver's batches can then go
+        columns[name] = arrow_to_pandas(pa.table([column], names=[name]))[name]
+        data = data.drop_columns([name])
+        del column
+    return pd.DataFrame(columns, copy=False).rename(columns=plan.rename)
+
+
+def read_planned(cur, plan: ReadPlan, uri: WarehouseURI) -> pd.DataFrame:
+    """Run a planned read: the table as pandas with contract column names."""
+    return planned_frame(fetch_planned(cur, plan, uri), plan)
+
+
+def read_order(cur, sources: Mapping[str, TableSource]) -> list[str]:
+    """The order to read the tables in: ``purchases``, then the others from the largest by the
+    planner's row estimate (``pg_class.reltuples``; views and queries, with none, last, in
+    contract order).
+
+    Validation works on a table while the next one arrives, and the next one starts arriving
+    only when this one is handed out (one ahead): a small table read right after a large one
+    would arrive long before the work on the large one ends, and the reader would wait idle.
+    What validation reports does not depend on the order (see
+    :func:`churnlens.data.validate.validate_frames`).
+    """
+    estimates: dict[str, float] = {}
+    for name, source in sources.items():
+        if not source.sql.startswith("("):  # a relation (a query has no estimate)
+            cur.execute("SELECT reltuples::float8 FROM pg_catalog.pg_class WHERE oid = $1::regclass", (source.sql,))
+            estimates[name] = float(cur.fetchall()[0][0] or 0.0)
+    names = list(sources)
+    return sorted(names, key=lambda n: (n != "purchases", -max(estimates.get(n, 0.0), 0.0), names.index(n)))
 
 
 class ArrivingFrames(Mapping[str, pd.DataFrame]):
@@ -200,10 +251,12 @@ class ArrivingFrames(Mapping[str, pd.DataFrame]):
 
     Validation asks for the tables in contract order and reads each once. A table is read one
     ahead: when a table is handed out, the next one starts arriving, so the database read of
-    one overlaps the validation of the other and at most one raw table waits in memory (reading
-    them all ahead would hold every raw table at once). A handed-out table is forgotten here,
-    so its raw frame is freed as soon as validation is done with it. :meth:`close` cancels what
-    is still being read.
+    one overlaps the conversion to pandas and the validation of the other, and at most one raw
+    table waits in memory (reading them all ahead would hold every raw table at once). The
+    thread only fetches (:func:`fetch_planned`, into Arrow: the driver releases the GIL); a
+    table is converted (:func:`planned_frame`) when handed out, after the next read started.
+    A handed-out table is forgotten here, so its raw frame is freed as soon as validation is
+    done with it. :meth:`close` cancels what is still being read.
     """
 
     def __init__(self, cur, plans: dict[str, ReadPlan], uri: WarehouseURI) -> None:
@@ -219,7 +272,7 @@ class ArrivingFrames(Mapping[str, pd.DataFrame]):
     def _start_next(self) -> None:
         if self._started < len(self._names):
             name = self._names[self._started]
-            self._pending[name] = self._pool.submit(read_planned, self._cur, self._plans[name], self._uri)
+            self._pending[name] = self._pool.submit(fetch_planned, self._cur, self._plans[name], self._uri)
             self._started += 1
 
     def __getitem__(self, name: str) -> pd.DataFrame:
@@ -230,9 +283,9 @@ class ArrivingFrames(Mapping[str, pd.DataFrame]):
         future = self._pending.pop(name, None)
         if future is None:
             raise RuntimeError(f"table {name} was already handed out")
-        frame = future.result()
+        data = future.result()
         self._start_next()
-        return frame
+        return planned_frame(data, self._plans[name])  # converted here, while the next one arrives
 
     def __contains__(self, name: object) -> bool:
         return name in self._names
@@ -256,11 +309,20 @@ class ArrivingFrames(Mapping[str, pd.DataFrame]):
         self._pending.clear()
 
 
-def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _plain(column: pa.Array) -> pa.Array:
     """Extension arrays (the driver's opaque types) as their storage; others unchanged."""
-    if isinstance(column.type, pa.ExtensionType):
-        return pa.chunked_array([c.storage for c in column.chunks], type=column.type.storage_type)
-    return column
+    return column.storage if isinstance(column.type, pa.ExtensionType) else column
+
+
+def _plain_schema(schema: pa.Schema, plan: ReadPlan) -> pa.Schema:
+    """The schema :func:`fetch_planned` gives a table without rows."""
+    fields = []
+    for field in schema:
+        kind = field.type.storage_type if isinstance(field.type, pa.ExtensionType) else field.type
+        if field.name in plan.categories and pa.types.is_string(kind):
+            kind = pa.dictionary(pa.int32(), kind)
+        fields.append(pa.field(field.name, kind))
+    return pa.schema(fields)
 
 
 def _table_error(exc: BaseException, uri: WarehouseURI, source: TableSource) -> Exception:
@@ -317,7 +379,11 @@ def read_warehouse(
         except errors() as exc:
             raise driver_error(exc, uri, "cannot list the tables") from None
         plans = {name: plan_read(cur, source, uri, columns.get(name)) for name, source in sources.items()}
-        frames = ArrivingFrames(cur, plans, uri)
+        try:
+            order = read_order(cur, sources)
+        except errors() as exc:
+            raise driver_error(exc, uri, "cannot list the tables") from None
+        frames = ArrivingFrames(cur, {name: plans[name] for name in order}, uri)
         try:
             return validate_frames(
                 frames,
