@@ -31,6 +31,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from churnlens.config import FeatureConfig
 from churnlens.errors import InputError
 
 BOOSTER_FILE = "booster.txt"
@@ -617,3 +618,10 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         """MLflow entry point: a frame with ``churn_probability`` per input row."""
         proba = self.predict_proba(model_input)
         return pd.DataFrame({"churn_probability": proba}, index=model_input.index)
+
+
+def feature_config_of(model: ChurnModel) -> FeatureConfig:
+    """The feature configuration the model was trained with (defaults if not recorded)."""
+    raw = dict(model.metadata.feature_config or {})
+    known = set(FeatureConfig.__dataclass_fields__)
+    return FeatureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})

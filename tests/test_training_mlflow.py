@@ -251,7 +251,7 @@ def test_promotion_head_to_head_on_labels_the_champion_never_saw_both_ways(table
     weak_new = train_model(tables, tracking_uri=mlflow_server, model_name="h2h_a", train_config=weak)
     assert strong_old.alias == "champion"
     # the new version is fresher, but on the origins after the champion's labels it does worse: not promoted
-    assert weak_new.alias == "challenger" and "below champion's" in weak_new.registry_reason
+    assert weak_new.alias == "challenger" and "below champion's" in weak_new.registry_reason, weak_new.registry_reason
     assert "backtest origin(s) after champion v1's training labels" in weak_new.registry_reason
 
     weak_old = train_model(older, tracking_uri=mlflow_server, model_name="h2h_b", train_config=weak)

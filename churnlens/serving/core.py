@@ -32,7 +32,7 @@ import pandas as pd
 from churnlens.config import MEASURED, FeatureConfig, ScoringSettings
 from churnlens.data.tables import Tables
 from churnlens.errors import InputError
-from churnlens.model import ChurnModel
+from churnlens.model import ChurnModel, feature_config_of
 from churnlens.monitoring import Counts, add_counts, bin_counts, stability_from_counts
 from churnlens.serving.actions import (
     ACTION_COLUMNS,
@@ -77,13 +77,6 @@ RowsProgress = Callable[[int, int], None]
 
 
 # --------------------------------------------------------------------------- model facts
-
-
-def feature_config_of(model: ChurnModel) -> FeatureConfig:
-    """The feature configuration the model was trained with (defaults if not recorded)."""
-    raw = dict(model.metadata.feature_config or {})
-    known = set(FeatureConfig.__dataclass_fields__)
-    return FeatureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
 
 
 def risk_bands(probability: np.ndarray, bands: tuple[float, float] = ScoringSettings().bands) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 
-from churnlens.model import MODEL_CODE, ChurnModel
+from churnlens.config import FeatureConfig
+from churnlens.model import MODEL_CODE, ChurnModel, feature_config_of
 from churnlens.model_store import ARTIFACTS_DIR, WHEEL_ARTIFACT, ModelStoreError, read_model_dir, write_manifest
 from churnlens.tracking import artifact_root_for, holding_store_lock
 from churnlens.training.packaging import churnlens_version
@@ -292,6 +294,16 @@ class OriginTest:
     X: pd.DataFrame
     y: np.ndarray
     challenger_auc: float
+    #: Builds the test customers' snapshot with another model's feature configuration (a champion
+    #: trained on other windows has other features), when the run's data is at hand.
+    snapshot: Callable[[FeatureConfig], pd.DataFrame] | None = None
+
+    def rows_for(self, model: ChurnModel) -> pd.DataFrame:
+        """The test rows with ``model``'s features: ``X``, or the customers' snapshot rebuilt."""
+        if set(model.metadata.features) <= set(self.X.columns) or self.snapshot is None:
+            return self.X
+        ids = self.X.index.get_level_values("customer_id")
+        return self.snapshot(feature_config_of(model)).reindex(ids)
 
 
 def _day(ts: pd.Timestamp | None) -> str:
@@ -383,7 +395,7 @@ def _head_to_head(model: ChurnModel, champion: ModelEvidence, origins: list[Orig
     fair = [o for o in origins if pd.Timestamp(o.test_cutoff) > champion.trained_through]
     if not fair:
         return None
-    champion_aucs = [float(roc_auc_score(o.y, model.predict_proba(o.X))) for o in fair]
+    champion_aucs = [float(roc_auc_score(o.y, model.predict_proba(o.rows_for(model)))) for o in fair]
     return HeadToHead(
         cutoffs=tuple(str(pd.Timestamp(o.test_cutoff).date()) for o in fair),
         challenger_auc=float(np.mean([o.challenger_auc for o in fair])),

@@ -12,10 +12,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from churnlens.config import MEASURED, ChurnConfig, Economics, ScoringSettings, TrainConfig
+from churnlens.config import MEASURED, ChurnConfig, Economics, FeatureConfig, ScoringSettings, TrainConfig
 from churnlens.data.tables import Tables
 from churnlens.errors import InputError
-from churnlens.features import CATALOG_VERSION
+from churnlens.features import CATALOG_VERSION, build_snapshot
 from churnlens.model import ChurnModel
 from churnlens.monitoring import reference_statistics
 from churnlens.tracking import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, configure_mlflow
@@ -145,6 +145,13 @@ def windows_the_history_shows(
     history_days = (max(cutoffs) - pd.Timestamp(data_start).floor("D")) // pd.Timedelta(days=1)
     kept = tuple(w for w in windows if w < history_days) or windows[:1]
     return kept, tuple(w for w in windows if w not in kept)
+
+
+def _snapshot_at(source: TrainingSource, cutoff: pd.Timestamp) -> Callable[[FeatureConfig], pd.DataFrame] | None:
+    """Snapshots at ``cutoff`` with any feature configuration, when the tables are in this process."""
+    if not isinstance(source, LocalSource):
+        return None
+    return lambda features: build_snapshot(source.tables, cutoff, features)
 
 
 def training_economics(settings: ScoringSettings) -> Economics:
@@ -342,7 +349,8 @@ def train_model(
                 evaluation_auc=float(metrics.loc["model", "roc_auc"]),
                 evaluation_folds=tuple(f.label for f in evaluation.folds),
             ),
-            origins=[mlflow_log.OriginTest(f.test_cutoff, f.X_test, f.y_test, float(f.metrics.loc["model", "roc_auc"]))
+            origins=[mlflow_log.OriginTest(f.test_cutoff, f.X_test, f.y_test, float(f.metrics.loc["model", "roc_auc"]),
+                                           snapshot=_snapshot_at(source, f.test_cutoff))
                      for f in evaluation.folds if evaluation.kind == BACKTEST],
         )  # fmt: skip
         mlflow.set_tags({"registry.version": decision.version, "registry.alias": decision.alias})
