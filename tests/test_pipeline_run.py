@@ -22,7 +22,7 @@ from churnlens.pipeline import (
     ModelState,
     retrain_decision,
 )
-from churnlens.pipeline.state import pipeline_lock
+from churnlens.pipeline.state import pipeline_lock, run_log_name
 from churnlens.simulate import simulate
 from churnlens.warehouse import export_tables
 from churnlens.warehouse.write import arrow_column
@@ -58,6 +58,15 @@ def test_the_retraining_rule():
     # a challenger trained on the newer labels counts: the same labels are not trained on again
     challenger = ModelState("5", D("2024-07-09"), D("2024-07-10"))
     assert not decide(recent, challenger, through="2024-07-10").retrain
+
+
+def test_run_logs_sort_in_start_order_within_one_second():
+    # a quick "nothing to do" and the next run can start in the same second; random run ids must not reorder them
+    second = D("2024-01-01 06:00:00", tz="UTC")
+    starts = [second + pd.Timedelta(microseconds=m) for m in (0, 7, 999_999)]
+    for ids in (["ffffffff", "00000000", "88888888"], ["00000000", "ffffffff", "11111111"]):
+        names = [run_log_name(t, run_id) for t, run_id in zip(starts, ids, strict=True)]
+        assert sorted(names) == names
 
 
 # --------------------------------------------------------------------------- scheduled runs

@@ -35,7 +35,7 @@ from churnlens.pipeline.retrain import (
     retrain_decision,
     train_champion,
 )
-from churnlens.pipeline.state import PipelineState, StepRecord, pipeline_lock, write_run_log
+from churnlens.pipeline.state import PipelineState, StepRecord, pipeline_lock, run_log_name, write_run_log
 from churnlens.warehouse.uri import is_warehouse_uri, mask_uri
 
 EXIT_DONE = 0
@@ -169,7 +169,7 @@ def run_pipeline(
         }  # fmt: skip
         if code == EXIT_FAILURE:
             record["traceback"] = traceback_text
-        log = write_run_log(run.state_dir, f"{started_at:%Y%m%dT%H%M%S}-{run_id[:8]}", record)
+        log = write_run_log(run.state_dir, run_log_name(started_at, run_id), record)
         echo(f"{'log':<9} {OUTCOMES[code]:<8} {log}")
         return PipelineOutcome(code, run_id, log, run.steps)
 

@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,15 @@ class StepRecord:
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "status": self.status, "line": self.line, "seconds": round(self.seconds, 3),
                 "details": self.details}  # fmt: skip
+
+
+def run_log_name(started_at: datetime, run_id: str) -> str:
+    """The log's file name: its start time to the microsecond, then the run id.
+
+    Names sort in the order runs started, even for two runs in the same second (a quick
+    "nothing to do" followed by a retry); the run id only keeps them unique.
+    """
+    return f"{started_at:%Y%m%dT%H%M%S.%f}-{run_id[:8]}"
 
 
 def write_run_log(state_dir: Path, name: str, record: dict[str, Any]) -> Path:
