@@ -272,6 +272,10 @@ def _missing_features(frame: pd.DataFrame, features: list[str]) -> FeatureMismat
 #: From this many rows :func:`feature_matrix` fills a column-major matrix column by column.
 LARGE_FRAME = 50_000
 
+#: Up to this many categories a column's categories are looked up in a dict of the training
+#: levels (pandas' indexer costs tens of microseconds per call: most of a one-customer matrix).
+_FEW_CATEGORIES = 64
+
 
 def feature_matrix(
     frame: pd.DataFrame, metadata: Mapping[str, Any], *, coders: Coders | None = None
@@ -326,10 +330,16 @@ def feature_matrix(
         if name not in coders:
             continue
         index, _ = coders[name]
-        column = frame.iloc[:, positions[j]]
+        column = frame[name]  # columns are unique (get_indexer above)
         if isinstance(column.dtype, pd.CategoricalDtype):  # code the few categories, not every row
-            levels = index.get_indexer(column.cat.categories.astype("string").to_numpy(dtype=object))
-            codes = column.cat.codes.to_numpy()
+            values = column.array
+            categories = values.categories.astype("string").to_numpy(dtype=object)
+            if len(categories) <= _FEW_CATEGORIES and len(index) <= 16 * _FEW_CATEGORIES:  # what get_indexer finds
+                where = {level: k for k, level in enumerate(index)}
+                levels = np.fromiter((where.get(c, -1) for c in categories), dtype=np.intp, count=len(categories))
+            else:
+                levels = index.get_indexer(categories)
+            codes = values.codes
             mapped = np.where(codes < 0, -1, levels[codes] if len(levels) else -1)
         else:
             mapped = index.get_indexer(column.astype("string").to_numpy(dtype=object, na_value=None))

@@ -35,7 +35,14 @@ from scipy.special import expit, gammaln, hyp2f1, psi
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
-from churnlens.features.kernels import US_PER_DAY, FloatColumns, float_values, normalize_cutoff, segments_for
+from churnlens.features.kernels import (
+    US_PER_DAY,
+    FeatureBlock,
+    FloatColumns,
+    float_values,
+    normalize_cutoff,
+    segments_for,
+)
 
 FAMILY = "btyd"
 FEATURES: tuple[str, ...] = ("btyd_p_alive",)
@@ -76,6 +83,14 @@ def purchase_day_summary(purchases: pd.DataFrame, cutoff: str | pd.Timestamp) ->
     DataFrame
         Indexed by customer_id (sorted): ``frequency``, ``recency``, ``T`` (float64).
     """
+    summary = _day_summary(purchases, cutoff)
+    frame = summary.frame()
+    return frame[frame["frequency"].notna()]
+
+
+def _day_summary(purchases: pd.DataFrame, cutoff: str | pd.Timestamp) -> FloatColumns:
+    """:func:`purchase_day_summary` of every customer with a row before the cutoff (NaN where
+    the customer has no purchase), as columns."""
     cutoff = normalize_cutoff(cutoff)
     segs = segments_for(purchases, cutoff)
     amount = float_values(purchases["amount"])
@@ -103,8 +118,7 @@ def purchase_day_summary(purchases: pd.DataFrame, cutoff: str | pd.Timestamp) ->
         part["frequency"] = np.where(days > 0, days - 1, np.nan)
         part["recency"] = last - first
         part["T"] = end_day - first
-    frame = out.frame()
-    return frame[frame["frequency"].notna()]
+    return out
 
 
 def _negative_log_likelihood(
@@ -230,18 +244,28 @@ def build_btyd_features(
         Indexed by customer_id (sorted), columns :data:`FEATURES`, float64; NaN everywhere
         when the parameters could not be fitted (e.g. no repeat purchase before the cutoff).
     """
+    return btyd_block(tables, cutoff, config).frame()
+
+
+def btyd_block(tables: Tables, cutoff: str | pd.Timestamp, config: FeatureConfig = FeatureConfig()) -> FeatureBlock:
+    """:func:`build_btyd_features` before it becomes a frame."""
     cutoff = normalize_cutoff(cutoff)
-    summary = purchase_day_summary(tables.purchases, cutoff)
     given = config.btyd_params
-    if given is not None:
-        params = None if any(np.isnan(given)) else BGNBDParams(*map(float, given))
-    else:
+    if given is None:  # fitted on the summary frame (the customers with a purchase)
+        summary = purchase_day_summary(tables.purchases, cutoff)
+        index, columns = summary.index, {c: summary[c].to_numpy() for c in ("frequency", "recency", "T")}
         params = fit_bgnbd(summary)
-    out = FloatColumns(list(FEATURES), summary.index)
+    else:
+        days = _day_summary(tables.purchases, cutoff)
+        keep = ~np.isnan(days["frequency"])
+        every = bool(keep.all())
+        index = days.index if every else days.index[keep]
+        columns = {c: days[c] if every else days[c][keep] for c in ("frequency", "recency", "T")}
+        params = None if any(np.isnan(given)) else BGNBDParams(*map(float, given))
+    out = FloatColumns(list(FEATURES), index)
     if params is None:
         for name in FEATURES:
             out[name] = np.nan
-        return out.frame()
-    x, t_x, T = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
-    out["btyd_p_alive"] = p_alive(params, x, t_x, T)
-    return out.frame()
+        return FeatureBlock(out, list(FEATURES), {})
+    out["btyd_p_alive"] = p_alive(params, columns["frequency"], columns["recency"], columns["T"])
+    return FeatureBlock(out, list(FEATURES), {})

@@ -17,6 +17,7 @@ from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
 from churnlens.features.kernels import (
     US_PER_DAY,
+    FeatureBlock,
     FloatColumns,
     float_values,
     latest_positions,
@@ -92,10 +93,15 @@ def build_contacts_features(
 
         Empty when the table is absent.
     """
+    if not contacts_feature_names(tables, config):
+        return pd.DataFrame(index=pd.Index([], dtype="string", name="customer_id"))
+    return contacts_block(tables, cutoff, config).frame()
+
+
+def contacts_block(tables: Tables, cutoff: pd.Timestamp, config: FeatureConfig = FeatureConfig()) -> FeatureBlock:
+    """:func:`build_contacts_features` before it becomes a frame (``contacts`` present)."""
     cutoff = normalize_cutoff(cutoff)
     names = contacts_feature_names(tables, config)
-    if not names:
-        return pd.DataFrame(index=pd.Index([], dtype="string", name="customer_id"))
     cols = _columns(tables)
     table = tables.contacts
     segs = segments_for(table, cutoff)
@@ -138,4 +144,4 @@ def build_contacts_features(
         at = latest_positions(seg[selected], ts[selected], (group[selected] == _TREATMENT).astype(np.int8), n)
         held = group[selected][np.maximum(at, 0)] == _CONTROL if selected.size else np.zeros(n, dtype=bool)
         part["last_campaign_holdout"] = np.where(at >= 0, held.astype(np.float64), np.nan)
-    return out.frame(names, last_campaign_action=pd.array(action, dtype="string"))
+    return FeatureBlock(out, names, {"last_campaign_action": pd.array(action, dtype="string")})

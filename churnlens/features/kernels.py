@@ -10,8 +10,9 @@ builders walk the table in chunks of whole customers, so their temporaries stay 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -149,7 +150,11 @@ class Segments:
         self._rows: np.ndarray | None = None  # kept row positions, only when not sorted
         self._row_start = np.zeros(0, dtype=np.int64)  # first row of each customer, when sorted
         self.memo: dict[str, object] = {}
-        missing = ids.isna().to_numpy() | (ts == np.iinfo(np.int64).min)
+        no_time = ts == np.iinfo(np.int64).min
+        if not isinstance(ids.dtype, pd.StringDtype) or _arrow_ids(ids).null_count or no_time.any():
+            missing = ids.isna().to_numpy() | no_time
+        else:
+            missing = no_time  # nothing missing (the usual case, told without a pass over the ids)
         found = None if missing.any() else sorted_blocks(ids, ts)
         if found is not None:
             block, block_ids = found
@@ -166,7 +171,8 @@ class Segments:
             has = np.flatnonzero(kept)
             self._row_start = block[has]
             self.counts = kept[has]
-            self.index = pd.Index(pd.array(block_ids.take(pa.array(has)), dtype="string"), name="customer_id")
+            kept_ids = block_ids if len(has) == len(block) else block_ids.take(pa.array(has))
+            self.index = pd.Index(pd.array(kept_ids, dtype="string"), name="customer_id")
         else:
             # rows without a customer or a time belong to no one; the rest is sorted once
             base = np.flatnonzero(~missing) if missing.any() else None
@@ -345,6 +351,40 @@ class FloatColumns:
         return frame
 
 
+class FeatureBlock(NamedTuple):
+    """A family's features before they become a frame: what a builder computes, which
+    :func:`churnlens.features.build_snapshot` copies straight into the snapshot (a frame per
+    family and taking it apart again cost more than the arithmetic for a few customers).
+
+    Attributes
+    ----------
+    numbers : FloatColumns
+        The float64 columns, indexed by customer.
+    columns : list of str
+        Every column of the family, in order.
+    others : dict
+        The non-float columns (text arrays, one value per customer), by name.
+    """
+
+    numbers: FloatColumns
+    columns: list[str]
+    others: dict[str, Any]
+
+    @property
+    def index(self) -> pd.Index:
+        """The customers (rows)."""
+        return self.numbers.index
+
+    def frame(self) -> pd.DataFrame:
+        """The family's feature frame (what its ``build_*_features`` returns)."""
+        return self.numbers.frame(self.columns, **self.others)
+
+
+def empty_block() -> FeatureBlock:
+    """The block of a family whose table is absent: no customers, no columns."""
+    return FeatureBlock(FloatColumns([], pd.Index([], dtype="string", name="customer_id")), [], {})
+
+
 def positions(target: pd.Index, source: pd.Index) -> np.ndarray:
     """Position in ``source`` of each customer id of ``target`` (-1 when absent), hashed by Arrow."""
     if len(target) == 0:
@@ -355,7 +395,7 @@ def positions(target: pd.Index, source: pd.Index) -> np.ndarray:
     return pc.fill_null(found, -1).to_numpy().astype(np.int64, copy=False)
 
 
-_SEGMENTS: ContextVar[dict[tuple[int, int], tuple[pd.DataFrame, Segments]] | None] = ContextVar(
+_SEGMENTS: ContextVar[dict[tuple[Any, int], tuple[pd.DataFrame, Any]] | None] = ContextVar(
     "churnlens_segments", default=None
 )
 
@@ -386,3 +426,18 @@ def segments_for(frame: pd.DataFrame, cutoff: pd.Timestamp) -> Segments:
     segs = Segments(frame, cutoff)
     cache[key] = (frame, segs)
     return segs
+
+
+def shared_value(frame: pd.DataFrame, what: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` about ``frame``, computed once per frame inside a :func:`shared_segments`
+    block (several builders ask the same question of a table); outside it, every time."""
+    cache = _SEGMENTS.get()
+    if cache is None:
+        return compute()
+    key = (what, id(frame))
+    hit = cache.get(key)  # type: ignore[call-overload]
+    if hit is not None and hit[0] is frame:
+        return hit[1]
+    value = compute()
+    cache[key] = (frame, value)  # type: ignore[index]
+    return value

@@ -8,15 +8,24 @@ text as a pandas categorical, numbers and flags as float64. Date columns are ski
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
-from churnlens.features.kernels import US_PER_DAY, normalize_cutoff
+from churnlens.features.kernels import (
+    US_PER_DAY,
+    FeatureBlock,
+    FloatColumns,
+    normalize_cutoff,
+    segments_for,
+    shared_value,
+)
 from churnlens.features.kernels import positions as customer_positions
-from churnlens.features.purchases import purchase_rhythm
+from churnlens.features.purchases import purchase_rhythm_columns
 
 FAMILY = "profile"
 _RESERVED = ("customer_id", "signup_at")
@@ -27,8 +36,24 @@ def attribute_columns(tables: Tables) -> tuple[list[str], list[str]]:
     customers = tables.customers
     if customers is None:
         return [], []
+    text, numeric = shared_value(customers, "attribute_columns", lambda: _attributes_of(customers))
+    return list(text), list(numeric)
+
+
+def _attributes_of(customers: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    kinds = tuple(zip(customers.columns, customers.dtypes, strict=True))
+    try:
+        return _attribute_kinds(kinds)
+    except TypeError:  # an unhashable column name or dtype: not cached
+        return _attribute_kinds.__wrapped__(kinds)
+
+
+@functools.lru_cache(maxsize=64)
+def _attribute_kinds(kinds: tuple[tuple[str, object], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Text and numeric attribute columns of (column, dtype) pairs: the few shapes of a customers
+    table are classified once, not per request."""
     text, numeric = [], []
-    for col, dtype in customers.dtypes.items():
+    for col, dtype in kinds:
         if col in _RESERVED:
             continue
         if ptypes.is_bool_dtype(dtype) or (
@@ -39,7 +64,7 @@ def attribute_columns(tables: Tables) -> tuple[list[str], list[str]]:
             continue
         else:
             text.append(col)
-    return text, numeric
+    return tuple(text), tuple(numeric)
 
 
 def profile_feature_names(tables: Tables, config: FeatureConfig = FeatureConfig()) -> list[str]:
@@ -69,38 +94,52 @@ def build_profile_features(
         Indexed by customer_id; text attributes as ``string`` (the snapshot makes them
         categorical), the rest float64.
     """
+    return profile_block(tables, cutoff, config).frame()
+
+
+def profile_block(tables: Tables, cutoff: pd.Timestamp, config: FeatureConfig = FeatureConfig()) -> FeatureBlock:
+    """:func:`build_profile_features` before it becomes a frame.
+
+    Column by column on the customers' arrays (no row selection of the customers frame):
+    a customer scored alone pays a few array operations per attribute, not a frame's.
+    """
     cutoff = normalize_cutoff(cutoff)
-    first = purchase_rhythm(tables.purchases, cutoff)["first_us"]
-    index = first.index
-    start = first.to_numpy()
+    segs = segments_for(tables.purchases, cutoff)
+    rhythm = purchase_rhythm_columns(tables.purchases, segs)
+    bought = rhythm["n_purchases"] > 0  # the customers of purchase_rhythm
+    every = bool(bought.all())
+    index = segs.index if every else segs.index[bought]
+    start = rhythm["first_us"] if every else rhythm["first_us"][bought]
     cutoff_us = float(pd.Timestamp(cutoff).as_unit("us").to_datetime64().astype("int64"))
     customers = tables.customers
-    _, numeric = attribute_columns(tables)
-    attrs = None
+    text, numeric = attribute_columns(tables)
+    names = profile_feature_names(tables, config)
+    out = FloatColumns(["tenure_days"] + [c for c in names[1:] if c[5:] in numeric], index)
+    others: dict[str, object] = {}
     if customers is not None:
         if not customers["customer_id"].is_unique:  # validated tables have one row per customer
             customers = customers.drop_duplicates("customer_id", keep="last")
         positions = customer_positions(index, pd.Index(customers["customer_id"].astype("string")))
         found = positions >= 0
-        if len(customers):
-            attrs = customers.iloc[np.where(found, positions, 0)].reset_index(drop=True)
-        else:
-            attrs = customers.reset_index(drop=True).reindex(range(len(index)))
-        if "signup_at" in customers.columns:
-            signup = attrs["signup_at"].to_numpy(dtype="datetime64[us]")
+        rows = np.where(found, positions, 0) if len(customers) else None  # None: nobody has attributes
+        if "signup_at" in customers.columns and rows is not None:
+            signup = customers["signup_at"].to_numpy(dtype="datetime64[us]")[rows]
             signup_us = signup.view("int64").astype("float64")
             usable = found & ~np.isnat(signup) & (signup_us < cutoff_us)
             start = np.where(usable, np.minimum(start, signup_us), start)
-    out = pd.DataFrame({"tenure_days": (cutoff_us - start) / US_PER_DAY}, index=index)
-    if attrs is not None:
-        for col in profile_feature_names(tables, config)[1:]:
-            raw = attrs[col[5:]]
+        for col in names[1:]:
+            raw = customers[col[5:]]
             if col[5:] in numeric:
-                values = raw.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+                if rows is None:
+                    out[col] = np.nan
+                    continue
+                if raw.dtype == np.float64:  # what astype("Float64") would give, without the copy
+                    values = raw.to_numpy()[rows]
+                else:
+                    values = raw.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)[rows]
                 out[col] = np.where(found, values, np.nan)
             else:
-                out[col] = pd.array(raw.astype("string").array, dtype="string")
-                if not found.all():
-                    out.loc[~found, col] = pd.NA
-    out.index.name = "customer_id"
-    return out
+                values = raw.array if raw.dtype == "string" else pd.array(raw.astype("string").array, dtype="string")
+                others[col] = values.take(np.where(found, positions, -1), allow_fill=True)
+    out["tenure_days"] = (cutoff_us - start) / US_PER_DAY
+    return FeatureBlock(out, names, others)

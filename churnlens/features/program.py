@@ -17,6 +17,7 @@ from churnlens.data.schema import KNOWN_EVENT_TYPES, TIER_ORDER
 from churnlens.data.tables import Tables
 from churnlens.features.kernels import (
     US_PER_DAY,
+    FeatureBlock,
     FloatColumns,
     float_values,
     latest_positions,
@@ -123,10 +124,15 @@ def build_program_features(
         Indexed by customer_id, columns :func:`program_feature_names` (``tier`` as text,
         the snapshot makes it categorical). Empty when the table is absent.
     """
+    if not program_feature_names(tables, config):
+        return pd.DataFrame(index=pd.Index([], dtype="string", name="customer_id"))
+    return program_block(tables, cutoff, config).frame()
+
+
+def program_block(tables: Tables, cutoff: pd.Timestamp, config: FeatureConfig = FeatureConfig()) -> FeatureBlock:
+    """:func:`build_program_features` before it becomes a frame (``program_events`` present)."""
     cutoff = normalize_cutoff(cutoff)
     names = program_feature_names(tables, config)
-    if not names:
-        return pd.DataFrame(index=pd.Index([], dtype="string", name="customer_id"))
     cols = _columns(tables)
     events = tables.program_events
     segs = segments_for(events, cutoff)
@@ -144,7 +150,8 @@ def build_program_features(
     slot[n_codes - 1] = other
     et_all = _event_codes(events["event_type"])
     points_all = float_values(events["points"]) if "points" in cols else None
-    passive = [code[e] for e in PASSIVE_EVENTS]
+    passive = np.zeros(n_codes, dtype=bool)  # by event code (np.isin costs more than a lookup)
+    passive[[code[e] for e in PASSIVE_EVENTS]] = True
     if "tier" in cols:
         tier_codes_all, dictionary = _dictionary_codes(events["tier"])
         rank = np.argsort(np.argsort(np.array(dictionary, dtype=object))) if dictionary else np.zeros(0)
@@ -166,7 +173,7 @@ def build_program_features(
         first_any = ts[chunk.starts].astype(np.float64)
         first_enrolled = np.minimum.reduceat(np.where(et == code["enrolled"], ts, big), chunk.starts)
         enrolled_at = np.where(first_enrolled == big, first_any, first_enrolled.astype(np.float64))
-        own = ~np.isin(et, passive)
+        own = ~passive[et]
         last_own = np.maximum.reduceat(np.where(own, ts, -big), chunk.starts)
         last_own = np.where(last_own == -big, np.nan, last_own.astype(np.float64))
         part["program_enrolled"] = np.ones(chunk.n)
@@ -208,5 +215,5 @@ def build_program_features(
                 rank_now < rank_then, 1.0, 0.0
             )
     if "tier" not in cols:
-        return out.frame(names)
-    return out.frame(names, tier=pd.array(tier, dtype="string"))
+        return FeatureBlock(out, names, {})
+    return FeatureBlock(out, names, {"tier": pd.array(tier, dtype="string")})

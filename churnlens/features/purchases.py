@@ -16,6 +16,7 @@ from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
 from churnlens.features.kernels import (
     US_PER_DAY,
+    FeatureBlock,
     FloatColumns,
     Segments,
     float_values,
@@ -159,6 +160,12 @@ def purchase_rhythm(purchases: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFra
     return out[out["n_purchases"] > 0]
 
 
+def purchase_rhythm_columns(purchases: pd.DataFrame, segs: Segments) -> dict[str, np.ndarray]:
+    """:func:`purchase_rhythm`'s columns for every customer of ``segs`` (``n_purchases`` 0 for a
+    customer with only refunds), computed once per grouping. Read-only."""
+    return _rhythm_by_chunk(purchases, segs)
+
+
 def _rhythm_by_chunk(purchases: pd.DataFrame, segs: Segments) -> dict[str, np.ndarray]:
     """:func:`_rhythm` of the purchases (amount >= 0) of every customer, chunk by chunk (memoised)."""
     hit = segs.memo.get("rhythm")
@@ -235,6 +242,11 @@ def build_purchases_features(
     DataFrame
         Indexed by customer_id (sorted), columns :func:`purchases_feature_names`, float64.
     """
+    return purchases_block(tables, cutoff, config).frame()
+
+
+def purchases_block(tables: Tables, cutoff: pd.Timestamp, config: FeatureConfig = FeatureConfig()) -> FeatureBlock:
+    """:func:`build_purchases_features` before it becomes a frame."""
     cutoff = normalize_cutoff(cutoff)
     p = tables.purchases
     segs = segments_for(p, cutoff)
@@ -280,7 +292,7 @@ def build_purchases_features(
             )
     if fresh:
         segs.memo["rhythm"] = rhythm
-    return out.frame()
+    return FeatureBlock(out, out.names, {})
 
 
 def _fill_features(

@@ -6,6 +6,7 @@ cutoffs (training sets) and for today's (scoring) alike.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -14,11 +15,12 @@ import pandas as pd
 from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
 from churnlens.data.validate import category_dtype
-from churnlens.features.btyd import btyd_feature_names, build_btyd_features
+from churnlens.features.btyd import btyd_block, btyd_feature_names
 from churnlens.features.catalog import FeatureSpec, feature_catalog
-from churnlens.features.contacts import build_contacts_features, contacts_feature_names
+from churnlens.features.contacts import contacts_block, contacts_feature_names
 from churnlens.features.kernels import (
     US_PER_DAY,
+    FeatureBlock,
     FloatColumns,
     customer_index,
     float_values,
@@ -26,28 +28,39 @@ from churnlens.features.kernels import (
     positions,
     shared_segments,
 )
-from churnlens.features.profile import attribute_columns, build_profile_features, profile_feature_names
-from churnlens.features.program import build_program_features, program_feature_names
-from churnlens.features.purchases import build_purchases_features, purchase_rhythm, purchases_feature_names
-from churnlens.features.support import build_support_features, support_feature_names
+from churnlens.features.profile import attribute_columns, profile_block, profile_feature_names
+from churnlens.features.program import program_block, program_feature_names
+from churnlens.features.purchases import purchase_rhythm, purchases_block, purchases_feature_names
+from churnlens.features.support import support_block, support_feature_names
 
-Builder = Callable[[Tables, pd.Timestamp, FeatureConfig], pd.DataFrame]
+Builder = Callable[[Tables, pd.Timestamp, FeatureConfig], FeatureBlock]
 Names = Callable[[Tables, FeatureConfig], list[str]]
 
-#: Families in snapshot column order: (name, builder, names of the columns it gives).
+#: Families in snapshot column order: (name, builder, names of the columns it gives). Each builder
+#: is what the family's ``build_*_features`` computes, before it becomes a frame.
 FAMILY_BUILDERS: tuple[tuple[str, Builder, Names], ...] = (
-    ("purchases", build_purchases_features, purchases_feature_names),
-    ("btyd", build_btyd_features, btyd_feature_names),
-    ("program", build_program_features, program_feature_names),
-    ("support", build_support_features, support_feature_names),
-    ("contacts", build_contacts_features, contacts_feature_names),
-    ("profile", build_profile_features, profile_feature_names),
+    ("purchases", purchases_block, purchases_feature_names),
+    ("btyd", btyd_block, btyd_feature_names),
+    ("program", program_block, program_feature_names),
+    ("support", support_block, support_feature_names),
+    ("contacts", contacts_block, contacts_feature_names),
+    ("profile", profile_block, profile_feature_names),
 )
 
 
 def catalog_for(tables: Tables, config: FeatureConfig = FeatureConfig()) -> dict[str, FeatureSpec]:
     """The feature catalog with entries for these tables' static attributes too."""
     text, numeric = attribute_columns(tables)
+    try:
+        return dict(_catalog(config, tuple(text), tuple(numeric)))
+    except TypeError:  # a configuration that cannot be a cache key: not cached
+        return feature_catalog(config, extra_categoricals=text, extra_numerics=numeric)
+
+
+@functools.lru_cache(maxsize=64)
+def _catalog(config: FeatureConfig, text: tuple[str, ...], numeric: tuple[str, ...]) -> dict[str, FeatureSpec]:
+    """:func:`feature_catalog` of a configuration and attribute columns, expanded once (a served
+    model asks for the same one on every request). Callers get a copy."""
     return feature_catalog(config, extra_categoricals=text, extra_numerics=numeric)
 
 
@@ -71,9 +84,9 @@ def _without_cancelled(customers: pd.Index, tables: Tables, cutoff: pd.Timestamp
     return customers
 
 
-def _active_from_purchases(purchases: pd.DataFrame, config: FeatureConfig) -> pd.Index:
+def _active_from_purchases(purchases: FeatureBlock, config: FeatureConfig) -> pd.Index:
     """Customers whose last purchase is within the active window (exact: days are us / 86400e6)."""
-    recent = purchases["days_since_last_purchase"].to_numpy() <= float(config.active_window_days)
+    recent = purchases.numbers["days_since_last_purchase"] <= float(config.active_window_days)
     return purchases.index[recent]
 
 
@@ -93,8 +106,9 @@ def active_customers(
     cutoff = normalize_cutoff(cutoff)
     rhythm = purchase_rhythm(tables.purchases, cutoff)
     cutoff_us = float(np.datetime64(cutoff.to_datetime64(), "us").astype("int64"))
-    days = pd.DataFrame({"days_since_last_purchase": (cutoff_us - rhythm["last_us"]) / US_PER_DAY})
-    return _without_cancelled(_active_from_purchases(days, config), tables, cutoff)
+    days = FloatColumns(["days_since_last_purchase"], rhythm.index)
+    days["days_since_last_purchase"] = (cutoff_us - rhythm["last_us"].to_numpy()) / US_PER_DAY
+    return _without_cancelled(_active_from_purchases(FeatureBlock(days, days.names, {}), config), tables, cutoff)
 
 
 #: Below this many rows a categorical is coded in Python: pandas' fixed cost per call, not the
@@ -129,23 +143,18 @@ class _Assembler:
         self.numbers = FloatColumns([c for c in columns if catalog[c].unit != "category"], active)
         self.categories: dict[str, pd.Categorical] = {}
 
-    def add(self, part: pd.DataFrame) -> None:
+    def add(self, part: FeatureBlock) -> None:
         pos = None if part.index.equals(self.active) else positions(self.active, part.index)
         absent = None if pos is None else pos < 0
-        numbers = [name for name in part.columns if self.catalog[name].unit != "category"]
-        few = None  # a few rows: every number column in one conversion (not one per column)
-        if len(part) <= _FEW_ROWS and numbers:
-            block = part if len(numbers) == len(part.columns) else part[numbers]
-            few = dict(zip(numbers, block.to_numpy(dtype="float64", na_value=np.nan).T, strict=True))
         for name in part.columns:
             spec = self.catalog[name]
             if spec.unit == "category":
-                values = part[name].array
+                values = part.others[name]
                 self.categories[name] = _categorical(
                     values if pos is None else values.take(pos, allow_fill=True)
                 )
                 continue
-            values = few[name] if few is not None else float_values(part[name])
+            values = part.numbers[name]
             row = self.numbers[name]
             if pos is None:
                 row[:] = values
@@ -187,19 +196,19 @@ def build_snapshot(
     >>> snap = build_snapshot(tables, "2024-06-01")  # doctest: +SKIP
     """
     cutoff = normalize_cutoff(cutoff)
-    catalog = catalog_for(tables, config)
-    families = [(family, builder, names(tables, config)) for family, builder, names in FAMILY_BUILDERS]
-    families = [(family, builder, names) for family, builder, names in families if names]
-    columns = [c for _, _, names in families for c in names]
     assembler: _Assembler | None = None
     with shared_segments():
+        catalog = catalog_for(tables, config)
+        families = [(family, builder, names(tables, config)) for family, builder, names in FAMILY_BUILDERS]
+        families = [(family, builder, names) for family, builder, names in families if names]
+        columns = [c for _, _, names in families for c in names]
         # purchases first: they decide who is active; each family is then built, copied into
         # the snapshot and dropped before the next one is built
         families.sort(key=lambda f: f[0] != "purchases")
         for _family, builder, names in families:
             part = builder(tables, cutoff, config)
-            if list(part.columns) != names:
-                part = part[names]
+            if part.columns != names:  # a builder and its names disagree: a bug
+                raise AssertionError(f"{_family} gave {part.columns}, expected {names}")
             if assembler is None:
                 active = _without_cancelled(_active_from_purchases(part, config), tables, cutoff)
                 assembler = _Assembler(active, columns, catalog)

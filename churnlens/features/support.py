@@ -15,6 +15,7 @@ from churnlens.config import FeatureConfig
 from churnlens.data.tables import Tables
 from churnlens.features.kernels import (
     US_PER_DAY,
+    FeatureBlock,
     FloatColumns,
     float_values,
     latest_positions,
@@ -60,10 +61,15 @@ def support_feature_names(tables: Tables, config: FeatureConfig = FeatureConfig(
 
 def nps_category(nps: pd.Series) -> pd.Series:
     """NPS answer -> "detractor" (0–6), "passive" (7–8), "promoter" (9–10); missing stays missing."""
-    values = nps.to_numpy(dtype="float64", na_value=np.nan)
+    return pd.Series(nps_categories(nps.to_numpy(dtype="float64", na_value=np.nan)), index=nps.index)
+
+
+def nps_categories(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """:func:`nps_category` of float64 answers (NaN: missing), as a ``string`` array."""
     cat = np.select([values <= 6, values <= 8, values <= 10], list(NPS_CATEGORIES), default="")
-    out = pd.Series(cat, index=nps.index, dtype="string")
-    return out.mask(np.isnan(values) | (cat == ""))
+    text = cat.astype(object)
+    text[np.isnan(values) | (cat == "")] = None
+    return pd.array(text, dtype="string")
 
 
 def build_support_features(
@@ -85,10 +91,15 @@ def build_support_features(
         Indexed by customer_id, columns :func:`support_feature_names` (``nps_category``
         as text, the snapshot makes it categorical). Empty when the table is absent.
     """
+    if not support_feature_names(tables, config):
+        return pd.DataFrame(index=pd.Index([], dtype="string", name="customer_id"))
+    return support_block(tables, cutoff, config).frame()
+
+
+def support_block(tables: Tables, cutoff: pd.Timestamp, config: FeatureConfig = FeatureConfig()) -> FeatureBlock:
+    """:func:`build_support_features` before it becomes a frame (``support_interactions`` present)."""
     cutoff = normalize_cutoff(cutoff)
     names = support_feature_names(tables, config)
-    if not names:
-        return pd.DataFrame(index=pd.Index([], dtype="string", name="customer_id"))
     cols = _columns(tables)
     table = tables.support_interactions
     segs = segments_for(table, cutoff)
@@ -149,14 +160,14 @@ def build_support_features(
         latest = chunk.ts[chunk.starts + segs.counts[chunk.lo : chunk.hi] - 1]
         part["days_since_last_contact"] = (cut - latest) / US_PER_DAY
     if "nps" not in cols:
-        return out.frame(names)
-    category = nps_category(pd.Series(nps_last, index=segs.index))
-    return out.frame(names, nps_category=category.array)
+        return FeatureBlock(out, names, {})
+    return FeatureBlock(out, names, {"nps_category": nps_categories(nps_last)})
 
 
 def _flag_codes(values: pd.Series) -> np.ndarray:
     """A flag column as int8: 1 true, 0 false, -1 missing."""
-    return values.astype("boolean").to_numpy(dtype="int8", na_value=-1)
+    flags = values.array if values.dtype == "boolean" else values.astype("boolean").array
+    return flags.to_numpy(dtype="int8", na_value=-1)
 
 
 def _mean(seg: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

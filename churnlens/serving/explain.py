@@ -332,10 +332,20 @@ class _Cells:
 
     def column(self, name: str) -> np.ndarray | None:
         if name not in self.columns:
-            at = self.snapshot.columns.get_indexer([name])[0] if name in self.snapshot.columns else -1
-            self.columns[name] = (
-                None if at < 0 else self.snapshot.iloc[self.wanted, at].to_numpy(dtype=object)
-            )  # as DataFrame.to_numpy(dtype=object) gives it: floats, category values, NA
+            try:
+                at = self.snapshot.columns.get_loc(name)
+            except KeyError:
+                at = -1
+            if not isinstance(at, int):  # a repeated column name: its first column
+                at = int(self.snapshot.columns.get_indexer_for([name])[0])
+            if at < 0:
+                self.columns[name] = None
+            else:
+                column = self.snapshot.iloc[:, at]
+                if len(self.wanted) != len(column):  # some rows of a larger snapshot
+                    column = column.iloc[self.wanted]
+                # as DataFrame.to_numpy(dtype=object) gives it: floats, category values, NA
+                self.columns[name] = column.to_numpy(dtype=object)
         return self.columns[name]
 
 
