@@ -1024,7 +1024,12 @@ def _repair_events(
     with ``customers`` without another pass over the ids).
     """
     rows_in = len(df)
-    missing = df["customer_id"].isna().to_numpy()
+    ids = df["customer_id"]
+    if isinstance(ids.array, pd.arrays.ArrowStringArray) and pa.array(ids.array).null_count == 0:
+        missing = np.zeros(0, dtype=bool)  # none missing, told without a pass over the ids
+    else:
+        missing = ids.isna().to_numpy()
+    del ids
     if missing.any():
         n = int(missing.sum())
         repairs.append(
@@ -1092,7 +1097,8 @@ def _repair_events(
         for col in df.columns:
             if isinstance(df[col].dtype, pd.CategoricalDtype):
                 df[col] = df[col].cat.remove_unused_categories()
-    return df.reset_index(drop=True), ids_seen
+    at_positions = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
+    return (df if at_positions else df.reset_index(drop=True)), ids_seen
 
 
 def _large_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array:

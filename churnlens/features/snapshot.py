@@ -167,6 +167,13 @@ class _Assembler:
                 row[np.isnan(row)] = spec.fill_value
 
     def frame(self) -> pd.DataFrame:
+        if len(self.active) <= _FEW_ROWS and self.categories:
+            # a few rows: one frame from the columns (inserting each categorical into the frame of
+            # numbers costs more); for many the block is used as is (no copy of it)
+            return pd.DataFrame(
+                {c: self.categories[c] if c in self.categories else self.numbers[c] for c in self.columns},
+                index=self.active,
+            )
         return self.numbers.frame(self.columns, **self.categories)
 
 

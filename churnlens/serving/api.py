@@ -155,8 +155,11 @@ def _event_frames(
             for column in columns:
                 data[column].extend([getattr(e, column) for e in events])
             where.extend((position, j) for j in range(len(events)))
-        if where:
-            frames[name] = pd.DataFrame(data, dtype=object)
+        if where:  # one block of objects (a frame per column costs more than the values)
+            block = np.empty((len(where), len(data)), dtype=object)
+            for j, values in enumerate(data.values()):
+                block[:, j] = values
+            frames[name] = pd.DataFrame(block, columns=list(data), dtype=object, copy=False)
             origin[name] = where
     return frames, origin
 
