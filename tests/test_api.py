@@ -369,6 +369,38 @@ def test_raw_events_answer_equals_batch_scoring(client, world):
     np.testing.assert_allclose([r["churn_probability"] for r in body["results"]], expected, rtol=0, atol=1e-9)
 
 
+def test_each_customer_posted_alone_gets_the_batch_answer_exactly(world):
+    """A customer posted alone takes the paths built for a few rows (features, model matrix,
+    reason cells); the answer must be the batch's: the same probability (to the bit), band and
+    reasons."""
+    from churnlens.serving.api import Service
+    from churnlens.serving.schemas import ScoreRequest
+
+    service = Service(world["loaded"], ScoringSettings(), None)
+    batch = world["batch"]
+    campaign = batch.campaign.set_index("customer_id")
+    ids = campaign.index.tolist()[::5][:80]
+    assert len(ids) >= 60
+    for cid in ids:
+        customer = _events_customer(world["tables"], cid)
+        request = ScoreRequest.model_validate({"cutoff": CUTOFF, "lang": "fr", "reasons": 3, "customers": [customer]})
+        result = service.answer(request)["results"][0]
+        assert result["status"] == "scored", result
+        assert result["churn_probability"] == campaign.at[cid, "churn_probability"], cid
+        assert result["risk_band"] == campaign.at[cid, "risk_band"]
+        expected = batch.reasons[batch.reasons["customer_id"] == cid].sort_values("rank")
+        assert [r["feature"] for r in result["reasons"]] == expected["feature"].tolist()
+        assert [r["text"] for r in result["reasons"]] == expected["text"].tolist()
+        # one row and the batch differ in the last bit of a contribution (LightGBM's sums; so on main too)
+        assert [r["contribution"] for r in result["reasons"]] == pytest.approx(
+            expected["contribution"].tolist(), abs=1e-12, rel=0
+        )
+        for got, (value, label) in zip(
+            result["reasons"], expected[["value", "value_label"]].itertuples(index=False), strict=True
+        ):
+            assert got["value"] == (value if isinstance(value, float) and math.isfinite(value) else label)
+
+
 def test_feature_rows_answer_equals_batch_scoring_and_mixes_with_events(client, world):
     snapshot = build_snapshot(world["tables"], CUTOFF, model_feature_config(world["model"]))
     by_events = _small_customers(world, 1)[0]

@@ -116,12 +116,12 @@ class Tables:
     @property
     def data_start(self) -> pd.Timestamp:
         """Earliest event timestamp over all event tables."""
-        return min(t["timestamp"].min() for n, t in self.present().items() if n in EVENT_TABLES and len(t))
+        return min(time_bounds(t["timestamp"])[0] for n, t in self.present().items() if n in EVENT_TABLES and len(t))
 
     @property
     def last_event(self) -> pd.Timestamp:
         """Latest event timestamp over all event tables, isolated ones included."""
-        return max(t["timestamp"].max() for n, t in self.present().items() if n in EVENT_TABLES and len(t))
+        return max(time_bounds(t["timestamp"])[1] for n, t in self.present().items() if n in EVENT_TABLES and len(t))
 
     @cached_property
     def data_end(self) -> pd.Timestamp:
@@ -150,3 +150,17 @@ class Tables:
         for table in self.present().values():
             ids = ids.union(pd.Index(table["customer_id"].unique(), dtype="string"))
         return ids.sort_values()
+
+
+def time_bounds(column: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``(column.min(), column.max())`` of a timestamp column (NaT skipped; NaT when none), in one
+    pass over its array: pandas' reductions cost tens of microseconds each on a few rows."""
+    if not (isinstance(column.dtype, np.dtype) and column.dtype.kind == "M"):  # tz-aware or other: pandas
+        return column.min(), column.max()
+    values = column.to_numpy()
+    missing = np.isnat(values)
+    if missing.any():
+        values = values[~missing]
+    if len(values) == 0:
+        return pd.NaT, pd.NaT
+    return pd.Timestamp(values.min()), pd.Timestamp(values.max())

@@ -58,7 +58,7 @@ from churnlens.data.bounds import AMOUNT_COLUMNS, DEFAULT_BOUNDS, InputBounds
 from churnlens.data.errors import MAX_ROWS_SHOWN, DataValidationError, Problem
 from churnlens.data.report import Repair, TableSummary, ValidationReport
 from churnlens.data.schema import TABLE_SPECS, ColumnKind, ColumnSpec, TableSpec
-from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables
+from churnlens.data.tables import EVENT_TABLES, TABLE_NAMES, Tables, time_bounds
 
 #: How values are typed (see :func:`validate_tables`).
 Engine = Literal["auto", "columns", "rows"]
@@ -326,14 +326,15 @@ def validate_frames(
     _note_isolated_events(tables, report.repairs)
     for name, df in out.items():
         has_time = "timestamp" in df.columns and len(df) > 0
+        first, last = time_bounds(df["timestamp"]) if has_time else (None, None)
         report.tables[name] = TableSummary(
             name=name,
             source=sources.get(name, "in memory"),
             rows_in=rows_in[name],
             rows_out=len(df),
             customers=len(ids_seen[name]) if name in ids_seen else len(df),  # customers: one row each
-            start=df["timestamp"].min() if has_time else None,
-            end=df["timestamp"].max() if has_time else None,
+            start=first,
+            end=last,
         )
     return tables, report
 
@@ -904,8 +905,9 @@ def _coerce_few_rows(
         cspec = spec.column(col)
         kinds[col] = cspec.kind if cspec is not None else _kind_of_objects(np.array(values, dtype=object))
         parsed[col] = _read_few(kinds[col], values)
+    present = set(raw)
     for col in spec.required_columns:
-        if col not in df.columns:
+        if col not in present:
             problems.add(spec.name, col, f"is required but missing; columns found: {', '.join(map(str, df.columns))}")
     found_before = len(problems.found)
     no = np.zeros(n, dtype=bool)

@@ -119,7 +119,8 @@ def profile_block(tables: Tables, cutoff: pd.Timestamp, config: FeatureConfig = 
     if customers is not None:
         if not customers["customer_id"].is_unique:  # validated tables have one row per customer
             customers = customers.drop_duplicates("customer_id", keep="last")
-        positions = customer_positions(index, pd.Index(customers["customer_id"].astype("string")))
+        ids = customers["customer_id"]
+        positions = customer_positions(index, pd.Index(ids if ids.dtype == "string" else ids.astype("string")))
         found = positions >= 0
         rows = np.where(found, positions, 0) if len(customers) else None  # None: nobody has attributes
         if "signup_at" in customers.columns and rows is not None:
