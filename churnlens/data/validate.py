@@ -1031,7 +1031,6 @@ def _repair_events(
         missing = np.zeros(0, dtype=bool)  # none missing, told without a pass over the ids
     else:
         missing = ids.isna().to_numpy()
-    del ids
     if missing.any():
         n = int(missing.sum())
         repairs.append(
@@ -1044,14 +1043,15 @@ def _repair_events(
             )
         )
         df = df[~missing]
+        ids = df["customer_id"]
     ts = df["timestamp"].to_numpy().view("i8")
-    starts = _run_starts(df["customer_id"])
+    starts = _run_starts(ids)
     if starts is not None and np.all(starts[1:] | (ts[1:] >= ts[:-1])):
         # already in (customer, time) order, as exports often are: nothing moves, no id is rebuilt
         same_key = ~starts[1:] & (ts[1:] == ts[:-1])
-        ids_seen = _ids_at(df["customer_id"], starts)
+        ids_seen = _ids_at(ids, starts)
     else:
-        codes, uniques = pd.factorize(df["customer_id"], sort=True)
+        codes, uniques = pd.factorize(ids, sort=True)
         order = _sort_order(codes, ts)
         codes, ts = codes[order], ts[order]
         rest = df.drop(columns="customer_id").take(order)

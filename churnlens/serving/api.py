@@ -184,12 +184,25 @@ def _customers_frame(customers: Sequence[tuple[int, EventsCustomer]], model: Chu
                     f"attribute {name!r} is a number for this model: give a number (or true/false), not a string",
                     "float_type",
                 )
-    rows = [{"customer_id": c.customer_id, **c.attributes} for _, c in customers]
-    frame = pd.DataFrame(rows, dtype=object)
-    for name in model.features:  # attributes nobody sent are missing values, as in batch
-        if name.startswith("attr_") and name[5:] not in frame.columns:
-            frame[name[5:]] = None
-    return frame
+    # one block of objects, columns as a frame of the records would have them (in order of first
+    # appearance, NaN where a customer lacks one); attributes nobody sent are missing values (None),
+    # as in batch
+    columns: dict[str, None] = {"customer_id": None}
+    for _, c in customers:
+        columns.update(dict.fromkeys(c.attributes))
+    for name in model.features:
+        if name.startswith("attr_"):
+            columns.setdefault(name[5:])
+    sent = {name for _, c in customers for name in c.attributes}
+    block = np.empty((len(customers), len(columns)), dtype=object)  # filled with None
+    for i, (_, c) in enumerate(customers):
+        row = {"customer_id": c.customer_id, **c.attributes}
+        for j, name in enumerate(columns):
+            if name in row:
+                block[i, j] = row[name]
+            elif name in sent:  # sent for another customer: NaN, as a frame of the records has it
+                block[i, j] = math.nan
+    return pd.DataFrame(block, columns=list(columns), dtype=object, copy=False)
 
 
 def _validation_loc(exc: DataValidationError, origin: dict[str, list[tuple[int, int]]]) -> list[str | int]:
