@@ -333,7 +333,10 @@ def feature_matrix(
         column = frame[name]  # columns are unique (get_indexer above)
         if isinstance(column.dtype, pd.CategoricalDtype):  # code the few categories, not every row
             values = column.array
-            categories = values.categories.astype("string").to_numpy(dtype=object)
+            categories = values.categories
+            if categories.dtype != "string":
+                categories = categories.astype("string")
+            categories = categories.to_numpy(dtype=object)
             if len(categories) <= _FEW_CATEGORIES and len(index) <= 16 * _FEW_CATEGORIES:  # what get_indexer finds
                 where = {level: k for k, level in enumerate(index)}
                 levels = np.fromiter((where.get(c, -1) for c in categories), dtype=np.intp, count=len(categories))

@@ -322,6 +322,10 @@ def _choose(contrib: np.ndarray, base: np.ndarray, matrix: np.ndarray, concepts:
     )
 
 
+#: Up to this many snapshot rows :class:`_Cells` converts every cell at once.
+_FEW_CELL_ROWS = 16
+
+
 class _Cells:
     """Cells of some snapshot rows as Python objects, a column at a time, only for the columns read."""
 
@@ -329,8 +333,16 @@ class _Cells:
         self.snapshot, self.wanted = snapshot, wanted
         self.where = {pos: k for k, pos in enumerate(wanted)}
         self.columns: dict[str, np.ndarray | None] = {}
+        # a few rows (a customer scored alone): every cell converted at once costs less than the
+        # columns a sentence reads converted one by one
+        few = len(wanted) == len(snapshot) <= _FEW_CELL_ROWS and snapshot.columns.is_unique
+        self.cells = snapshot.to_numpy(dtype=object) if few else None
+        self.at = {name: j for j, name in enumerate(snapshot.columns)} if few else None
 
     def column(self, name: str) -> np.ndarray | None:
+        if name not in self.columns and self.cells is not None:
+            at = self.at.get(name)  # type: ignore[union-attr]
+            self.columns[name] = None if at is None else self.cells[:, at]
         if name not in self.columns:
             try:
                 at = self.snapshot.columns.get_loc(name)
