@@ -171,8 +171,11 @@ class Segments:
             has = np.flatnonzero(kept)
             self._row_start = block[has]
             self.counts = kept[has]
-            kept_ids = block_ids if len(has) == len(block) else block_ids.take(pa.array(has))
-            self.index = pd.Index(pd.array(kept_ids, dtype="string"), name="customer_id")
+            if ids.dtype == "string":  # the ids' own array: no conversion from Arrow (same dtype)
+                self.index = pd.Index(ids.array.take(block[has]), name="customer_id")
+            else:
+                kept_ids = block_ids if len(has) == len(block) else block_ids.take(pa.array(has))
+                self.index = pd.Index(pd.array(kept_ids, dtype="string"), name="customer_id")
         else:
             # rows without a customer or a time belong to no one; the rest is sorted once
             base = np.flatnonzero(~missing) if missing.any() else None
