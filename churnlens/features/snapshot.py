@@ -23,7 +23,6 @@ from churnlens.features.kernels import (
     FeatureBlock,
     FloatColumns,
     customer_index,
-    float_values,
     normalize_cutoff,
     positions,
     shared_segments,
