@@ -118,6 +118,11 @@ def sorted_blocks(ids: pd.Series, ts: np.ndarray) -> tuple[np.ndarray, pa.Array]
     return block, block_ids
 
 
+#: Up to this many customers :class:`Segments` indexes them from the ids' own array (cheaper for a
+#: few; for many, Arrow's take is).
+_FEW_CUSTOMERS = 1024
+
+
 class Segments:
     """Rows of an event table before a cutoff, grouped by customer without sorting twice.
 
@@ -171,7 +176,7 @@ class Segments:
             has = np.flatnonzero(kept)
             self._row_start = block[has]
             self.counts = kept[has]
-            if ids.dtype == "string":  # the ids' own array: no conversion from Arrow (same dtype)
+            if ids.dtype == "string" and len(has) <= _FEW_CUSTOMERS:  # no round trip through Arrow
                 self.index = pd.Index(ids.array.take(block[has]), name="customer_id")
             else:
                 kept_ids = block_ids if len(has) == len(block) else block_ids.take(pa.array(has))
