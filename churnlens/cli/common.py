@@ -62,9 +62,20 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
+# ``--debug`` of the invocation running now; set by every invocation (a flag in the process's
+# environment would outlive it when the CLI is invoked in process, e.g. by tests or a notebook)
+_debug_option = False
+
+
+def set_debug_option(value: bool) -> None:
+    """Record the ``--debug`` option of the invocation starting now (the app's callback)."""
+    global _debug_option
+    _debug_option = bool(value)
+
+
 def debug_enabled() -> bool:
     """True when tracebacks are asked for: ``churnlens --debug`` or ``CHURNLENS_DEBUG=1``."""
-    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return _debug_option or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _one_line(exc: BaseException) -> str:
