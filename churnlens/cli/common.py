@@ -7,7 +7,7 @@ import os
 import traceback
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import click
 import typer
@@ -54,6 +54,12 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 #: Set to show tracebacks (same as the global ``--debug`` option).
 DEBUG_ENV = "CHURNLENS_DEBUG"
+
+TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+#: ``--tracking-uri`` of every command that reads or writes MLflow.
+TrackingUriOption = Annotated[str | None, typer.Option(help=TRACKING_HELP)]
+#: ``--model`` of the commands that score with the registered champion by default.
+ModelUriOption = Annotated[str | None, typer.Option(help="MLflow model URI (default models:/churnlens@champion).")]
 
 
 def fail(message: str) -> typer.Exit:

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from churnlens.cli.common import Engine, Lang, choice, console, handle_errors
+from churnlens.cli.common import Engine, Lang, ModelUriOption, TrackingUriOption, choice, console, handle_errors
 from churnlens.cli.sources import (
     DATA_HELP,
     OUT_HELP,
@@ -185,13 +185,8 @@ def score(
         str | None,
         typer.Option(help=f"Score as of this date (YYYY-MM-DD, exclusive); {NO_CUTOFF_HELP}."),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="MLflow model URI (default models:/churnlens@champion).")
-    ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
-    ] = None,
+    model: ModelUriOption = None,
+    tracking_uri: TrackingUriOption = None,
     lang: Annotated[Lang | None, typer.Option(help="Language of the reasons and the summary (default [serving] lang, else en).")] = None,
     reasons: Annotated[int | None, typer.Option(help="Reasons per explained customer (default 3).")] = None,
     top: Annotated[int | None, typer.Option(help="Contact the N customers most likely to churn.")] = None,

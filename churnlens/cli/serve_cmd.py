@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from churnlens.cli.common import LogLevel, choice, console, handle_errors
+from churnlens.cli.common import LogLevel, TrackingUriOption, choice, console, handle_errors
 from churnlens.config import ApiSettings, load_config
 from churnlens.errors import InputError, SettingError
 
@@ -23,10 +23,7 @@ def serve(
             help="Model URI (models:/name@alias, runs:/..., a path); default models:/churnlens@champion."
         ),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking store; else MLFLOW_TRACKING_URI, else sqlite:///mlflow.db."),
-    ] = None,
+    tracking_uri: TrackingUriOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[
