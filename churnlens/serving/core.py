@@ -752,3 +752,147 @@ def build_summary(
         target=settings.target,
         uplift=uplift,
     )
+
+
+# --------------------------------------------------------------------------- uplift campaigns
+# (``--target uplift``: what follows the selection; each piece works on a partition or on
+# small per-partition pieces, so batch and Dask call the same functions)
+
+
+def with_chosen_values(scores: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` with the chosen action's expected incremental value
+    (:data:`~churnlens.serving.uplift_targeting.VALUE_COLUMN`; NaN for customers not selected).
+
+    ``selected`` holds customer_id and that column (it may hold customers of other partitions).
+    """
+    from churnlens.serving.uplift_targeting import VALUE_COLUMN
+
+    chosen = selected.set_index(selected["customer_id"].astype("string"))[VALUE_COLUMN]
+    values = chosen.reindex(scores["customer_id"].astype("string")).to_numpy(dtype="float64")
+    return scores.assign(**{VALUE_COLUMN: values})
+
+
+def with_uplift_reasons(
+    campaign: pd.DataFrame, uplift: Any, snapshot: pd.DataFrame, selected: pd.DataFrame, settings: ScoringSettings
+) -> pd.DataFrame:
+    """Campaign rows with ``uplift_reason_1..n``: why the chosen action of each selected customer
+    (rows of ``selected`` among the campaign's customers) is expected to work; NA for the others.
+
+    Row-wise (exact SHAP of each customer's own action), so partitions compute it apart.
+    ``snapshot`` (index customer_id) holds at least the campaign's selected customers.
+    """
+    from churnlens.serving.uplift_reasons import UPLIFT_REASON_COLUMNS, uplift_reasons, uplift_reasons_wide
+
+    here = pd.Index(campaign["customer_id"].astype("string"))
+    ids = pd.Index(selected["customer_id"].astype("string"))
+    mine = ids.isin(here)
+    if mine.any():
+        snap = snapshot.set_axis(pd.Index(snapshot.index.astype("string"), name="customer_id"))
+        why = uplift_reasons(
+            uplift, snap.reindex(ids[mine]), selected["action"].astype(str).to_numpy()[mine], n=settings.reasons,
+            lang=settings.lang, labels=settings.labels.get(settings.lang), currency=settings.currency,
+        )  # fmt: skip
+    else:
+        why = pd.DataFrame(columns=UPLIFT_REASON_COLUMNS)
+    wide = uplift_reasons_wide(why, settings.reasons).reindex(here)
+    out = campaign.copy()
+    for column in wide.columns:
+        out[column] = wide[column].to_numpy()
+    return out
+
+
+def uplift_budget(settings: ScoringSettings, selected: pd.DataFrame) -> float:
+    """The budget both lists are compared at: ``--budget``, else what the uplift list costs."""
+    counts = selected.attrs.get("uplift") or {}
+    return float(settings.budget) if settings.budget is not None else float(counts.get("cost", 0.0))
+
+
+def riskiest_rows(
+    model: ChurnModel,
+    rules: Any,
+    scores: pd.DataFrame,
+    snapshot: pd.DataFrame,
+    budget: float,
+    settings: ScoringSettings,
+) -> tuple[pd.DataFrame, RuleInputs]:
+    """A partition's part of the risk list at ``budget``: its riskiest rows the budget could pay for
+    (:func:`~churnlens.serving.uplift_targeting.riskiest_for_budget`) and the rules' verdicts on them.
+
+    The bound and the order (probability, then customer id) are the same in every partition,
+    so the riskiest rows of the whole base are among the pooled ones:
+    :func:`risk_list_at_budget` takes them again from the pool, as one pass over the base would.
+
+    Parameters
+    ----------
+    model : ChurnModel
+        Explains these rows (the rules may read their churn reasons).
+    rules : sequence of ActionRule
+        The rules the uplift model learnt, by priority.
+    scores : DataFrame
+        The partition's scored rows with their ``expected_uplift_<a>`` columns.
+    snapshot : DataFrame
+        The partition's snapshot (index customer_id).
+    budget : float
+    settings : ScoringSettings
+
+    Returns
+    -------
+    tuple of DataFrame and RuleInputs
+    """
+    from churnlens.serving.uplift_targeting import riskiest_for_budget
+
+    riskiest = scores.iloc[riskiest_for_budget(scores, rules, budget)].reset_index(drop=True)
+    snap = snapshot.set_axis(pd.Index(snapshot.index.astype("string"), name="customer_id"))
+    reasons = explain_rows(model, snap.reindex(pd.Index(riskiest["customer_id"].astype("string"))), settings)
+    return riskiest, rule_inputs(rules, riskiest, snapshot, reasons)
+
+
+def risk_list_at_budget(
+    rules: Any, parts: list[tuple[pd.DataFrame, RuleInputs]], budget: float, settings: ScoringSettings
+) -> Any:
+    """The list churn-risk targeting sends for ``budget`` and its expected incremental value
+    (:func:`~churnlens.serving.uplift_targeting.risk_list`), from every partition's
+    :func:`riskiest_rows`.
+
+    Returns
+    -------
+    ListValue
+    """
+    from churnlens.serving.uplift_targeting import risk_list, riskiest_for_budget
+
+    frames = [rows for rows, _ in parts if len(rows)]
+    pool = pd.concat(frames, ignore_index=True) if frames else parts[0][0]
+    riskiest = pool.iloc[riskiest_for_budget(pool, rules, budget)].reset_index(drop=True)
+    pooled = pool_inputs([inputs for _, inputs in parts])
+    if len(pooled.frame):
+        keep = pooled.frame["customer_id"].astype("string").isin(riskiest["customer_id"].astype("string"))
+        pooled = RuleInputs(pooled.frame[keep.to_numpy(dtype=bool)].reset_index(drop=True), pooled.absent)
+    return risk_list(rules, riskiest, pooled, budget, settings)
+
+
+def uplift_record(
+    uplift: Any, loaded: Any, selected: pd.DataFrame, risk: Any, budget: float, notes: list[str]
+) -> dict[str, Any]:
+    """The summary's ``uplift`` block: the uplift model, and the uplift list against the risk list
+    (``risk``, from :func:`risk_list_at_budget`) at the same budget.
+
+    ``loaded`` is the LoadedUpliftModel it came from (its name, version and URI), or None.
+    """
+    counts = dict(selected.attrs.get("uplift") or {})
+    ours = float(counts.get("value", 0.0))
+    meta = uplift.metadata
+    return {
+        "model": {
+            "name": getattr(loaded, "name", None) or meta.model_name,
+            "version": getattr(loaded, "version", None), "uri": getattr(loaded, "resolved_uri", None),
+            "learner": meta.learner, "actions": list(meta.actions), "trained_through": meta.trained_through,
+        },
+        "budget": budget,
+        "uplift_list": {"contacted": len(selected), "cost": float(counts.get("cost", 0.0)),
+                        "expected_incremental_value": ours},
+        "risk_list": risk.to_dict(),
+        "ratio": ours / risk.expected_incremental_value if risk.expected_incremental_value > 0 else None,
+        "over_budget": int(counts.get("over_budget", 0)),
+        "notes": notes,
+        "reasons": "exact SHAP of the uplift model (TreeSHAP on its weighted sum of LightGBM regressors)",
+    }  # fmt: skip
