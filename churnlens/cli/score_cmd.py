@@ -312,8 +312,6 @@ def score(
         psi_threshold=psi_threshold, assign_actions=actions, campaign_id=campaign_id, holdout=holdout,
         holdout_seed=seed, send_date=send_date, target=choice(target),
     )  # fmt: skip
-    if settings.target == "uplift" and engine == "dask":
-        raise InputError("--target uplift runs with --engine local for now; the Dask engine scores by risk")
     settings = resolve_save_rate(settings, tracking_uri=tracking_uri)
     engine = check_engine(choice(engine), scheduler)
     target = warehouse_target(out, engine)  # --out postgresql://...: tables instead of files
@@ -356,7 +354,7 @@ def score(
             data_directory(data_dir, "--engine dask"), out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns,
             bounds=cfg.bounds,
         ) as (client, staged):
-            summary = score_on_dask(client, staged, out, loaded, settings, cutoff=when)
+            summary = score_on_dask(client, staged, out, loaded, settings, cutoff=when, uplift=loaded_uplift)
         parts = ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv") + (
             ("contacts.parquet",) if summary.plan else ()
         )
