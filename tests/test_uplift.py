@@ -354,6 +354,45 @@ def test_score_target_uplift_in_french_and_refusals(trained, campaigns, tmp_path
     assert bad.exit_code == 2 and "--target" in bad.output and "is not one of" in bad.output
 
 
+def test_a_churn_model_from_train_scores_with_an_uplift_model_from_train_uplift(trained, campaigns, tmp_path):
+    """``train`` records BG/NBD parameters the uplift training does not: not a difference of settings."""
+    toml = tmp_path / "train.toml"
+    toml.write_text(trained["toml"].read_text() + "[training]\nthreads = 1\nbacktests = 1\n"
+                    "[training.lgbm]\nmax_rounds = 20\n")  # fmt: skip
+    store = trained["store"]
+    result = CliRunner().invoke(app, ["train", str(campaigns["dir"]), "--config", str(toml), "--tracking-uri", store,
+                                      "--horizon", "90"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "list.csv"
+    result = CliRunner().invoke(app, ["score", str(campaigns["dir"]), "-o", str(out), "--target", "uplift",
+                                      "--budget", "100", "--tracking-uri", store])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.with_name("list.summary.json").read_text())["uplift"]["uplift_list"]["contacted"] > 0
+
+
+def test_uplift_and_churn_feature_settings_are_compared_on_definitions_only(rows):
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from churnlens.config import FeatureConfig
+    from churnlens.serving.core import check_uplift_features, check_uplift_model
+
+    def churn(config):
+        return SimpleNamespace(metadata=SimpleNamespace(feature_config=asdict(config)))
+
+    def uplift(config, features=("purchase_count_90d",)):
+        return SimpleNamespace(metadata=SimpleNamespace(feature_config=asdict(config)), features=list(features))
+
+    trained = FeatureConfig(windows=(30, 90), btyd_params=(0.5, 10.0, 0.7, 2.0))  # what train records
+    check_uplift_model(uplift(FeatureConfig()), churn(trained))  # fitted parameters and windows: not settings
+    with pytest.raises(InputError, match="other feature settings"):
+        check_uplift_model(uplift(FeatureConfig(active_window_days=180)), churn(trained))
+    snapshot = pd.DataFrame(columns=["purchase_count_30d", "purchase_count_90d"])
+    check_uplift_features(uplift(FeatureConfig()), snapshot)
+    with pytest.raises(InputError, match=r"1 feature\(s\) the churn model's snapshot does not have: \['spend_365d'\]"):
+        check_uplift_features(uplift(FeatureConfig(), ["purchase_count_90d", "spend_365d"]), snapshot)
+
+
 def test_an_uplift_model_is_read_as_data_and_a_tampered_one_refused(rows, tmp_path):
     from churnlens.model_store import ModelStoreError
     from churnlens.uplift.store import read_uplift_dir, save_uplift_model

@@ -334,20 +334,45 @@ def score_partition(
 
 
 def check_uplift_model(uplift: Any, model: ChurnModel) -> None:
-    """Refuse an uplift run without an uplift model, or with one trained on other feature settings."""
+    """Refuse an uplift run without an uplift model, or with one trained on other feature settings.
+
+    The snapshot is built with the churn model's feature settings, so the uplift model must have
+    been trained with the same definitions. Two parts of a trained configuration are not settings
+    and are left out of the comparison: the BG/NBD parameters ``train`` records at the data's end
+    (the uplift training fits BG/NBD at each of its cutoffs, as the churn training does), and the
+    windows (``train`` leaves out those the history cannot show; a window either exists in the
+    snapshot with the same definition or is missing, which :func:`check_uplift_features` reports).
+    """
     if uplift is None:
         raise InputError(
             "--target uplift needs an uplift model (churnlens train-uplift, then --uplift-model, default "
             "models:/churnlens-uplift@champion)"
         )
-    config = feature_config_of(model)
     trained = dict(uplift.metadata.feature_config or {})
+    if not trained:
+        return
     known = set(FeatureConfig.__dataclass_fields__)
     theirs = FeatureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in trained.items() if k in known})
-    if trained and theirs != config:
+    if _definitions(theirs) != _definitions(feature_config_of(model)):
         raise InputError(
             "the uplift model was trained with other feature settings than the churn model "
             "([features] of both trainings differ): train both on the same configuration"
+        )
+
+
+def _definitions(config: FeatureConfig) -> dict[str, Any]:
+    """What fixes a feature's definition: the settings without the fitted BG/NBD parameters and the windows."""
+    return {k: v for k, v in asdict(config).items() if k not in ("btyd_params", "windows")}
+
+
+def check_uplift_features(uplift: Any, snapshot: pd.DataFrame) -> None:
+    """Refuse an uplift model that needs features the churn model's snapshot does not have."""
+    missing = [f for f in uplift.features if f not in snapshot.columns]
+    if missing:
+        raise InputError(
+            f"the uplift model uses {len(missing)} feature(s) the churn model's snapshot does not have: "
+            f"{missing[:8]}{' ...' if len(missing) > 8 else ''} (the churn model was trained with fewer windows "
+            "or tables, e.g. on a shorter history: retrain the uplift model on the same data)"
         )
 
 
@@ -360,6 +385,7 @@ def _uplift_partition(
     from churnlens.serving.uplift_targeting import learnt_rules, positive_mask, uplift_candidates, uplift_scores
 
     check_uplift_model(uplift, model)
+    check_uplift_features(uplift, snapshot)
     rules, _ = learnt_rules(settings.actions, uplift)
     scores = pd.concat([scores, uplift_scores(uplift, snapshot, rules)], axis=1)
     positive = positive_mask(scores, rules, settings)
