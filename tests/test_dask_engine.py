@@ -389,14 +389,27 @@ def uplift_setup(client, tmp_path_factory):
     }  # fmt: skip
 
 
+def _few_fit():
+    """The default rules, each also asking ``points_balance >= 300``: most of the riskiest
+    customers have no fitting action (on this base, a bound counting them spent 16 of 150)."""
+    from dataclasses import replace
+
+    from churnlens.config import DEFAULT_ACTION_RULES
+
+    return {"actions": tuple(replace(r, eligible=f"({r.eligible}) and points_balance >= 300")
+                             for r in DEFAULT_ACTION_RULES)}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "options",
-    [{"budget": 150.0, "campaign_id": "c7", "holdout": 0.25, "holdout_seed": 2}, {}],
-    ids=["budget-and-plan", "no-budget"],
-)
+    [{"budget": 150.0, "campaign_id": "c7", "holdout": 0.25, "holdout_seed": 2}, {},
+     {"budget": 150.0, **_few_fit()}],
+    ids=["budget-and-plan", "no-budget", "budget-few-fit"],
+)  # fmt: skip
 def test_dask_uplift_campaign_equals_local(client, uplift_setup, tmp_path, options):
     """Same customers, actions, expected values, uplift reasons, risk list at the same budget,
-    contact plan and summary as one process (timings aside)."""
+    contact plan and summary as one process (timings aside); the risk list spends the budget
+    to within its costliest action's cost, though customers without a fitting action are many."""
     from churnlens.config import ScoringSettings
 
     settings = ScoringSettings(target="uplift", **options)
@@ -412,6 +425,9 @@ def test_dask_uplift_campaign_equals_local(client, uplift_setup, tmp_path, optio
     assert summary.uplift["risk_list"]["contacted"] > 0 and summary.uplift["budget"] > 0
     _assert_same_scoring(out, summary, local)
     assert summary.uplift == local.summary.uplift
+    if options.get("budget"):
+        costliest = max(r.cost for r in settings.actions)
+        assert options["budget"] - costliest < summary.uplift["risk_list"]["cost"] <= options["budget"]
     if options.get("campaign_id"):
         pd.testing.assert_frame_equal(pd.read_parquet(out / "contacts.parquet"), local.contacts)
         assert summary.plan["control"] > 0

@@ -235,7 +235,8 @@ def score_on_dask(
     uplift : LoadedUpliftModel, optional
         Needed by ``target="uplift"`` (as :func:`churnlens.serving.score_base`'s): workers load
         ``uplift.resolved_uri`` once each. The risk list at the same budget is pooled from each
-        bucket's riskiest rows the budget could pay for, so an action of cost 0 (the whole base)
+        bucket's riskiest rows with a fitting action the budget could pay for
+        (:func:`churnlens.serving.core.riskiest_rows`), so an action of cost 0 (the whole base)
         is refused.
     **options
         Fields of :class:`~churnlens.config.ScoringSettings` set on top of ``settings``.

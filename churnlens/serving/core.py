@@ -841,12 +841,17 @@ def riskiest_rows(
     budget: float,
     settings: ScoringSettings,
 ) -> tuple[pd.DataFrame, RuleInputs]:
-    """A partition's part of the risk list at ``budget``: its riskiest rows the budget could pay for
-    (:func:`~churnlens.serving.uplift_targeting.riskiest_for_budget`) and the rules' verdicts on them.
+    """A partition's part of the risk list at ``budget``: its riskiest rows with a fitting rule, at
+    most the bound (:func:`~churnlens.serving.uplift_targeting.riskiest_for_budget`), and the
+    rules' verdicts on them.
 
-    The bound and the order (probability, then customer id) are the same in every partition,
-    so the riskiest rows of the whole base are among the pooled ones:
-    :func:`risk_list_at_budget` takes them again from the pool, as one pass over the base would.
+    Whether a rule fits may depend on the churn reasons, so rows are explained as they are
+    taken: the partition's rows by risk (probability, then customer id) in growing chunks (the
+    bound, then twice as many each time) until the taken ones hold the bound's number of
+    fitting rows or the partition is exhausted; only the rows taken are explained (an action
+    of cost 0: no bound, the whole partition). The filter, the bound and the order are the same in every partition, so the riskiest fitting
+    rows of the whole base are among the pooled ones: :func:`risk_list_at_budget` takes them
+    again from the pool, as one pass over the base would.
 
     Parameters
     ----------
@@ -864,13 +869,39 @@ def riskiest_rows(
     Returns
     -------
     tuple of DataFrame and RuleInputs
+        The rows (riskiest first) and their verdicts.
     """
-    from churnlens.serving.uplift_targeting import riskiest_for_budget
+    from churnlens.serving.uplift_targeting import risk_bound, risk_order, riskiest_for_budget
 
-    riskiest = scores.iloc[riskiest_for_budget(scores, rules, budget)].reset_index(drop=True)
+    order = risk_order(scores)
+    bound = risk_bound(rules, budget)
+    want = len(order) if bound is None else bound
     snap = snapshot.set_axis(pd.Index(snapshot.index.astype("string"), name="customer_id"))
-    reasons = explain_rows(model, snap.reindex(pd.Index(riskiest["customer_id"].astype("string"))), settings)
-    return riskiest, rule_inputs(rules, riskiest, snapshot, reasons)
+    rows: list[pd.DataFrame] = []
+    verdicts: list[RuleInputs] = []
+    taken, chunk = 0, max(want, 1)
+    while True:  # bounded: each pass takes at least one more row of the partition
+        piece = scores.iloc[order[taken : taken + chunk]].reset_index(drop=True)
+        reasons = explain_rows(model, snap.reindex(pd.Index(piece["customer_id"].astype("string"))), settings)
+        rows.append(piece)
+        verdicts.append(rule_inputs(rules, piece, snapshot, reasons))
+        taken += len(piece)
+        pool = pd.concat(rows, ignore_index=True)
+        pooled = pool_inputs(verdicts)
+        kept = riskiest_for_budget(pool, pooled, rules, budget)
+        if len(kept) >= want or taken >= len(order):
+            break
+        chunk *= 2
+    riskiest = pool.iloc[kept].reset_index(drop=True)
+    return riskiest, _inputs_of(pooled, riskiest)
+
+
+def _inputs_of(inputs: RuleInputs, rows: pd.DataFrame) -> RuleInputs:
+    """``inputs`` restricted to the customers of ``rows``."""
+    if not len(inputs.frame):
+        return inputs
+    keep = inputs.frame["customer_id"].astype("string").isin(rows["customer_id"].astype("string"))
+    return RuleInputs(inputs.frame[keep.to_numpy(dtype=bool)].reset_index(drop=True), inputs.absent)
 
 
 def risk_list_at_budget(
@@ -878,7 +909,8 @@ def risk_list_at_budget(
 ) -> Any:
     """The list churn-risk targeting sends for ``budget`` and its expected incremental value
     (:func:`~churnlens.serving.uplift_targeting.risk_list`), from every partition's
-    :func:`riskiest_rows`.
+    :func:`riskiest_rows`: the pooled rows' riskiest fitting ones, at most the bound
+    (:func:`~churnlens.serving.uplift_targeting.riskiest_for_budget`, as in each partition).
 
     Returns
     -------
@@ -888,12 +920,9 @@ def risk_list_at_budget(
 
     frames = [rows for rows, _ in parts if len(rows)]
     pool = pd.concat(frames, ignore_index=True) if frames else parts[0][0]
-    riskiest = pool.iloc[riskiest_for_budget(pool, rules, budget)].reset_index(drop=True)
     pooled = pool_inputs([inputs for _, inputs in parts])
-    if len(pooled.frame):
-        keep = pooled.frame["customer_id"].astype("string").isin(riskiest["customer_id"].astype("string"))
-        pooled = RuleInputs(pooled.frame[keep.to_numpy(dtype=bool)].reset_index(drop=True), pooled.absent)
-    return risk_list(rules, riskiest, pooled, budget, settings)
+    riskiest = pool.iloc[riskiest_for_budget(pool, pooled, rules, budget)].reset_index(drop=True)
+    return risk_list(rules, riskiest, _inputs_of(pooled, riskiest), budget, settings)
 
 
 def uplift_record(
