@@ -849,8 +849,9 @@ def riskiest_rows(
     taken: the partition's rows by risk (probability, then customer id) in growing chunks (the
     bound, then twice as many each time) until the taken ones hold the bound's number of
     fitting rows or the partition is exhausted; only the rows taken are explained (an action
-    of cost 0: no bound, the whole partition). The filter, the bound and the order are the same in every partition, so the riskiest fitting
-    rows of the whole base are among the pooled ones: :func:`risk_list_at_budget` takes them
+    of cost 0: no bound, the whole partition). The filter, the bound and the order are the
+    same in every partition, so the riskiest fitting rows of the whole base are among the
+    pooled ones: :func:`risk_list_at_budget` takes them
     again from the pool, as one pass over the base would.
 
     Parameters
