@@ -224,7 +224,9 @@ def connections_by_process(port: int) -> list[int]:
     return sorted(counts.values(), reverse=True)
 
 
-def throughput(port: int, bodies: list[bytes], clients: int, per_client: int, warmup: int) -> tuple[float, list[int], int]:
+def throughput(
+    port: int, bodies: list[bytes], clients: int, per_client: int, warmup: int
+) -> tuple[float, list[int], int]:
     """Requests per second of ``clients`` concurrent keep-alive connections, counted while every one
     of them is busy; every answer must be 200. Also returns the connections per server process and
     the number of answers in the whole call.
@@ -312,7 +314,8 @@ def main() -> None:
     parser.add_argument("--lang", choices=["en", "fr"], default="fr", help="language of the reasons")
     parser.add_argument("--reasons", type=int, default=3, help="reasons per customer")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the scale-out case")
-    parser.add_argument("--requests-concurrent", type=int, default=100, help="scale-out rounds end when one client has had this many answers")
+    parser.add_argument("--requests-concurrent", type=int, default=100,
+                        help="scale-out rounds end when one client has had this many answers")
     parser.add_argument("--rounds", type=int, default=5, help="turns of 1 and 2 workers in the scale-out case")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()

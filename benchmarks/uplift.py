@@ -299,8 +299,10 @@ def main() -> None:
     parser.add_argument("--budget-share", type=float, default=0.3,
                         help="budget as a share of sending every held-out customer their rule's action")
     parser.add_argument("--random-lists", type=int, default=20, help="random orders averaged for the random list")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/churnlens-uplift-benchmark"),
-                        help="where the simulated data and its truths are kept between runs")
+    # a cache of this checkout's, not a fixed name under /tmp that another user's run could hold or change
+    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / ".cache" / "uplift",
+                        help="where the simulated data and its truths are kept between runs "
+                             "(default: benchmarks/.cache/uplift)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 

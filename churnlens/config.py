@@ -774,8 +774,10 @@ class ApiSettings:
         Request body size in MiB; a larger body is refused (413) before it is parsed, as soon as
         its ``Content-Length`` or the bytes read so far exceed it.
     read_timeout : float
-        Seconds: a body is dropped (408) when no byte of it arrives for this long, or when, this
-        long after the headers, it has arrived slower on average than ``min_body_kib_per_s``.
+        Seconds: a request is dropped (408) when its headers are not complete this long after the
+        connection opened or the request began, when no byte of its body arrives for this long,
+        or when, this long after the headers, its body has arrived slower on average than
+        ``min_body_kib_per_s``.
     min_body_kib_per_s : float
         Slowest average pace of a body, in KiB per second (a client trickling bytes to hold a
         worker is dropped).

@@ -24,7 +24,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import lightgbm as lgb
 import mlflow.pyfunc
@@ -150,8 +150,47 @@ class LinearBase:
         return cls(**raw)
 
 
+class OpenMetadata:
+    """Typed metadata of a logged model whose JSON form may hold keys this version does not know.
+
+    A dataclass mixing this in has an ``extra`` field: unknown keys are kept there on reading
+    and written back at the top level, so loading and saving never loses what a newer churnlens
+    wrote. ``REQUIRED`` names the keys the JSON must hold; ``KIND`` says which model in errors.
+    """
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    KIND: ClassVar[str] = "model"
+    extra: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Self:
+        """From the JSON form; unknown keys go to ``extra``."""
+        if isinstance(raw, cls):
+            return raw
+        missing = [k for k in cls.REQUIRED if k not in raw]
+        if missing:
+            raise FeatureMismatchError(f"the {cls.KIND}'s metadata lacks {missing}")
+        known = {f.name for f in fields(cls)} - {"extra"}  # type: ignore[arg-type]
+        values = {k: v for k, v in raw.items() if k in known}
+        extra = {**dict(raw.get("extra") or {}), **{k: v for k, v in raw.items() if k not in known | {"extra"}}}
+        return cls(**values, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``extra`` keys at the top level, as they were read)."""
+        out = asdict(self)  # type: ignore[call-overload]
+        extra = out.pop("extra")
+        return {**out, **extra}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.extra:
+            return self.extra[key]
+        if key == "extra" or key not in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            raise KeyError(key)
+        return getattr(self, key)
+
+
 @dataclass(frozen=True)
-class ModelMetadata(Mapping[str, Any]):
+class ModelMetadata(OpenMetadata, Mapping[str, Any]):
     """What a churn model records besides its booster and calibrator (``metadata.json``).
 
     Typed fields for everything serving reads; keys a newer churnlens wrote that this one
@@ -190,6 +229,9 @@ class ModelMetadata(Mapping[str, Any]):
         Keys this version does not know.
     """
 
+    REQUIRED: ClassVar[tuple[str, ...]] = ("features",)
+    KIND: ClassVar[str] = "model"
+
     features: list[str]
     categorical_levels: dict[str, list[str]] = field(default_factory=dict)
     model_name: str = "churnlens"
@@ -211,31 +253,6 @@ class ModelMetadata(Mapping[str, Any]):
     linear_base: list[str] | None = None
     linear_base_validation_scores: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ModelMetadata:
-        """From the JSON form; unknown keys go to ``extra``."""
-        if isinstance(raw, ModelMetadata):
-            return raw
-        known = {f.name for f in fields(cls)} - {"extra"}
-        if "features" not in raw:
-            raise FeatureMismatchError("the model's metadata has no feature list")
-        values = {k: v for k, v in raw.items() if k in known}
-        extra = {**dict(raw.get("extra") or {}), **{k: v for k, v in raw.items() if k not in known | {"extra"}}}
-        return cls(**values, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``extra`` keys at the top level, as they were read)."""
-        out = asdict(self)
-        extra = out.pop("extra")
-        return {**out, **extra}
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self.extra:
-            return self.extra[key]
-        if key == "extra" or key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
 
     def __iter__(self) -> Iterator[str]:
         return iter([f for f in self.__dataclass_fields__ if f != "extra"] + list(self.extra))

@@ -97,16 +97,23 @@ def mlflow_server(tmp_path_factory):
         log.close()
 
 
-def fit_churn_model(tables, cutoff, *, rounds: int = 30):
-    """A small LightGBM churn model on the snapshot of ``tables`` at ``cutoff`` (no MLflow run)."""
+def fit_churn_model(tables, cutoff, *, rounds: int = 30, features=None):
+    """A small LightGBM churn model on the snapshot of ``tables`` at ``cutoff`` (no MLflow run).
+
+    ``features`` (a FeatureConfig) is the configuration it is trained with and records (as
+    training does); None: the defaults, not recorded.
+    """
+    from dataclasses import asdict
+
     import lightgbm as lgb
     import pandas as pd
 
+    from churnlens.config import FeatureConfig
     from churnlens.features import CATALOG_VERSION, build_labels, build_snapshot
     from churnlens.model import Calibrator, ChurnModel
     from churnlens.monitoring import reference_statistics
 
-    snapshot = build_snapshot(tables, cutoff)
+    snapshot = build_snapshot(tables, cutoff, features or FeatureConfig())
     labels = build_labels(tables, cutoff, snapshot.index, horizon_days=90)
     categorical = [c for c in snapshot.columns if isinstance(snapshot[c].dtype, pd.CategoricalDtype)]
     metadata = {
@@ -118,6 +125,8 @@ def fit_churn_model(tables, cutoff, *, rounds: int = 30):
         "horizon_days": 90,
         "tables": sorted(tables.present()),
     }
+    if features is not None:
+        metadata["feature_config"] = asdict(features)
     model = ChurnModel.from_parts(None, Calibrator(method="platt", a=0.9, b=-0.1), metadata)
     params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1, "seed": 1,
               "num_threads": 1, "deterministic": True}  # fmt: skip

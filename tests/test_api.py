@@ -780,6 +780,44 @@ def test_a_body_arriving_too_slowly_is_dropped(world):
     assert waited < SOCKET_TIMEOUT_S  # the pace was judged, not the socket's own timeout
 
 
+def test_headers_arriving_too_slowly_are_dropped(world):
+    """A request line then a header byte every 0.3 s (a slowloris) is answered 408 and closed."""
+    head = _head(2, token=TOKEN).removesuffix(b"\r\n") + b"X-Slow: "  # headers never finished
+    with _connect(world) as sock:
+        started = time.monotonic()
+        sock.sendall(head)
+        sent = _trickle(sock, piece=b"x", every_s=0.3, at_most=int(6 * READ_TIMEOUT_S / 0.3))
+        status, headers, body = _read_response(sock)
+        waited = time.monotonic() - started
+        assert status == 408 and headers["connection"] == "close" and _closed_by_server(sock)
+    assert body["detail"][0]["type"] == "header_timeout" and body["detail"][0]["loc"] == ["headers"]
+    assert READ_TIMEOUT_S - 0.5 < waited < SOCKET_TIMEOUT_S
+    assert 0 < sent < 6 * READ_TIMEOUT_S / 0.3  # it kept sending, and was cut off before it stopped
+
+
+def test_a_connection_that_sends_nothing_is_closed(world):
+    with _connect(world) as sock:
+        started = time.monotonic()
+        status, _, body = _read_response(sock)
+        assert status == 408 and body["detail"][0]["type"] == "header_timeout" and _closed_by_server(sock)
+    assert READ_TIMEOUT_S - 0.5 < time.monotonic() - started < SOCKET_TIMEOUT_S
+
+
+def test_a_kept_alive_connection_serves_requests_past_the_header_deadline(world):
+    """The deadline is per request: a connection that keeps asking in time is never dropped."""
+    payload = json.dumps({"customers": [{"customer_id": "nothing"}]}).encode()
+    with _connect(world) as sock:
+        deadline = time.monotonic() + 1.5 * READ_TIMEOUT_S
+        answered = 0
+        while time.monotonic() < deadline:
+            sock.sendall(_head(len(payload), token=TOKEN) + payload)
+            status, _, body = _read_response(sock)
+            assert status == 200 and body["results"][0]["status"] == "not_scored"
+            answered += 1
+            time.sleep(0.2)
+    assert answered >= 5
+
+
 def test_a_body_that_stops_arriving_is_dropped(world):
     with _connect(world) as sock:
         sock.sendall(_head(100, token=TOKEN) + b'{"customers": ')  # then nothing

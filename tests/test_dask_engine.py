@@ -345,6 +345,134 @@ def test_cli_score_on_dask(client, data, trained, tmp_path):
     assert "selected for contact" in result.output
 
 
+# --------------------------------------------------------------------------- --target uplift
+
+UPLIFT_TOML = (
+    '[labels]\nmode = "non_contractual"\n[uplift]\nmin_treated = 40\nmin_control = 10\ntest_campaigns = 1\n'
+    "rounds = 15\nthreads = 1\nmin_child_samples = 20\n"
+)
+
+
+@pytest.fixture(scope="module")
+def uplift_setup(client, tmp_path_factory):
+    """A small simulated program with three past campaigns, an uplift model (train-uplift, in a sqlite
+    store: workers load it by URI), a churn model on the same features, and the tables staged."""
+    from conftest import fit_churn_model
+
+    from churnlens.config import FeatureConfig
+    from churnlens.features import observed_until
+    from churnlens.features.btyd import population_params
+    from churnlens.model_store import save_model
+    from churnlens.serving.loader import load_uplift_model
+    from churnlens.simulate import CampaignSettings, simulate
+
+    root = tmp_path_factory.mktemp("dask_uplift")
+    sim = simulate(1_500, months=24, seed=5, campaigns=CampaignSettings(n_campaigns=3, size=350, holdout=0.3))
+    write_tables(sim.tables, root / "data", fmt="parquet")
+    tables, _ = load_tables(root / "data")
+    # both models record the BG/NBD parameters of the data's end, as `train` does: a bucket
+    # alone would fit other ones (the local/Dask equality needs the whole base's)
+    params = population_params(tables, observed_until(tables), FeatureConfig())
+    features = FeatureConfig(btyd_params=params.as_tuple())
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    (root / "uplift.toml").write_text(UPLIFT_TOML + f"[features]\nbtyd_params = {list(params.as_tuple())!r}\n")
+    result = CliRunner().invoke(
+        app, ["train-uplift", str(root / "data"), "--config", str(root / "uplift.toml"), "--tracking-uri", store]
+    )
+    assert result.exit_code == 0, result.output
+    churn = fit_churn_model(tables, tables.data_end.normalize() - pd.Timedelta(days=89), features=features)
+    path = save_model(churn, root / "churn_model", pip_requirements=["churnlens"])
+    return {
+        "root": root, "dir": root / "data", "tables": tables, "store": store, "churn_path": path,
+        "loaded": load_model(str(path)), "uplift": load_uplift_model(tracking_uri=store),
+        "staged": stage_tables(client, root / "data", root / "work", n_buckets=BUCKETS),
+    }  # fmt: skip
+
+
+def _few_fit():
+    """The default rules, each also asking ``points_balance >= 300``: most of the riskiest
+    customers have no fitting action (on this base, a bound counting them spent 16 of 150)."""
+    from dataclasses import replace
+
+    from churnlens.config import DEFAULT_ACTION_RULES
+
+    return {"actions": tuple(replace(r, eligible=f"({r.eligible}) and points_balance >= 300")
+                             for r in DEFAULT_ACTION_RULES)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"budget": 150.0, "campaign_id": "c7", "holdout": 0.25, "holdout_seed": 2}, {},
+     {"budget": 150.0, **_few_fit()}],
+    ids=["budget-and-plan", "no-budget", "budget-few-fit"],
+)  # fmt: skip
+def test_dask_uplift_campaign_equals_local(client, uplift_setup, tmp_path, options):
+    """Same customers, actions, expected values, uplift reasons, risk list at the same budget,
+    contact plan and summary as one process (timings aside); the risk list spends the budget
+    to within its costliest action's cost, though customers without a fitting action are many."""
+    from churnlens.config import ScoringSettings
+
+    settings = ScoringSettings(target="uplift", **options)
+    out = tmp_path / "campaign"
+    summary = score_on_dask(
+        client, uplift_setup["staged"], out, uplift_setup["loaded"], settings, uplift=uplift_setup["uplift"]
+    )
+    local = score_base(uplift_setup["tables"], None, uplift_setup["loaded"], settings, uplift=uplift_setup["uplift"])
+    # not a vacuous comparison: customers chosen, uplift reasons given, both lists valued
+    chosen = local.campaign[local.campaign["selected"]]
+    assert summary.selected == len(chosen) > 5
+    assert chosen["expected_incremental_value"].gt(0).all() and chosen["uplift_reason_1"].notna().any()
+    assert summary.uplift["risk_list"]["contacted"] > 0 and summary.uplift["budget"] > 0
+    _assert_same_scoring(out, summary, local)
+    assert summary.uplift == local.summary.uplift
+    if options.get("budget"):
+        costliest = max(r.cost for r in settings.actions)
+        assert options["budget"] - costliest < summary.uplift["risk_list"]["cost"] <= options["budget"]
+    if options.get("campaign_id"):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / "contacts.parquet"), local.contacts)
+        assert summary.plan["control"] > 0
+
+
+def test_cli_score_target_uplift_on_dask(client, uplift_setup, tmp_path):
+    out = tmp_path / "campaign"
+    args = ["score", str(uplift_setup["dir"]), "--model", str(uplift_setup["churn_path"]), "--tracking-uri",
+            uplift_setup["store"], "--target", "uplift", "--budget", "120", "--campaign-id", "c8"]  # fmt: skip
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(out), "--engine", "dask", "--scheduler", client.scheduler.address,
+              "--work-dir", str(tmp_path)],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    assert "risk list" in result.output
+    local_out = tmp_path / "local" / "list.parquet"
+    assert CliRunner().invoke(app, [*args, "--out", str(local_out)]).exit_code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    expected = json.loads(local_out.with_name("list.summary.json").read_text())
+    assert summary["target"] == "uplift" and summary["uplift"] == expected["uplift"]
+    campaign = read_campaign(out)
+    local = as_local_campaign(pd.read_parquet(local_out))
+    pd.testing.assert_frame_equal(campaign, local, check_exact=True)
+    contacts = pd.read_parquet(out / "contacts.parquet")
+    assert (contacts["campaign_id"] == "c8").all()
+    pd.testing.assert_frame_equal(contacts, pd.read_parquet(local_out.with_name("list.contacts.parquet")))
+    assert len(pd.read_parquet(out / "selection.parquet")) == summary["selected"] > 0
+
+
+def test_dask_uplift_refuses_what_it_cannot_merge_before_any_work(client, uplift_setup, tmp_path):
+    from dataclasses import replace
+
+    from churnlens.config import DEFAULT_ACTION_RULES, ScoringSettings
+    from churnlens.errors import InputError
+
+    free = tuple(replace(r, cost=0.0) if r.name == "win_back" else r for r in DEFAULT_ACTION_RULES)
+    out = tmp_path / "campaign"
+    with pytest.raises(InputError, match="cost 0"):
+        score_on_dask(client, uplift_setup["staged"], out, uplift_setup["loaded"],
+                      ScoringSettings(target="uplift", actions=free), uplift=uplift_setup["uplift"])  # fmt: skip
+    with pytest.raises(InputError, match="needs an uplift model"):
+        score_on_dask(client, uplift_setup["staged"], out, uplift_setup["loaded"], target="uplift")
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- failures
 
 

@@ -710,6 +710,18 @@ def test_cli_bad_data_exits_2_without_traceback(cli: typer.Typer, tmp_path: Path
     assert "Traceback" not in result.output
 
 
+def test_cli_debug_option_lasts_one_invocation(tmp_path: Path, monkeypatch) -> None:
+    from churnlens.cli.main import app as cli
+
+    monkeypatch.delenv("CHURNLENS_DEBUG", raising=False)
+    write(tmp_path, "purchases.csv", "customer_id,timestamp,amount\nc1,2024-01-01,1\nc2,2024-01-02,abc\n")
+    debugged = CliRunner().invoke(cli, ["--debug", "validate", str(tmp_path)], terminal_width=300)
+    assert debugged.exit_code == 2 and "Traceback" in debugged.output
+    # the next invocation in the same process did not ask for tracebacks
+    plain = CliRunner().invoke(cli, ["validate", str(tmp_path)], terminal_width=300)
+    assert plain.exit_code == 2 and "Traceback" not in plain.output
+
+
 def test_cli_reads_column_mapping_from_config(cli: typer.Typer, tmp_path: Path) -> None:
     write(tmp_path / "data", "purchases.csv", "CustomerID,Date,amount\nx,2024-01-01,5\n")
     config = write(

@@ -330,6 +330,59 @@ def test_score_target_uplift_honours_budget_eligibility_and_pressure(trained, ca
     assert "Expected incremental value, this list" in figures
 
 
+def test_the_risk_list_spends_the_budget_and_any_partitioning_gives_the_same_list(trained, campaigns):
+    """Most of the riskiest customers have no fitting action here (every rule also asks
+    ``points_balance >= 450``): they are passed over without counting against the bound, so the
+    risk list still spends the budget to within its costliest action's cost, and pooling the
+    pieces of any partitioning gives the list of one pass."""
+    from churnlens.config import ScoringSettings
+    from churnlens.features import build_snapshot
+    from churnlens.serving import load_model, score_base
+    from churnlens.serving.actions import rule_fits, rule_inputs
+    from churnlens.serving.core import explain_rows, risk_list_at_budget, riskiest_rows
+    from churnlens.serving.uplift_targeting import risk_list, risk_order
+    from churnlens.uplift.model import uplift_column
+
+    tables = campaigns["tables"]
+    loaded = load_model(str(trained["churn"]))
+    scored = score_base(tables, None, loaded, ScoringSettings())
+    snapshot = build_snapshot(tables, pd.Timestamp(scored.summary.cutoff))
+    snapshot.index = snapshot.index.astype("string")
+    rules = [replace(r, eligible=f"({r.eligible}) and points_balance >= 450") for r in DEFAULT_ACTION_RULES]
+    rng = np.random.default_rng(11)
+    scores = scored.campaign[["customer_id", "churn_probability", "risk_band", "customer_value", "value_at_risk"]]
+    scores = scores.assign(customer_id=scores["customer_id"].astype("string")).reset_index(drop=True)
+    for r in rules:
+        scores[uplift_column(r.name)] = rng.normal(0.02, 0.05, len(scores))
+    settings = ScoringSettings(target="uplift")
+    costliest = max(r.cost for r in rules)
+    splits = {"one": np.zeros(len(scores), int), "four": np.arange(len(scores)) % 4,
+              "uneven": rng.choice(7, size=len(scores), p=[0.5, 0.2, 0.1, 0.1, 0.05, 0.04, 0.01])}  # fmt: skip
+    for budget in (60.0, 150.0):
+        lists = {}
+        for name, part in splits.items():
+            pieces = []
+            for p in np.unique(part):
+                rows = scores[part == p].reset_index(drop=True)
+                piece = snapshot.reindex(pd.Index(rows["customer_id"], name="customer_id"))
+                pieces.append(riskiest_rows(loaded.model, rules, rows, piece, budget, settings))
+            lists[name] = risk_list_at_budget(rules, pieces, budget, settings)
+        one = lists["one"]
+        assert budget - costliest < one.cost <= budget
+        for name in ("four", "uneven"):
+            assert lists[name].to_dict() == one.to_dict()
+            pd.testing.assert_frame_equal(lists[name].picks, one.picks)
+        # not vacuous: walking only the ceil(budget / cheapest) + 1 riskiest customers, fitting or
+        # not (the bound before), leaves most of the budget unspent
+        rows, inputs = riskiest_rows(loaded.model, rules, scores, snapshot, budget, settings)
+        assert rule_fits(rules, inputs).any(axis=1).all() and set(one.picks["customer_id"]) <= set(rows["customer_id"])
+        cheapest = min(r.cost for r in rules)
+        walked = scores.iloc[risk_order(scores)[: int(np.ceil(budget / cheapest)) + 1]].reset_index(drop=True)
+        why = explain_rows(loaded.model, snapshot.reindex(pd.Index(walked["customer_id"])), settings)
+        before = risk_list(rules, walked, rule_inputs(rules, walked, snapshot, why), budget, settings)
+        assert before.cost <= budget - costliest
+
+
 def test_score_target_uplift_in_french_and_refusals(trained, campaigns, tmp_path):
     out = tmp_path / "liste.csv"
     base = ["score", str(campaigns["dir"]), "--model", str(trained["churn"]), "--tracking-uri", trained["store"]]
@@ -352,6 +405,45 @@ def test_score_target_uplift_in_french_and_refusals(trained, campaigns, tmp_path
     assert missing.exit_code == 2
     bad = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "z.csv"), "--target", "profit"])
     assert bad.exit_code == 2 and "--target" in bad.output and "is not one of" in bad.output
+
+
+def test_a_churn_model_from_train_scores_with_an_uplift_model_from_train_uplift(trained, campaigns, tmp_path):
+    """``train`` records BG/NBD parameters the uplift training does not: not a difference of settings."""
+    toml = tmp_path / "train.toml"
+    toml.write_text(trained["toml"].read_text() + "[training]\nthreads = 1\nbacktests = 1\n"
+                    "[training.lgbm]\nmax_rounds = 20\n")  # fmt: skip
+    store = trained["store"]
+    result = CliRunner().invoke(app, ["train", str(campaigns["dir"]), "--config", str(toml), "--tracking-uri", store,
+                                      "--horizon", "90"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "list.csv"
+    result = CliRunner().invoke(app, ["score", str(campaigns["dir"]), "-o", str(out), "--target", "uplift",
+                                      "--budget", "100", "--tracking-uri", store])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.with_name("list.summary.json").read_text())["uplift"]["uplift_list"]["contacted"] > 0
+
+
+def test_uplift_and_churn_feature_settings_are_compared_on_definitions_only(rows):
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from churnlens.config import FeatureConfig
+    from churnlens.serving.core import check_uplift_features, check_uplift_model
+
+    def churn(config):
+        return SimpleNamespace(metadata=SimpleNamespace(feature_config=asdict(config)))
+
+    def uplift(config, features=("purchase_count_90d",)):
+        return SimpleNamespace(metadata=SimpleNamespace(feature_config=asdict(config)), features=list(features))
+
+    trained = FeatureConfig(windows=(30, 90), btyd_params=(0.5, 10.0, 0.7, 2.0))  # what train records
+    check_uplift_model(uplift(FeatureConfig()), churn(trained))  # fitted parameters and windows: not settings
+    with pytest.raises(InputError, match="other feature settings"):
+        check_uplift_model(uplift(FeatureConfig(active_window_days=180)), churn(trained))
+    snapshot = pd.DataFrame(columns=["purchase_count_30d", "purchase_count_90d"])
+    check_uplift_features(uplift(FeatureConfig()), snapshot)
+    with pytest.raises(InputError, match=r"1 feature\(s\) the churn model's snapshot does not have: \['spend_365d'\]"):
+        check_uplift_features(uplift(FeatureConfig(), ["purchase_count_90d", "spend_365d"]), snapshot)
 
 
 def test_an_uplift_model_is_read_as_data_and_a_tampered_one_refused(rows, tmp_path):

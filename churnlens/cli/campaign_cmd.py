@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from churnlens.cli.common import Lang, choice, console, handle_errors
+from churnlens.cli.common import Lang, TrackingUriOption, choice, console, handle_errors
 from churnlens.cli.sources import load_data
 from churnlens.config import load_config
 from churnlens.i18n import check_lang
@@ -78,10 +78,7 @@ def campaign_report(
         typer.Option("--out", "-o", help="Report files <out>.json and <out>.html (default campaign-report-<ID>)."),
     ] = None,
     lang: Annotated[Lang | None, typer.Option(help="Language of the report (default [serving] lang).")] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
-    ] = None,
+    tracking_uri: TrackingUriOption = None,
     log: Annotated[
         bool, typer.Option("--log/--no-log", help="Log the report to MLflow as a monitoring run (default: log).")
     ] = True,

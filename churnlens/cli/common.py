@@ -7,7 +7,7 @@ import os
 import traceback
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import click
 import typer
@@ -55,6 +55,12 @@ EXIT_FAILURE = 1
 #: Set to show tracebacks (same as the global ``--debug`` option).
 DEBUG_ENV = "CHURNLENS_DEBUG"
 
+TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+#: ``--tracking-uri`` of every command that reads or writes MLflow.
+TrackingUriOption = Annotated[str | None, typer.Option(help=TRACKING_HELP)]
+#: ``--model`` of the commands that score with the registered champion by default.
+ModelUriOption = Annotated[str | None, typer.Option(help="MLflow model URI (default models:/churnlens@champion).")]
+
 
 def fail(message: str) -> typer.Exit:
     """Print an error to stderr (passwords of URIs masked) and return the Exit to raise (status 2)."""
@@ -62,9 +68,20 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
+# ``--debug`` of the invocation running now; set by every invocation (a flag in the process's
+# environment would outlive it when the CLI is invoked in process, e.g. by tests or a notebook)
+_debug_option = False
+
+
+def set_debug_option(value: bool) -> None:
+    """Record the ``--debug`` option of the invocation starting now (the app's callback)."""
+    global _debug_option
+    _debug_option = bool(value)
+
+
 def debug_enabled() -> bool:
     """True when tracebacks are asked for: ``churnlens --debug`` or ``CHURNLENS_DEBUG=1``."""
-    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return _debug_option or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _one_line(exc: BaseException) -> str:

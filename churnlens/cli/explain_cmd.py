@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from churnlens.cli.common import Lang, choice, console, handle_errors
+from churnlens.cli.common import Lang, ModelUriOption, TrackingUriOption, choice, console, handle_errors
 from churnlens.cli.score_cmd import NO_CUTOFF_HELP, scoring_settings
 from churnlens.cli.sources import DATA_HELP, load_data, local_inputs, shown
 from churnlens.config import load_config
@@ -34,13 +34,8 @@ def explain(
     cutoff: Annotated[
         str | None, typer.Option(help=f"As of this date (YYYY-MM-DD, exclusive); {NO_CUTOFF_HELP}.")
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="MLflow model URI (default models:/churnlens@champion).")
-    ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
-    ] = None,
+    model: ModelUriOption = None,
+    tracking_uri: TrackingUriOption = None,
     lang: Annotated[Lang | None, typer.Option(help="Language of the reasons and the table (default [serving] lang, else en).")] = None,
     reasons: Annotated[int | None, typer.Option(help="Number of reasons (default 3).")] = None,
     html: Annotated[

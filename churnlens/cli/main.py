@@ -21,7 +21,7 @@ from churnlens.cli import (
     uplift_cmd,
     validate_cmd,
 )
-from churnlens.cli.common import DEBUG_ENV
+from churnlens.cli.common import set_debug_option
 
 # MLflow must never try to phone home from this offline tool.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -54,8 +54,7 @@ def main(
     ),
 ) -> None:
     """Point-in-time churn prediction for loyalty programs."""
-    if debug:
-        os.environ[DEBUG_ENV] = "1"
+    set_debug_option(debug)
 
 
 app.command("simulate")(simulate_cmd.simulate)

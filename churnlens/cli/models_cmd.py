@@ -9,14 +9,12 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import TrackingUriOption, console, handle_errors
 from churnlens.errors import InputError
 from churnlens.tracking import DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:
     from churnlens.training.compare import ComparedModel
-
-TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
 
 models_app = typer.Typer(
     help="List the registered versions of a model (default) or compare two of them.",
@@ -31,7 +29,7 @@ models_app = typer.Typer(
 def models(
     ctx: typer.Context,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+    tracking_uri: TrackingUriOption = None,
 ) -> None:
     """List registered versions of a model: aliases, the day each was trained through, how it was evaluated, and its evaluation's mean metrics.
 
@@ -88,7 +86,7 @@ def compare(
     data: Annotated[Path, typer.Option(help="Directory of input tables holding the matured labels to compare on.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write an HTML report (metrics, overlaid calibration and lift, importance differences).")] = None,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
-    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+    tracking_uri: TrackingUriOption = None,
     top: Annotated[int, typer.Option(help="Feature-importance differences shown.")] = 10,
     config: Annotated[Path | None, typer.Option(help="TOML config: [columns.<table>] and [bounds] of the data.")] = None,
 ) -> None:

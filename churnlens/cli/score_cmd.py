@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from churnlens.cli.common import Engine, Lang, choice, console, handle_errors
+from churnlens.cli.common import Engine, Lang, ModelUriOption, TrackingUriOption, choice, console, handle_errors
 from churnlens.cli.sources import (
     DATA_HELP,
     OUT_HELP,
@@ -185,13 +185,8 @@ def score(
         str | None,
         typer.Option(help=f"Score as of this date (YYYY-MM-DD, exclusive); {NO_CUTOFF_HELP}."),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="MLflow model URI (default models:/churnlens@champion).")
-    ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
-    ] = None,
+    model: ModelUriOption = None,
+    tracking_uri: TrackingUriOption = None,
     lang: Annotated[Lang | None, typer.Option(help="Language of the reasons and the summary (default [serving] lang, else en).")] = None,
     reasons: Annotated[int | None, typer.Option(help="Reasons per explained customer (default 3).")] = None,
     top: Annotated[int | None, typer.Option(help="Contact the N customers most likely to churn.")] = None,
@@ -317,8 +312,6 @@ def score(
         psi_threshold=psi_threshold, assign_actions=actions, campaign_id=campaign_id, holdout=holdout,
         holdout_seed=seed, send_date=send_date, target=choice(target),
     )  # fmt: skip
-    if settings.target == "uplift" and engine == "dask":
-        raise InputError("--target uplift runs with --engine local for now; the Dask engine scores by risk")
     settings = resolve_save_rate(settings, tracking_uri=tracking_uri)
     engine = check_engine(choice(engine), scheduler)
     target = warehouse_target(out, engine)  # --out postgresql://...: tables instead of files
@@ -361,7 +354,7 @@ def score(
             data_directory(data_dir, "--engine dask"), out, scheduler=scheduler, partitions=partitions, work_dir=work_dir, columns=cfg.columns,
             bounds=cfg.bounds,
         ) as (client, staged):
-            summary = score_on_dask(client, staged, out, loaded, settings, cutoff=when)
+            summary = score_on_dask(client, staged, out, loaded, settings, cutoff=when, uplift=loaded_uplift)
         parts = ("campaign", "selection.parquet", "reasons", "rejects", "drift.csv") + (
             ("contacts.parquet",) if summary.plan else ()
         )

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from churnlens.cli.common import LogLevel, choice, console, handle_errors
+from churnlens.cli.common import LogLevel, TrackingUriOption, choice, console, handle_errors
 from churnlens.config import ApiSettings, load_config
 from churnlens.errors import InputError, SettingError
 
@@ -23,10 +23,7 @@ def serve(
             help="Model URI (models:/name@alias, runs:/..., a path); default models:/churnlens@champion."
         ),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking store; else MLFLOW_TRACKING_URI, else sqlite:///mlflow.db."),
-    ] = None,
+    tracking_uri: TrackingUriOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[
@@ -48,7 +45,7 @@ def serve(
     ] = None,
     read_timeout: Annotated[
         float | None,
-        typer.Option(help="Seconds without a byte of a request body before it is dropped (408); default [api] read_timeout, else 10."),
+        typer.Option(help="Seconds a request's headers may take, and without a byte of its body, before it is dropped (408); default [api] read_timeout, else 10."),
     ] = None,
     config: Annotated[
         Path | None,
@@ -73,6 +70,7 @@ def serve(
     import uvicorn
 
     from churnlens.serving.api import OPTIONS_ENV, TOKEN_ENV, create_app, settle_heap
+    from churnlens.serving.protocol import HEADER_TIMEOUT_ENV, HeaderDeadlineProtocol
 
     if not 0 < port < 65536:
         raise InputError(f"--port must be between 1 and 65535, got {port}")
@@ -102,9 +100,10 @@ def serve(
     )
     if campaign is not None:
         console.print(f"Web app on {campaign}: open http://{host}:{port}/")
+    os.environ[HEADER_TIMEOUT_ENV] = str(api.read_timeout)  # workers inherit it
     if workers == 1:
         settle_heap()
-        uvicorn.run(app, host=host, port=port, log_level=choice(log_level))
+        uvicorn.run(app, host=host, port=port, log_level=choice(log_level), http=HeaderDeadlineProtocol)
         return
     # Workers are new processes: each builds the app (and loads the model) from these options.
     options["model_uri"] = service.loaded.resolved_uri  # every worker serves the same version
@@ -114,7 +113,7 @@ def serve(
     )
     uvicorn.run(
         "churnlens.serving.api:app_from_environment", factory=True, workers=workers,
-        host=host, port=port, log_level=choice(log_level),
+        host=host, port=port, log_level=choice(log_level), http=HeaderDeadlineProtocol,
     )  # fmt: skip
 
 

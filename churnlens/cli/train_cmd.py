@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from churnlens.cli.common import Engine, choice, console, handle_errors
+from churnlens.cli.common import Engine, TrackingUriOption, choice, console, handle_errors
 from churnlens.cli.sources import DATA_HELP, data_directory, load_data, shown
 from churnlens.config import ChurnConfig, load_config
 from churnlens.engine.cluster import check_engine
@@ -41,7 +41,7 @@ def train(
     test_cutoff: Annotated[str | None, typer.Option(help="The latest backtest origin's test cutoff (YYYY-MM-DD) instead of the latest labelled one.")] = None,
     backtests: Annotated[int | None, typer.Option(help="Origins of the rolling-origin backtest (default from config, else 3; fewer when the history is short).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config: [features], [labels], [training], [columns.<table>].")] = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
+    tracking_uri: TrackingUriOption = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = DEFAULT_EXPERIMENT,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_MODEL_NAME,
     tune: Annotated[int | None, typer.Option(help="Optuna trials (TPE with pruning) of LightGBM parameters, scored on the backtest origins' validation cutoffs, never their test cutoffs; each trial is a nested MLflow run, the study (optuna.db beside a sqlite store) resumes on the next --tune (default from config [training] tune_trials, else 0: off). Needs churnlens[tune].")] = None,

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from churnlens.cli.common import console, handle_errors
+from churnlens.cli.common import TrackingUriOption, console, handle_errors
 from churnlens.config import load_config
 from churnlens.tracking import DEFAULT_UPLIFT_EXPERIMENT, DEFAULT_UPLIFT_MODEL_NAME
 
@@ -20,7 +20,7 @@ from churnlens.tracking import DEFAULT_UPLIFT_EXPERIMENT, DEFAULT_UPLIFT_MODEL_N
 def train_uplift(
     data_dir: Annotated[Path, typer.Argument(help="Directory of input tables, with a contacts table of past campaigns (treatment and control rows).")],
     config: Annotated[Path | None, typer.Option(help="TOML config: [uplift] (learner, min_treated, min_control, test_campaigns ...), [features], [labels], [columns.<table>].")] = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")] = None,
+    tracking_uri: TrackingUriOption = None,
     model_name: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULT_UPLIFT_MODEL_NAME,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = DEFAULT_UPLIFT_EXPERIMENT,
 ) -> None:

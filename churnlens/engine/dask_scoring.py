@@ -15,7 +15,11 @@ Output (a directory): ``campaign/part-*.parquet`` (rank order), ``reasons/``, ``
 ``drift.csv``, ``summary.json``, with a campaign id ``contacts.parquet`` (the contact plan),
 and ``_SUCCESS``. Actions and the control group need the whole selection (capacities,
 strata): each bucket evaluates the rules on its selected rows and the client assigns them
-with the core's :func:`~churnlens.serving.core.plan_actions`, as a single process does. It is
+with the core's :func:`~churnlens.serving.core.plan_actions`, as a single process does. With
+``--target uplift`` workers load the uplift model by URI too: phase 1 adds the expected uplifts and
+the uplift candidates, the client selects customers and actions, phase 2 adds the chosen value and
+the uplift reasons, and each bucket sends its riskiest rows the budget could pay for, from which
+the client computes the risk list at the same budget (the summary's ``uplift`` block). It is
 written in a hidden temp directory and renamed into place only when every task succeeded.
 """
 
@@ -41,6 +45,7 @@ from churnlens.engine.dask_tables import (
     load_bucket,
     write_parquet_atomic,
 )
+from churnlens.errors import InputError
 from churnlens.features import observed_until, parse_cutoff
 from churnlens.serving.core import (
     CAMPAIGN_COLUMNS,
@@ -49,17 +54,25 @@ from churnlens.serving.core import (
     action_inputs,
     build_summary,
     campaign_rows,
+    check_uplift_model,
     drift_table,
     explain_rows,
     merge_counts,
     merge_selection,
     plan_actions,
     rank_order,
+    risk_list_at_budget,
+    riskiest_rows,
     score_partition,
+    uplift_budget,
+    uplift_record,
     with_actions,
+    with_chosen_values,
+    with_uplift_reasons,
 )
 from churnlens.serving.explain import reasons_wide
-from churnlens.serving.loader import LoadedModel, load_model
+from churnlens.serving.loader import LoadedModel, LoadedUpliftModel, load_model, load_uplift_model
+from churnlens.serving.uplift_targeting import VALUE_COLUMN, learnt_rules
 
 #: Probability samples per bucket for the rank ranges.
 RANGE_SAMPLES = 256
@@ -69,6 +82,13 @@ RANGE_SAMPLES = 256
 def worker_model(resolved_uri: str, tracking_uri: str) -> Any:
     """The model, loaded once per worker process (keyed by URI and store)."""
     return load_model(resolved_uri, tracking_uri=tracking_uri).model
+
+
+@functools.lru_cache(maxsize=4)
+def worker_uplift_model(resolved_uri: str, tracking_uri: str) -> Any:
+    """The uplift model, loaded once per worker process (read as data, as
+    :func:`~churnlens.serving.loader.load_uplift_model` reads it)."""
+    return load_uplift_model(resolved_uri, tracking_uri=tracking_uri).model
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,12 @@ class ScoreJob:
     cutoff: pd.Timestamp
     tmp: str
     settings: ScoringSettings
+    #: with ``--target uplift``: the uplift model's resolved URI and its store
+    uplift_uri: tuple[str, str] | None = None
+
+    def uplift(self) -> Any:
+        """The uplift model on this worker (None without one)."""
+        return None if self.uplift_uri is None else worker_uplift_model(*self.uplift_uri)
 
 
 def _tables(job: ScoreJob, bucket: int) -> Any:
@@ -94,7 +120,7 @@ def _tables(job: ScoreJob, bucket: int) -> Any:
 def _score_part(bucket: int, job: ScoreJob) -> dict[str, Any]:
     """Phase 1: the scoring core's partition step on one bucket; its rows kept on disk."""
     model = worker_model(job.model_uri, job.tracking_uri)
-    part = score_partition(model, _tables(job, bucket), job.cutoff, job.settings)
+    part = score_partition(model, _tables(job, bucket), job.cutoff, job.settings, uplift=job.uplift())
     tmp = Path(job.tmp)
     write_parquet_atomic(part.scores, tmp / "_scores" / f"part-{bucket:05d}.parquet")
     write_parquet_atomic(part.snapshot.reset_index(), tmp / "_snapshot" / f"part-{bucket:05d}.parquet")
@@ -104,9 +130,18 @@ def _score_part(bucket: int, job: ScoreJob) -> dict[str, Any]:
     return {"counts": part.counts, "candidates": part.candidates, "sample": sample}
 
 
-def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarray) -> dict[str, Any]:
+def _campaign_part(
+    bucket: int,
+    job: ScoreJob,
+    chosen: pd.Index,
+    cuts: np.ndarray,
+    picks: pd.DataFrame | None = None,
+    budget: float = 0.0,
+) -> dict[str, Any]:
     """Phase 2: campaign rows (without rank) and reasons of one bucket, split by probability range;
-    the action rules' verdicts on its selected rows."""
+    the action rules' verdicts on its selected rows. With ``--target uplift`` (``picks``: the
+    selection's customer_id, action and expected incremental value): the chosen value and the uplift
+    reasons on its rows, and its part of the risk list at ``budget``."""
     model = worker_model(job.model_uri, job.tracking_uri)
     tmp = Path(job.tmp)
     scores = pd.read_parquet(tmp / "_scores" / f"part-{bucket:05d}.parquet")
@@ -114,12 +149,20 @@ def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarra
     snapshot = pd.read_parquet(tmp / "_snapshot" / f"part-{bucket:05d}.parquet")
     snapshot = snapshot.set_index(pd.Index(snapshot.pop("customer_id").astype("string"), name="customer_id"))
     mask = scores["customer_id"].isin(chosen).to_numpy(dtype=bool)
+    uplift = job.uplift()
+    if uplift is not None:
+        scores = with_chosen_values(scores, picks)
     order = rank_order(scores)
     explain = np.ones(len(scores), dtype=bool) if job.settings.explain_all else mask
     reasons = explain_rows(model, snapshot.iloc[order[explain[order]]], job.settings)
     write_parquet_atomic(reasons, tmp / "reasons" / f"part-{bucket:05d}.parquet")
     inputs = action_inputs(job.settings, scores, snapshot, reasons, mask)
     campaign = campaign_rows(scores, mask, reasons, job.settings)
+    risky = None
+    if uplift is not None:
+        campaign = with_uplift_reasons(campaign, uplift, snapshot, picks, job.settings)
+        rules, _ = learnt_rules(job.settings.actions, uplift)
+        risky = riskiest_rows(model, rules, scores, snapshot, budget, job.settings)
     proba = campaign["churn_probability"].to_numpy()
     # range r holds probabilities in (cuts[r], cuts[r-1]]: range 0 is the most at risk
     ranges = (
@@ -131,7 +174,7 @@ def _campaign_part(bucket: int, job: ScoreJob, chosen: pd.Index, cuts: np.ndarra
     for r in np.flatnonzero(counts):
         part = campaign[ranges == r]
         write_parquet_atomic(part, tmp / "_ranked" / f"r={r:05d}" / f"b={bucket:05d}.parquet")
-    return {"counts": counts, "inputs": inputs, "hidden": reasons.attrs.get("hidden", 0)}
+    return {"counts": counts, "inputs": inputs, "hidden": reasons.attrs.get("hidden", 0), "risky": risky}
 
 
 def _rank_part(r: int, job: ScoreJob, offset: int, actions: CampaignActions | None = None) -> pd.DataFrame:
@@ -167,6 +210,7 @@ def score_on_dask(
     settings: ScoringSettings | None = None,
     *,
     cutoff: pd.Timestamp | str | None = None,
+    uplift: LoadedUpliftModel | None = None,
     **options: Any,
 ) -> ScoreSummary:
     """Score every active customer on Dask; write the campaign as partitioned Parquet.
@@ -188,6 +232,12 @@ def score_on_dask(
     settings : ScoringSettings, optional
     cutoff : Timestamp or str, optional
         Exclusive cutoff; None = the day after the data's last event.
+    uplift : LoadedUpliftModel, optional
+        Needed by ``target="uplift"`` (as :func:`churnlens.serving.score_base`'s): workers load
+        ``uplift.resolved_uri`` once each. The risk list at the same budget is pooled from each
+        bucket's riskiest rows with a fitting action the budget could pay for
+        (:func:`churnlens.serving.core.riskiest_rows`), so an action of cost 0 (the whole base)
+        is refused.
     **options
         Fields of :class:`~churnlens.config.ScoringSettings` set on top of ``settings``.
 
@@ -199,10 +249,12 @@ def score_on_dask(
     settings = (settings or ScoringSettings()).override(**options)
     model = loaded.model
     when = observed_until(staged) if cutoff is None else parse_cutoff(cutoff)
+    rules, notes = _check_uplift(settings, loaded, uplift)
     out = Path(out_dir).resolve()
     tmp = temp_beside(out)
     job = ScoreJob(staged=staged, model_uri=loaded.resolved_uri, tracking_uri=loaded.tracking_uri, cutoff=when,
-                   tmp=str(tmp), settings=settings)
+                   tmp=str(tmp), settings=settings,
+                   uplift_uri=None if rules is None else (uplift.resolved_uri, uplift.tracking_uri))  # fmt: skip
     seconds: dict[str, float] = {}
     buckets = range(staged.n_buckets)
     try:
@@ -215,16 +267,22 @@ def score_on_dask(
         t0 = time.perf_counter()
         # the selection can be large (top 1M): send it once to every worker, not inside each task
         shared = client.scatter(chosen, broadcast=True, hash=False)
+        uplift_args: dict[str, Any] = {}
+        if rules is not None:
+            picks = selected[["customer_id", "action", VALUE_COLUMN]].reset_index(drop=True)
+            uplift_args = {"picks": client.scatter(picks, broadcast=True, hash=False),
+                           "budget": uplift_budget(settings, selected)}  # fmt: skip
         second = client.gather(
             client.map(
-                _campaign_part, buckets, job=job, chosen=shared, cuts=cuts, pure=False, retries=RETRIES
+                _campaign_part, buckets, job=job, chosen=shared, cuts=cuts, pure=False, retries=RETRIES,
+                **uplift_args,
             )
         )
         counts = [s["counts"] for s in second]
         seconds["explaining"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         # actions need the whole selection (capacities); the same step as a single process
-        actions = plan_actions(settings, [s["inputs"] for s in second], cutoff=when)
+        actions = plan_actions(settings, [s["inputs"] for s in second], cutoff=when, selected=selected)
         shared_actions = None if actions is None else client.scatter(actions, broadcast=True, hash=False)
         if actions is not None and actions.plan is not None:
             write_parquet_atomic(actions.plan.contacts, tmp / "contacts.parquet")
@@ -242,9 +300,18 @@ def score_on_dask(
             + ([] if actions is None else actions.columns)
             + list(reasons_wide(pd.DataFrame(), settings.reasons).columns)
         )
-        selection_frame = pd.concat([s for s in ranked if len(s)] or [pd.DataFrame(columns=columns)])
+        # no one selected: an empty frame with the campaign's columns (uplift ones included)
+        empty = next((s for s in ranked if len(s.columns)), pd.DataFrame(columns=columns))
+        selection_frame = pd.concat([s for s in ranked if len(s)] or [empty])
         write_parquet_atomic(selection_frame.reset_index(drop=True), tmp / "selection.parquet")
 
+        uplift_summary = None
+        if rules is not None:
+            t0 = time.perf_counter()
+            budget = uplift_args["budget"]
+            risk = risk_list_at_budget(rules, [s["risky"] for s in second], budget, settings)
+            uplift_summary = uplift_record(uplift.model, uplift, selected, risk, budget, notes)
+            seconds["uplift"] = time.perf_counter() - t0
         merged = merge_counts([f["counts"] for f in first])
         drift = drift_table(model, merged, settings.psi_threshold)
         drift.to_csv(tmp / "drift.csv", index=False)
@@ -252,6 +319,7 @@ def score_on_dask(
             cutoff=when, model_name=loaded.name, model_version=loaded.version, settings=settings,
             counts=merged, selected=selected, drift=drift, seconds=seconds, actions=actions, model=loaded,
             model_uri=loaded.resolved_uri, reasons_hidden=sum(int(s["hidden"]) for s in second),
+            uplift=uplift_summary,
         )  # fmt: skip
         record = summary.to_dict()
         if record.get("plan"):
@@ -263,6 +331,27 @@ def score_on_dask(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return summary
+
+
+def _check_uplift(
+    settings: ScoringSettings, loaded: LoadedModel, uplift: LoadedUpliftModel | None
+) -> tuple[list[Any] | None, list[str]]:
+    """With ``--target uplift``: the learnt rules and their notes, after the checks a local run makes
+    (refused before any work); (None, []) otherwise."""
+    if settings.target != "uplift":
+        return None, []
+    check_uplift_model(getattr(uplift, "model", uplift), loaded.model)
+    if not isinstance(uplift, LoadedUpliftModel):
+        raise InputError("--engine dask --target uplift: workers load the uplift model by its URI; give a "
+                         "LoadedUpliftModel (churnlens.serving.loader.load_uplift_model)")  # fmt: skip
+    rules, notes = learnt_rules(settings.actions, uplift.model, lang=settings.lang)
+    free = [r.name for r in rules if float(r.cost) <= 0]
+    if free:
+        raise InputError(
+            f"--engine dask --target uplift: action(s) {free} cost 0, so the risk list at the same budget "
+            "would be the whole base, which the Dask engine does not collect; give them a cost or use --engine local"
+        )
+    return rules, notes
 
 
 def read_campaign(out_dir: str | Path) -> pd.DataFrame:
@@ -280,6 +369,6 @@ def as_local_campaign(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     frame["customer_id"] = frame["customer_id"].astype("string")
     frame["risk_band"] = frame["risk_band"].astype("string")
-    for column in [c for c in frame.columns if c.startswith("reason_")]:
+    for column in [c for c in frame.columns if c.startswith(("reason_", "uplift_reason_"))]:
         frame[column] = frame[column].astype("string").to_numpy()
     return frame

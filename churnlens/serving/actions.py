@@ -213,6 +213,27 @@ def pool_inputs(parts: Sequence[RuleInputs]) -> RuleInputs:
     return RuleInputs(frame, absent)
 
 
+def rule_fits(rules: Sequence[ActionRule], inputs: RuleInputs) -> np.ndarray:
+    """Which rules fit which rows, capacity aside (rows x rules, boolean).
+
+    A rule fits a row when its eligibility holds and its contact pressure does not block the
+    row (no contact in its last ``min_days_since_contact`` days): both row-wise, so a
+    partition decides them alone. Capacity is the whole selection's (:func:`assign_actions`).
+    """
+    frame = inputs.frame
+    n = len(frame)
+    out = np.zeros((n, len(rules)), dtype=bool)
+    if not n:
+        return out
+    days = frame["days_since_contact"].to_numpy(dtype="float64", na_value=np.nan)
+    for k, rule in enumerate(rules):
+        ok = frame[_ELIGIBLE + rule.name].to_numpy(dtype=bool, copy=True)
+        if rule.min_days_since_contact:
+            ok &= ~(days < rule.min_days_since_contact)
+        out[:, k] = ok
+    return out
+
+
 @dataclass
 class Assignment:
     """The actions of a selection.

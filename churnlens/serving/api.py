@@ -19,6 +19,8 @@ Safety: the model is loaded once at startup; nothing from a request is ever unpi
 (JSON only). Each request meets, in this order (:class:`RequestGuard`, limits from
 :class:`~churnlens.config.ApiSettings`, the ``[api]`` section):
 
+0. its headers must be complete within ``read_timeout`` seconds (in uvicorn's protocol,
+   :mod:`churnlens.serving.protocol`, before the app sees the request: 408);
 1. when ``CHURNLENS_API_TOKEN`` is set, every ``/v1`` endpoint requires ``Authorization: Bearer
    <token>``, compared in constant time before a byte of the body is read (401);
 2. the body's size: a ``Content-Length`` over the limit is refused at once, a body without one

@@ -37,13 +37,19 @@ from churnlens.serving.core import (
     plan_actions,
     rank_order,
     risk_bands,
+    risk_list_at_budget,
+    riskiest_rows,
     score_partition,
     trailing_spend,
+    uplift_budget,
+    uplift_record,
     with_actions,
+    with_chosen_values,
+    with_uplift_reasons,
 )
 from churnlens.serving.loader import LoadedModel
 from churnlens.serving.output import commit_outputs, output_format, sibling, table_writer
-from churnlens.serving.uplift_targeting import VALUE_COLUMN
+from churnlens.serving.uplift_targeting import learnt_rules
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_BANDS = ScoringSettings().bands
@@ -171,9 +177,7 @@ def score_base(
     scores = part.scores
     mask = scores["customer_id"].isin(selected["customer_id"]).to_numpy(dtype=bool)
     if settings.target == "uplift":
-        chosen_value = selected.set_index(selected["customer_id"].astype("string"))[VALUE_COLUMN]
-        scores = scores.assign(**{VALUE_COLUMN: chosen_value.reindex(scores["customer_id"].astype("string"))
-                                  .to_numpy(dtype="float64")})  # fmt: skip
+        scores = with_chosen_values(scores, selected)
     order = rank_order(scores)
     explain = np.ones(len(scores), dtype=bool) if settings.explain_all else mask
     reasons = explain_rows(
@@ -191,9 +195,12 @@ def score_base(
     uplift_summary = None
     if settings.target == "uplift":
         t0 = time.perf_counter()
-        campaign, uplift_summary = _uplift_parts(
-            campaign, selected, scores, part.snapshot, churn_model, uplift_model, loaded_uplift, settings
-        )
+        campaign = with_uplift_reasons(campaign, uplift_model, part.snapshot, selected, settings)
+        rules, notes = learnt_rules(settings.actions, uplift_model, lang=settings.lang)
+        budget = uplift_budget(settings, selected)
+        risky = riskiest_rows(churn_model, rules, scores, part.snapshot, budget, settings)
+        risk = risk_list_at_budget(rules, [risky], budget, settings)
+        uplift_summary = uplift_record(uplift_model, loaded_uplift, selected, risk, budget, notes)
         seconds["uplift"] = time.perf_counter() - t0
 
     step("drift", 0, 1)
@@ -212,58 +219,6 @@ def score_base(
         campaign=campaign, reasons=reasons, rejects=part.rejects, drift=drift, summary=summary,
         contacts=None if actions is None or actions.plan is None else actions.plan.contacts,
     )  # fmt: skip
-
-
-def _uplift_parts(
-    campaign: pd.DataFrame,
-    selected: pd.DataFrame,
-    scores: pd.DataFrame,
-    snapshot: pd.DataFrame,
-    churn_model: ChurnModel,
-    uplift_model: Any,
-    loaded_uplift: Any,
-    settings: ScoringSettings,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The uplift reasons of the selected customers (list columns) and the side-by-side figures."""
-    from churnlens.serving.actions import rule_inputs
-    from churnlens.serving.uplift_reasons import uplift_reasons, uplift_reasons_wide
-    from churnlens.serving.uplift_targeting import learnt_rules, risk_list, riskiest_for_budget
-
-    snap = snapshot.set_axis(pd.Index(snapshot.index.astype("string"), name="customer_id"))
-    ids = pd.Index(selected["customer_id"].astype("string"))
-    why = uplift_reasons(
-        uplift_model, snap.reindex(ids), selected["action"].astype(str).to_numpy(), n=settings.reasons,
-        lang=settings.lang, labels=settings.labels.get(settings.lang), currency=settings.currency,
-    )  # fmt: skip
-    wide = uplift_reasons_wide(why, settings.reasons).reindex(campaign["customer_id"].astype("string"))
-    campaign = campaign.copy()
-    for column in wide.columns:
-        campaign[column] = wide[column].to_numpy()
-    rules, notes = learnt_rules(settings.actions, uplift_model, lang=settings.lang)
-    counts = dict(selected.attrs.get("uplift") or {})
-    budget = float(settings.budget) if settings.budget is not None else float(counts.get("cost", 0.0))
-    riskiest = scores.iloc[riskiest_for_budget(scores, rules, budget)].reset_index(drop=True)
-    reasons = explain_rows(churn_model, snapshot.set_axis(snap.index).reindex(
-        pd.Index(riskiest["customer_id"].astype("string"))), settings)  # fmt: skip
-    risk = risk_list(rules, riskiest, rule_inputs(rules, riskiest, snapshot, reasons), budget, settings)
-    ours = float(counts.get("value", 0.0))
-    meta = uplift_model.metadata
-    summary = {
-        "model": {
-            "name": getattr(loaded_uplift, "name", None) or meta.model_name,
-            "version": getattr(loaded_uplift, "version", None), "uri": getattr(loaded_uplift, "resolved_uri", None),
-            "learner": meta.learner, "actions": list(meta.actions), "trained_through": meta.trained_through,
-        },
-        "budget": budget,
-        "uplift_list": {"contacted": len(selected), "cost": float(counts.get("cost", 0.0)),
-                        "expected_incremental_value": ours},
-        "risk_list": risk.to_dict(),
-        "ratio": ours / risk.expected_incremental_value if risk.expected_incremental_value > 0 else None,
-        "over_budget": int(counts.get("over_budget", 0)),
-        "notes": notes,
-        "reasons": "exact SHAP of the uplift model (TreeSHAP on its weighted sum of LightGBM regressors)",
-    }  # fmt: skip
-    return campaign, summary
 
 
 def output_paths(out: str | Path, *, contacts: bool = False) -> dict[str, Path]:

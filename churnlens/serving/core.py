@@ -334,20 +334,45 @@ def score_partition(
 
 
 def check_uplift_model(uplift: Any, model: ChurnModel) -> None:
-    """Refuse an uplift run without an uplift model, or with one trained on other feature settings."""
+    """Refuse an uplift run without an uplift model, or with one trained on other feature settings.
+
+    The snapshot is built with the churn model's feature settings, so the uplift model must have
+    been trained with the same definitions. Two parts of a trained configuration are not settings
+    and are left out of the comparison: the BG/NBD parameters ``train`` records at the data's end
+    (the uplift training fits BG/NBD at each of its cutoffs, as the churn training does), and the
+    windows (``train`` leaves out those the history cannot show; a window either exists in the
+    snapshot with the same definition or is missing, which :func:`check_uplift_features` reports).
+    """
     if uplift is None:
         raise InputError(
             "--target uplift needs an uplift model (churnlens train-uplift, then --uplift-model, default "
             "models:/churnlens-uplift@champion)"
         )
-    config = feature_config_of(model)
     trained = dict(uplift.metadata.feature_config or {})
+    if not trained:
+        return
     known = set(FeatureConfig.__dataclass_fields__)
     theirs = FeatureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in trained.items() if k in known})
-    if trained and theirs != config:
+    if _definitions(theirs) != _definitions(feature_config_of(model)):
         raise InputError(
             "the uplift model was trained with other feature settings than the churn model "
             "([features] of both trainings differ): train both on the same configuration"
+        )
+
+
+def _definitions(config: FeatureConfig) -> dict[str, Any]:
+    """What fixes a feature's definition: the settings without the fitted BG/NBD parameters and the windows."""
+    return {k: v for k, v in asdict(config).items() if k not in ("btyd_params", "windows")}
+
+
+def check_uplift_features(uplift: Any, snapshot: pd.DataFrame) -> None:
+    """Refuse an uplift model that needs features the churn model's snapshot does not have."""
+    missing = [f for f in uplift.features if f not in snapshot.columns]
+    if missing:
+        raise InputError(
+            f"the uplift model uses {len(missing)} feature(s) the churn model's snapshot does not have: "
+            f"{missing[:8]}{' ...' if len(missing) > 8 else ''} (the churn model was trained with fewer windows "
+            "or tables, e.g. on a shorter history: retrain the uplift model on the same data)"
         )
 
 
@@ -360,6 +385,7 @@ def _uplift_partition(
     from churnlens.serving.uplift_targeting import learnt_rules, positive_mask, uplift_candidates, uplift_scores
 
     check_uplift_model(uplift, model)
+    check_uplift_features(uplift, snapshot)
     rules, _ = learnt_rules(settings.actions, uplift)
     scores = pd.concat([scores, uplift_scores(uplift, snapshot, rules)], axis=1)
     positive = positive_mask(scores, rules, settings)
@@ -752,3 +778,177 @@ def build_summary(
         target=settings.target,
         uplift=uplift,
     )
+
+
+# --------------------------------------------------------------------------- uplift campaigns
+# (``--target uplift``: what follows the selection; each piece works on a partition or on
+# small per-partition pieces, so batch and Dask call the same functions)
+
+
+def with_chosen_values(scores: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` with the chosen action's expected incremental value
+    (:data:`~churnlens.serving.uplift_targeting.VALUE_COLUMN`; NaN for customers not selected).
+
+    ``selected`` holds customer_id and that column (it may hold customers of other partitions).
+    """
+    from churnlens.serving.uplift_targeting import VALUE_COLUMN
+
+    chosen = selected.set_index(selected["customer_id"].astype("string"))[VALUE_COLUMN]
+    values = chosen.reindex(scores["customer_id"].astype("string")).to_numpy(dtype="float64")
+    return scores.assign(**{VALUE_COLUMN: values})
+
+
+def with_uplift_reasons(
+    campaign: pd.DataFrame, uplift: Any, snapshot: pd.DataFrame, selected: pd.DataFrame, settings: ScoringSettings
+) -> pd.DataFrame:
+    """Campaign rows with ``uplift_reason_1..n``: why the chosen action of each selected customer
+    (rows of ``selected`` among the campaign's customers) is expected to work; NA for the others.
+
+    Row-wise (exact SHAP of each customer's own action), so partitions compute it apart.
+    ``snapshot`` (index customer_id) holds at least the campaign's selected customers.
+    """
+    from churnlens.serving.uplift_reasons import UPLIFT_REASON_COLUMNS, uplift_reasons, uplift_reasons_wide
+
+    here = pd.Index(campaign["customer_id"].astype("string"))
+    ids = pd.Index(selected["customer_id"].astype("string"))
+    mine = ids.isin(here)
+    if mine.any():
+        snap = snapshot.set_axis(pd.Index(snapshot.index.astype("string"), name="customer_id"))
+        why = uplift_reasons(
+            uplift, snap.reindex(ids[mine]), selected["action"].astype(str).to_numpy()[mine], n=settings.reasons,
+            lang=settings.lang, labels=settings.labels.get(settings.lang), currency=settings.currency,
+        )  # fmt: skip
+    else:
+        why = pd.DataFrame(columns=UPLIFT_REASON_COLUMNS)
+    wide = uplift_reasons_wide(why, settings.reasons).reindex(here)
+    out = campaign.copy()
+    for column in wide.columns:
+        out[column] = wide[column].to_numpy()
+    return out
+
+
+def uplift_budget(settings: ScoringSettings, selected: pd.DataFrame) -> float:
+    """The budget both lists are compared at: ``--budget``, else what the uplift list costs."""
+    counts = selected.attrs.get("uplift") or {}
+    return float(settings.budget) if settings.budget is not None else float(counts.get("cost", 0.0))
+
+
+def riskiest_rows(
+    model: ChurnModel,
+    rules: Any,
+    scores: pd.DataFrame,
+    snapshot: pd.DataFrame,
+    budget: float,
+    settings: ScoringSettings,
+) -> tuple[pd.DataFrame, RuleInputs]:
+    """A partition's part of the risk list at ``budget``: its riskiest rows with a fitting rule, at
+    most the bound (:func:`~churnlens.serving.uplift_targeting.riskiest_for_budget`), and the
+    rules' verdicts on them.
+
+    Whether a rule fits may depend on the churn reasons, so rows are explained as they are
+    taken: the partition's rows by risk (probability, then customer id) in growing chunks (the
+    bound, then twice as many each time) until the taken ones hold the bound's number of
+    fitting rows or the partition is exhausted; only the rows taken are explained (an action
+    of cost 0: no bound, the whole partition). The filter, the bound and the order are the
+    same in every partition, so the riskiest fitting rows of the whole base are among the
+    pooled ones: :func:`risk_list_at_budget` takes them
+    again from the pool, as one pass over the base would.
+
+    Parameters
+    ----------
+    model : ChurnModel
+        Explains these rows (the rules may read their churn reasons).
+    rules : sequence of ActionRule
+        The rules the uplift model learnt, by priority.
+    scores : DataFrame
+        The partition's scored rows with their ``expected_uplift_<a>`` columns.
+    snapshot : DataFrame
+        The partition's snapshot (index customer_id).
+    budget : float
+    settings : ScoringSettings
+
+    Returns
+    -------
+    tuple of DataFrame and RuleInputs
+        The rows (riskiest first) and their verdicts.
+    """
+    from churnlens.serving.uplift_targeting import risk_bound, risk_order, riskiest_for_budget
+
+    order = risk_order(scores)
+    bound = risk_bound(rules, budget)
+    want = len(order) if bound is None else bound
+    snap = snapshot.set_axis(pd.Index(snapshot.index.astype("string"), name="customer_id"))
+    rows: list[pd.DataFrame] = []
+    verdicts: list[RuleInputs] = []
+    taken, chunk = 0, max(want, 1)
+    while True:  # bounded: each pass takes at least one more row of the partition
+        piece = scores.iloc[order[taken : taken + chunk]].reset_index(drop=True)
+        reasons = explain_rows(model, snap.reindex(pd.Index(piece["customer_id"].astype("string"))), settings)
+        rows.append(piece)
+        verdicts.append(rule_inputs(rules, piece, snapshot, reasons))
+        taken += len(piece)
+        pool = pd.concat(rows, ignore_index=True)
+        pooled = pool_inputs(verdicts)
+        kept = riskiest_for_budget(pool, pooled, rules, budget)
+        if len(kept) >= want or taken >= len(order):
+            break
+        chunk *= 2
+    riskiest = pool.iloc[kept].reset_index(drop=True)
+    return riskiest, _inputs_of(pooled, riskiest)
+
+
+def _inputs_of(inputs: RuleInputs, rows: pd.DataFrame) -> RuleInputs:
+    """``inputs`` restricted to the customers of ``rows``."""
+    if not len(inputs.frame):
+        return inputs
+    keep = inputs.frame["customer_id"].astype("string").isin(rows["customer_id"].astype("string"))
+    return RuleInputs(inputs.frame[keep.to_numpy(dtype=bool)].reset_index(drop=True), inputs.absent)
+
+
+def risk_list_at_budget(
+    rules: Any, parts: list[tuple[pd.DataFrame, RuleInputs]], budget: float, settings: ScoringSettings
+) -> Any:
+    """The list churn-risk targeting sends for ``budget`` and its expected incremental value
+    (:func:`~churnlens.serving.uplift_targeting.risk_list`), from every partition's
+    :func:`riskiest_rows`: the pooled rows' riskiest fitting ones, at most the bound
+    (:func:`~churnlens.serving.uplift_targeting.riskiest_for_budget`, as in each partition).
+
+    Returns
+    -------
+    ListValue
+    """
+    from churnlens.serving.uplift_targeting import risk_list, riskiest_for_budget
+
+    frames = [rows for rows, _ in parts if len(rows)]
+    pool = pd.concat(frames, ignore_index=True) if frames else parts[0][0]
+    pooled = pool_inputs([inputs for _, inputs in parts])
+    riskiest = pool.iloc[riskiest_for_budget(pool, pooled, rules, budget)].reset_index(drop=True)
+    return risk_list(rules, riskiest, _inputs_of(pooled, riskiest), budget, settings)
+
+
+def uplift_record(
+    uplift: Any, loaded: Any, selected: pd.DataFrame, risk: Any, budget: float, notes: list[str]
+) -> dict[str, Any]:
+    """The summary's ``uplift`` block: the uplift model, and the uplift list against the risk list
+    (``risk``, from :func:`risk_list_at_budget`) at the same budget.
+
+    ``loaded`` is the LoadedUpliftModel it came from (its name, version and URI), or None.
+    """
+    counts = dict(selected.attrs.get("uplift") or {})
+    ours = float(counts.get("value", 0.0))
+    meta = uplift.metadata
+    return {
+        "model": {
+            "name": getattr(loaded, "name", None) or meta.model_name,
+            "version": getattr(loaded, "version", None), "uri": getattr(loaded, "resolved_uri", None),
+            "learner": meta.learner, "actions": list(meta.actions), "trained_through": meta.trained_through,
+        },
+        "budget": budget,
+        "uplift_list": {"contacted": len(selected), "cost": float(counts.get("cost", 0.0)),
+                        "expected_incremental_value": ours},
+        "risk_list": risk.to_dict(),
+        "ratio": ours / risk.expected_incremental_value if risk.expected_incremental_value > 0 else None,
+        "over_budget": int(counts.get("over_budget", 0)),
+        "notes": notes,
+        "reasons": "exact SHAP of the uplift model (TreeSHAP on its weighted sum of LightGBM regressors)",
+    }  # fmt: skip

@@ -32,7 +32,7 @@ import pandas as pd
 from churnlens.config import ActionRule, ScoringSettings
 from churnlens.errors import InputError
 from churnlens.i18n import Words
-from churnlens.serving.actions import _ELIGIBLE, Assignment, RuleInputs, assign_actions, rule_inputs
+from churnlens.serving.actions import Assignment, RuleInputs, assign_actions, rule_fits, rule_inputs
 from churnlens.uplift.model import UPLIFT_COLUMN_PREFIX, UpliftModel, uplift_column
 
 #: Column of the chosen action's expected incremental value in the campaign list.
@@ -103,12 +103,9 @@ def uplift_candidates(
     net = incremental_values(scores, rules, settings)
     inputs = rule_inputs(rules, scores, snapshot, reasons)
     frame = scores.reset_index(drop=True).copy()
-    days = inputs.frame["days_since_contact"].to_numpy(dtype="float64", na_value=np.nan)
+    fits = rule_fits(rules, inputs)
     for k, rule in enumerate(rules):
-        ok = inputs.frame[_ELIGIBLE + rule.name].to_numpy(dtype=bool, copy=True)
-        if rule.min_days_since_contact:
-            ok &= ~(days < rule.min_days_since_contact)
-        frame[_NET + rule.name] = np.where(ok, net[:, k], -np.inf)
+        frame[_NET + rule.name] = np.where(fits[:, k], net[:, k], -np.inf)
     nets = frame[[_NET + r.name for r in rules]].to_numpy(dtype="float64")
     return frame[(nets > 0).any(axis=1)].reset_index(drop=True)
 
@@ -275,17 +272,43 @@ def risk_list(
     budget: float,
     settings: ScoringSettings,
 ) -> ListValue:
-    """What churn-risk targeting sends for ``budget``: customers by churn probability (ties by id),
-    each with the first rule that fits (contact pressure and capacity as ``score --actions``),
-    until the budget is spent; its expected incremental value by the uplift model.
+    """What churn-risk targeting sends for ``budget``, and its expected incremental value by the
+    uplift model.
 
-    ``scores`` holds the riskiest customers (enough to spend the budget) with their uplift
-    columns; ``inputs`` their :func:`~churnlens.serving.actions.rule_inputs`.
+    The rule: the customers of ``scores`` get their actions as ``score --actions`` gives them
+    (:func:`~churnlens.serving.actions.assign_actions` on ``inputs``: the first rule by
+    priority whose eligibility holds, whose contact pressure does not block them and whose
+    capacity is not used up, capacity going to the highest value at risk). Then, customers by
+    churn probability (highest first, ties by customer id): one with an action whose cost is at
+    most what is left of the budget is contacted with it; one without an action, or whose
+    action costs more than what is left, is passed over (a later, cheaper one may still fit).
+
+    When ``scores`` holds :func:`riskiest_for_budget`'s rows and every one of them gets an
+    action (no capacity runs out), the list spends more than ``budget`` minus the costliest
+    action's cost, unless fewer than :func:`risk_bound` customers have a fitting action (then
+    every one of them is walked): ``risk_bound`` contacts cost more than the budget, so one of
+    them is passed over for its cost, when less than that cost is left.
+
+    Parameters
+    ----------
+    rules : sequence of ActionRule
+        The rules the uplift model learnt, by priority.
+    scores : DataFrame
+        The customers to walk (:func:`riskiest_for_budget`'s rows of the base), with their
+        ``expected_uplift_<a>`` columns.
+    inputs : RuleInputs
+        Their :func:`~churnlens.serving.actions.rule_inputs` (the same customers).
+    budget : float
+    settings : ScoringSettings
+
+    Returns
+    -------
+    ListValue
     """
     assignment = assign_actions(rules, inputs, lang=settings.lang)
     action = assignment.rows.set_index(assignment.rows["customer_id"].astype(str))["action"]
     ids = scores["customer_id"].astype(str).to_numpy(dtype=object)
-    order = np.lexsort((ids, -scores["churn_probability"].to_numpy(dtype="float64")))
+    order = risk_order(scores)
     net = incremental_values(scores, rules, settings)
     position = {r.name: k for k, r in enumerate(rules)}
     remaining, contacted, cost, value = float(budget), 0, 0.0, 0.0
@@ -305,13 +328,58 @@ def risk_list(
     return ListValue(contacted, cost, value, pd.DataFrame(picked, columns=["customer_id", "action"]))
 
 
-def riskiest_for_budget(scores: pd.DataFrame, rules: Sequence[ActionRule], budget: float) -> np.ndarray:
-    """Positions of the riskiest rows the budget could pay for at the cheapest action's cost (a bound)."""
-    cheapest = min((float(r.cost) for r in rules), default=0.0)
-    n = len(scores) if cheapest <= 0 else min(len(scores), int(np.ceil(budget / cheapest)) + 1)
+def risk_order(scores: pd.DataFrame) -> np.ndarray:
+    """Positions of ``scores`` by churn probability, highest first, ties by customer id (a total order)."""
     ids = scores["customer_id"].astype(str).to_numpy(dtype=object)
-    order = np.lexsort((ids, -scores["churn_probability"].to_numpy(dtype="float64")))
-    return order[:n]
+    return np.lexsort((ids, -scores["churn_probability"].to_numpy(dtype="float64")))
+
+
+def risk_bound(rules: Sequence[ActionRule], budget: float) -> int | None:
+    """How many customers with a fitting action the risk list needs at most: ``ceil(budget /
+    cheapest cost) + 1`` (that many contacts cost more than the budget, so the walk of
+    :func:`risk_list` passes one over for its cost); None (no bound) when an action is free."""
+    cheapest = min((float(r.cost) for r in rules), default=0.0)
+    return None if cheapest <= 0 else int(np.ceil(max(float(budget), 0.0) / cheapest)) + 1
+
+
+def riskiest_for_budget(
+    scores: pd.DataFrame, inputs: RuleInputs, rules: Sequence[ActionRule], budget: float
+) -> np.ndarray:
+    """Positions of the rows :func:`risk_list` walks for ``budget``: the riskiest rows of ``scores``
+    (:func:`risk_order`) with at least one fitting rule, at most :func:`risk_bound` of them.
+
+    A rule fits a row when its eligibility holds and its contact pressure does not block it
+    (:func:`~churnlens.serving.actions.rule_fits`; capacity aside, as it is the whole list's).
+    Rows without one are skipped and do not count: they would get no action. Both tests are
+    row-wise and the order total, so the riskiest fitting rows of a base are among the pooled
+    riskiest fitting rows of its partitions, and this function on the pool gives them again.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Scored rows (customer_id, churn_probability, ...).
+    inputs : RuleInputs
+        Their rule verdicts (:func:`~churnlens.serving.actions.rule_inputs`), rows matched by
+        customer id; every row of ``scores`` must be there.
+    rules : sequence of ActionRule
+    budget : float
+
+    Returns
+    -------
+    ndarray
+        Positions into ``scores``, riskiest first.
+    """
+    order = risk_order(scores)
+    if not len(order):
+        return order
+    known = pd.Index(inputs.frame["customer_id"].astype(str))
+    where = known.get_indexer(scores["customer_id"].astype(str))
+    if (where < 0).any():
+        raise ValueError("riskiest_for_budget: rows without rule verdicts")
+    fits = rule_fits(rules, inputs).any(axis=1)[where]
+    kept = order[fits[order]]
+    bound = risk_bound(rules, budget)
+    return kept if bound is None else kept[:bound]
 
 
 def uplift_columns(columns: Sequence[str]) -> list[str]:

@@ -29,16 +29,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from churnlens.model import Coders, FeatureMismatchError, category_coders, feature_matrix
+from churnlens.model import Coders, OpenMetadata, category_coders, feature_matrix
 
 UPLIFT_METADATA_FILE = "uplift_metadata.json"
 #: Column of the expected uplift of action ``a`` in scores and campaign lists: ``expected_uplift_<a>``.
@@ -60,7 +60,7 @@ def component_file(index: int) -> str:
 
 
 @dataclass(frozen=True)
-class UpliftMetadata:
+class UpliftMetadata(OpenMetadata):
     """What an uplift model records besides its boosters (``uplift_metadata.json``).
 
     Parameters
@@ -100,6 +100,9 @@ class UpliftMetadata:
         Keys this version does not know.
     """
 
+    REQUIRED: ClassVar[tuple[str, ...]] = ("features", "actions", "components")
+    KIND: ClassVar[str] = "uplift model"
+
     features: list[str]
     actions: list[str]
     components: dict[str, list[dict[str, Any]]]
@@ -120,36 +123,11 @@ class UpliftMetadata:
     test_metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> UpliftMetadata:
-        """From the JSON form; unknown keys go to ``extra``."""
-        if isinstance(raw, UpliftMetadata):
-            return raw
-        known = {f.name for f in fields(cls)} - {"extra"}
-        missing = [k for k in ("features", "actions", "components") if k not in raw]
-        if missing:
-            raise FeatureMismatchError(f"the uplift model's metadata lacks {missing}")
-        values = {k: v for k, v in raw.items() if k in known}
-        extra = {**dict(raw.get("extra") or {}), **{k: v for k, v in raw.items() if k not in known | {"extra"}}}
-        return cls(**values, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``extra`` keys at the top level)."""
-        out = asdict(self)
-        extra = out.pop("extra")
-        return {**out, **extra}
-
     def get(self, key: str, default: Any = None) -> Any:
         """Mapping-style access for :func:`churnlens.model.feature_matrix`."""
         if key in self.extra:
             return self.extra[key]
         return getattr(self, key, default) if key in self.__dataclass_fields__ else default
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.get(key, KeyError)
-        if value is KeyError:
-            raise KeyError(key)
-        return value
 
 
 class UpliftModel(mlflow.pyfunc.PythonModel):
