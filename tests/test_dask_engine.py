@@ -314,6 +314,24 @@ def test_dask_scores_equal_local_scores(client, data, staged, trained, tmp_path,
     _assert_same_scoring(out, summary, local)
 
 
+def test_a_model_without_recorded_btyd_parameters_scores_as_locally(client, data, staged, tmp_path):
+    """An older model records no BG/NBD parameters: the whole base's are fitted once, as one
+    process fits them, not per bucket (that moved probabilities by up to 0.06)."""
+    from conftest import fit_churn_model
+
+    from churnlens.model import feature_config_of
+    from churnlens.model_store import save_model
+
+    tables = data["tables"]
+    churn = fit_churn_model(tables, tables.data_end.normalize() - pd.Timedelta(days=89))
+    assert "btyd_p_alive" in churn.features and feature_config_of(churn).btyd_params is None
+    loaded = load_model(str(save_model(churn, tmp_path / "model", pip_requirements=["churnlens"])))
+    out = tmp_path / "campaign"
+    summary = score_on_dask(client, staged, out, loaded, top=50)
+    local = score_base(tables, None, loaded, top=50)
+    _assert_same_scoring(out, summary, local)
+
+
 def test_dask_actions_and_contact_plan_equal_local(client, data, staged, trained, tmp_path):
     """Actions (capacities are global) and the stratified control group: the same as one process."""
     from dataclasses import replace

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnlens.config import ScoringSettings
-from churnlens.engine.dask_features import load_bucket_schema, publish, temp_beside
+from churnlens.config import FeatureConfig, ScoringSettings
+from churnlens.engine.dask_features import load_bucket_schema, publish, temp_beside, with_btyd_params
 from churnlens.engine.dask_tables import (
     RETRIES,
     StagedData,
@@ -46,7 +46,9 @@ from churnlens.engine.dask_tables import (
     write_parquet_atomic,
 )
 from churnlens.errors import InputError
-from churnlens.features import observed_until, parse_cutoff
+from churnlens.features import build_snapshot, observed_until, parse_cutoff
+from churnlens.features.catalog import spec_for
+from churnlens.model import feature_config_of
 from churnlens.serving.core import (
     CAMPAIGN_COLUMNS,
     CampaignActions,
@@ -103,10 +105,23 @@ class ScoreJob:
     settings: ScoringSettings
     #: with ``--target uplift``: the uplift model's resolved URI and its store
     uplift_uri: tuple[str, str] | None = None
+    #: the feature settings to build snapshots with when they differ from the model's own (its
+    #: BG/NBD parameters fitted on the whole base, for a model that records none)
+    features: FeatureConfig | None = None
 
     def uplift(self) -> Any:
         """The uplift model on this worker (None without one)."""
         return None if self.uplift_uri is None else worker_uplift_model(*self.uplift_uri)
+
+
+def _whole_base_features(client: Any, staged: StagedData, model: Any, cutoff: pd.Timestamp) -> FeatureConfig | None:
+    """For a model with BG/NBD features that records no BG/NBD parameters (``train`` records them):
+    its feature settings with the parameters fitted on the whole base at ``cutoff``, as one process
+    fits them, instead of each bucket fitting its own. None when the model's own settings do."""
+    config = feature_config_of(model)
+    if config.btyd_params is not None or not any(spec_for(f).family == "btyd" for f in model.features):
+        return None
+    return with_btyd_params(client, staged, [cutoff], config)[cutoff]
 
 
 def _tables(job: ScoreJob, bucket: int) -> Any:
@@ -120,7 +135,9 @@ def _tables(job: ScoreJob, bucket: int) -> Any:
 def _score_part(bucket: int, job: ScoreJob) -> dict[str, Any]:
     """Phase 1: the scoring core's partition step on one bucket; its rows kept on disk."""
     model = worker_model(job.model_uri, job.tracking_uri)
-    part = score_partition(model, _tables(job, bucket), job.cutoff, job.settings, uplift=job.uplift())
+    tables = _tables(job, bucket)
+    snapshot = None if job.features is None else build_snapshot(tables, job.cutoff, job.features)
+    part = score_partition(model, tables, job.cutoff, job.settings, snapshot=snapshot, uplift=job.uplift())
     tmp = Path(job.tmp)
     write_parquet_atomic(part.scores, tmp / "_scores" / f"part-{bucket:05d}.parquet")
     write_parquet_atomic(part.snapshot.reset_index(), tmp / "_snapshot" / f"part-{bucket:05d}.parquet")
@@ -254,7 +271,8 @@ def score_on_dask(
     tmp = temp_beside(out)
     job = ScoreJob(staged=staged, model_uri=loaded.resolved_uri, tracking_uri=loaded.tracking_uri, cutoff=when,
                    tmp=str(tmp), settings=settings,
-                   uplift_uri=None if rules is None else (uplift.resolved_uri, uplift.tracking_uri))  # fmt: skip
+                   uplift_uri=None if rules is None else (uplift.resolved_uri, uplift.tracking_uri),
+                   features=_whole_base_features(client, staged, model, when))  # fmt: skip
     seconds: dict[str, float] = {}
     buckets = range(staged.n_buckets)
     try:
