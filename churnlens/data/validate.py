@@ -323,10 +323,14 @@ def validate_frames(
         raise DataValidationError("purchases", None, "has no rows left after repairs")
     _reconcile_customers(out, report.repairs, ids_seen)
     tables = Tables(**out)
-    _note_isolated_events(tables, report.repairs)
+    spans = {
+        name: time_bounds(df["timestamp"]) if "timestamp" in df.columns and len(df) > 0 else (None, None)
+        for name, df in out.items()
+    }  # one pass per table, for the summaries and the latest event (``Tables.last_event``)
+    last_event = max(spans[name][1] for name, df in out.items() if name in EVENT_TABLES and len(df))
+    _note_isolated_events(tables, report.repairs, last_event)
     for name, df in out.items():
-        has_time = "timestamp" in df.columns and len(df) > 0
-        first, last = time_bounds(df["timestamp"]) if has_time else (None, None)
+        first, last = spans[name]
         report.tables[name] = TableSummary(
             name=name,
             source=sources.get(name, "in memory"),
@@ -1183,10 +1187,13 @@ def _stable_argsort(keys: list[tuple[np.ndarray, int]]) -> np.ndarray:
     return order
 
 
-def _note_isolated_events(tables: Tables, repairs: list[Repair]) -> None:
-    """Report events kept but left out of the data end because they stand alone far after the rest."""
+def _note_isolated_events(tables: Tables, repairs: list[Repair], last_event: pd.Timestamp) -> None:
+    """Report events kept but left out of the data end because they stand alone far after the rest.
+
+    ``last_event`` is ``tables.last_event``, already known to the caller.
+    """
     end = tables.data_end
-    if end == tables.last_event:
+    if end == last_event:
         return
     for name, df in tables.present().items():
         if name not in EVENT_TABLES:
