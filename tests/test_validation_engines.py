@@ -437,6 +437,40 @@ def test_timestamps_read_by_the_rows_engine_are_pandas_timestamps(text):
     assert np.datetime64(mine, "us") == theirs.to_datetime64(), text
 
 
+_GOOD_DAYS, _BAD_DAYS = (
+    ("1100-01-01", "2024-02-29", "8999-12-31"),
+    ("1099-12-31", "2023-02-29", "2024-02-30", "2024-13-01", "9000-01-01"),
+)
+_GOOD_CLOCKS = ("", "T00:00", " 23:59", "T12:30:05.5", "T12:30:05.12", "T12:30:05.1234", "T12:30:05.123456")
+_BAD_CLOCKS = ("T24:00", "T24:00:00", "T12:60", "T12:30:60", "T12:30:05.1234567")
+_GOOD_OFFSETS, _BAD_OFFSETS = ("", "Z", "+00:00", "-05:30", "+23:59"), ("+24:00", "+05:60")
+
+
+@pytest.mark.parametrize(
+    ("day", "clock", "offset"),
+    [
+        (d, c, o)
+        for d in _GOOD_DAYS + _BAD_DAYS
+        for c in _GOOD_CLOCKS + _BAD_CLOCKS
+        for o in _GOOD_OFFSETS + _BAD_OFFSETS
+        if c or not o
+    ],  # fmt: skip
+)
+def test_timestamps_at_the_edges_of_each_field_mean_what_pandas_says(day, clock, offset):
+    """At each field's edges (leap days, hour 24, 60 minutes or seconds, 1-7 fraction digits,
+    offsets past 23:59, the years left to pandas) the rows engine reads every plain timestamp
+    itself, to pandas' value, and leaves every other one to pandas."""
+    text = day + clock + offset
+    plain = day in _GOOD_DAYS and clock in _GOOD_CLOCKS and offset in _GOOD_OFFSETS
+    try:
+        engines._read_time(text)
+    except engines._NotFewRows:
+        assert not plain, text
+        return
+    assert plain, text
+    test_timestamps_read_by_the_rows_engine_are_pandas_timestamps.hypothesis.inner_test(text=text)
+
+
 # --------------------------------------------------------------------------- posted events vs files
 
 
