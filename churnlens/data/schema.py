@@ -15,6 +15,7 @@ Each column has a kind that fixes its dtype after validation:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 ColumnKind = Literal["id", "time", "number", "flag", "text", "category"]
@@ -48,7 +49,15 @@ class TableSpec:
         return [c.name for c in self.columns if c.required]
 
     def column(self, name: str) -> ColumnSpec | None:
-        return next((c for c in self.columns if c.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, ColumnSpec]:
+        """Columns by name, the first of a name (looked up per column and per request: no scan)."""
+        by_name: dict[str, ColumnSpec] = {}
+        for c in self.columns:
+            by_name.setdefault(c.name, c)
+        return by_name
 
 
 KNOWN_EVENT_TYPES: tuple[str, ...] = (
