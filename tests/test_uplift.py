@@ -472,3 +472,51 @@ def test_rules_without_an_uplift_model_are_never_chosen():
     assert [r.name for r in rules] == ["win_back"] and len(notes) == 2
     with pytest.raises(InputError, match="none of the"):
         learnt_rules([ActionRule("x", "X", "X", 1.0, "value > 0", 1)], Fake())
+
+
+def test_the_risk_list_explains_only_what_its_rules_read_and_not_twice(trained, campaigns, monkeypatch):
+    """Rows whose reasons the campaign already has are not explained again, and rules that read no
+    reason explain nothing; the risk list is the same either way."""
+    import churnlens.serving.core as core
+    from churnlens.config import ScoringSettings
+    from churnlens.features import build_snapshot
+    from churnlens.serving import load_model, score_base
+    from churnlens.serving.actions import rules_read_reasons
+    from churnlens.uplift.model import uplift_column
+
+    tables = campaigns["tables"]
+    loaded = load_model(str(trained["churn"]))
+    scored = score_base(tables, None, loaded, ScoringSettings())
+    snapshot = build_snapshot(tables, pd.Timestamp(scored.summary.cutoff))
+    snapshot.index = snapshot.index.astype("string")
+    scores = scored.campaign[["customer_id", "churn_probability", "risk_band", "customer_value", "value_at_risk"]]
+    scores = scores.assign(customer_id=scores["customer_id"].astype("string")).reset_index(drop=True)
+    rng = np.random.default_rng(5)
+    for r in DEFAULT_ACTION_RULES:
+        scores[uplift_column(r.name)] = rng.normal(0.02, 0.05, len(scores))
+    settings = ScoringSettings(target="uplift")
+    explained: list[int] = []
+    real = core.explain_rows
+
+    def counting(model, frame, *args, **kwargs):
+        explained.append(len(frame))
+        return real(model, frame, *args, **kwargs)
+
+    monkeypatch.setattr(core, "explain_rows", counting)
+    reading = list(DEFAULT_ACTION_RULES)
+    assert rules_read_reasons(reading)
+    plain = [replace(r, eligible="days_since_last_purchase > 30") for r in reading]
+    assert not rules_read_reasons(plain)
+    for rules in (reading, plain):
+        explained.clear()
+        rows, inputs = core.riskiest_rows(loaded.model, rules, scores, snapshot, 150.0, settings)
+        alone = sum(explained)
+        assert (alone > 0) == (rules is reading)
+        everyone = pd.Index(scores["customer_id"])
+        known = core.KnownReasons(everyone, real(loaded.model, snapshot.reindex(everyone), settings))
+        explained.clear()
+        again, again_inputs = core.riskiest_rows(loaded.model, rules, scores, snapshot, 150.0, settings,
+                                                 known=known)  # fmt: skip
+        pd.testing.assert_frame_equal(again, rows)
+        pd.testing.assert_frame_equal(again_inputs.frame, inputs.frame)
+        assert sum(explained) == 0  # every customer's reasons were known

@@ -52,6 +52,7 @@ from churnlens.model import feature_config_of
 from churnlens.serving.core import (
     CAMPAIGN_COLUMNS,
     CampaignActions,
+    KnownReasons,
     ScoreSummary,
     action_inputs,
     build_summary,
@@ -171,7 +172,8 @@ def _campaign_part(
         scores = with_chosen_values(scores, picks)
     order = rank_order(scores)
     explain = np.ones(len(scores), dtype=bool) if job.settings.explain_all else mask
-    reasons = explain_rows(model, snapshot.iloc[order[explain[order]]], job.settings)
+    explained = snapshot.iloc[order[explain[order]]]
+    reasons = explain_rows(model, explained, job.settings)
     write_parquet_atomic(reasons, tmp / "reasons" / f"part-{bucket:05d}.parquet")
     inputs = action_inputs(job.settings, scores, snapshot, reasons, mask)
     campaign = campaign_rows(scores, mask, reasons, job.settings)
@@ -179,7 +181,8 @@ def _campaign_part(
     if uplift is not None:
         campaign = with_uplift_reasons(campaign, uplift, snapshot, picks, job.settings)
         rules, _ = learnt_rules(job.settings.actions, uplift)
-        risky = riskiest_rows(model, rules, scores, snapshot, budget, job.settings)
+        risky = riskiest_rows(model, rules, scores, snapshot, budget, job.settings,
+                              known=KnownReasons(explained.index, reasons))
     proba = campaign["churn_probability"].to_numpy()
     # range r holds probabilities in (cuts[r], cuts[r-1]]: range 0 is the most at risk
     ranges = (

@@ -142,6 +142,12 @@ class RuleInputs:
     absent: dict[str, list[str]] = field(default_factory=dict)
 
 
+def rules_read_reasons(rules: Sequence[ActionRule]) -> bool:
+    """Whether any rule's eligibility reads the churn reasons (:data:`REASON_NAMES`): only then
+    must the rows it decides be explained first."""
+    return any(set(parse(rule.eligible).names) & set(REASON_NAMES) for rule in rules)
+
+
 def rule_inputs(
     rules: Sequence[ActionRule],
     scored: pd.DataFrame,

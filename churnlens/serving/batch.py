@@ -24,6 +24,7 @@ from churnlens.model import ChurnModel
 from churnlens.serving.core import (
     CAMPAIGN_COLUMNS,
     EXPLAIN_CHUNK,
+    KnownReasons,
     ScoreSummary,
     action_inputs,
     build_summary,
@@ -180,8 +181,9 @@ def score_base(
         scores = with_chosen_values(scores, selected)
     order = rank_order(scores)
     explain = np.ones(len(scores), dtype=bool) if settings.explain_all else mask
+    explained = part.snapshot.iloc[order[explain[order]]]
     reasons = explain_rows(
-        churn_model, part.snapshot.iloc[order[explain[order]]], settings,
+        churn_model, explained, settings,
         progress=lambda done, total: step("explaining", done, total),
     )  # fmt: skip
     rank = np.empty(len(scores), dtype="int64")
@@ -198,7 +200,8 @@ def score_base(
         campaign = with_uplift_reasons(campaign, uplift_model, part.snapshot, selected, settings)
         rules, notes = learnt_rules(settings.actions, uplift_model, lang=settings.lang)
         budget = uplift_budget(settings, selected)
-        risky = riskiest_rows(churn_model, rules, scores, part.snapshot, budget, settings)
+        risky = riskiest_rows(churn_model, rules, scores, part.snapshot, budget, settings,
+                              known=KnownReasons(explained.index, reasons))
         risk = risk_list_at_budget(rules, [risky], budget, settings)
         uplift_summary = uplift_record(uplift_model, loaded_uplift, selected, risk, budget, notes)
         seconds["uplift"] = time.perf_counter() - t0

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ from churnlens.serving.actions import (
     generic_assignment,
     pool_inputs,
     rule_inputs,
+    rules_read_reasons,
 )
 from churnlens.serving.explain import (
     DEFAULT_CHUNK,
@@ -212,6 +213,13 @@ def value_at_risk(probability: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- partitions
+
+
+class KnownReasons(NamedTuple):
+    """Customers already explained (some may have no reason rows) and their reasons."""
+
+    customers: pd.Index
+    reasons: pd.DataFrame
 
 
 @dataclass
@@ -840,6 +848,7 @@ def riskiest_rows(
     snapshot: pd.DataFrame,
     budget: float,
     settings: ScoringSettings,
+    known: KnownReasons | None = None,
 ) -> tuple[pd.DataFrame, RuleInputs]:
     """A partition's part of the risk list at ``budget``: its riskiest rows with a fitting rule, at
     most the bound (:func:`~churnlens.serving.uplift_targeting.riskiest_for_budget`), and the
@@ -849,9 +858,10 @@ def riskiest_rows(
     taken: the partition's rows by risk (probability, then customer id) in growing chunks (the
     bound, then twice as many each time) until the taken ones hold the bound's number of
     fitting rows or the partition is exhausted; only the rows taken are explained (an action
-    of cost 0: no bound, the whole partition). The filter, the bound and the order are the
-    same in every partition, so the riskiest fitting rows of the whole base are among the
-    pooled ones: :func:`risk_list_at_budget` takes them
+    of cost 0: no bound, the whole partition), and only when a rule reads the reasons; a row
+    the campaign has explained already (``known``) is not explained again. The
+    filter, the bound and the order are the same in every partition, so the riskiest fitting
+    rows of the whole base are among the pooled ones: :func:`risk_list_at_budget` takes them
     again from the pool, as one pass over the base would.
 
     Parameters
@@ -866,6 +876,8 @@ def riskiest_rows(
         The partition's snapshot (index customer_id).
     budget : float
     settings : ScoringSettings
+    known : KnownReasons, optional
+        Customers already explained with ``settings`` and their reasons.
 
     Returns
     -------
@@ -880,10 +892,12 @@ def riskiest_rows(
     snap = snapshot.set_axis(pd.Index(snapshot.index.astype("string"), name="customer_id"))
     rows: list[pd.DataFrame] = []
     verdicts: list[RuleInputs] = []
+    wanted = rules_read_reasons(rules)
     taken, chunk = 0, max(want, 1)
     while True:  # bounded: each pass takes at least one more row of the partition
         piece = scores.iloc[order[taken : taken + chunk]].reset_index(drop=True)
-        reasons = explain_rows(model, snap.reindex(pd.Index(piece["customer_id"].astype("string"))), settings)
+        ids = pd.Index(piece["customer_id"].astype("string"))
+        reasons = _reasons_of(model, snap, ids, settings, known) if wanted else None
         rows.append(piece)
         verdicts.append(rule_inputs(rules, piece, snapshot, reasons))
         taken += len(piece)
@@ -895,6 +909,18 @@ def riskiest_rows(
         chunk *= 2
     riskiest = pool.iloc[kept].reset_index(drop=True)
     return riskiest, _inputs_of(pooled, riskiest)
+
+
+def _reasons_of(
+    model: ChurnModel, snapshot: pd.DataFrame, ids: pd.Index, settings: ScoringSettings, known: KnownReasons | None
+) -> pd.DataFrame:
+    """The reasons of customers ``ids``: the known ones as they are, the others explained."""
+    if known is None or not len(known.customers):
+        return explain_rows(model, snapshot.reindex(ids), settings)
+    have = ids.isin(known.customers.astype("string"))
+    fresh = explain_rows(model, snapshot.reindex(ids[~have]), settings)
+    mine = known.reasons["customer_id"].astype("string").isin(ids[have]).to_numpy(dtype=bool)
+    return pd.concat([known.reasons[mine], fresh], ignore_index=True)
 
 
 def _inputs_of(inputs: RuleInputs, rows: pd.DataFrame) -> RuleInputs:
