@@ -266,10 +266,16 @@ def judge(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
             "ece": expected_calibration_error(y, p), "brier": brier_score_loss(y, p), "mean_p": float(np.mean(p))}
 
 
-def run_case(case: Case, purchases: pd.DataFrame, args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
+def case_history(case: Case, purchases: pd.DataFrame) -> pd.DataFrame:
+    """The purchases a case may learn from: before D, and from its history start when it has one."""
     history = purchases[purchases["timestamp"] < case.scoring_date]
     if case.history_start is not None:
         history = history[history["timestamp"] >= case.history_start]
+    return history
+
+
+def run_case(case: Case, purchases: pd.DataFrame, args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
+    history = case_history(case, purchases)
     at_d = rfm_at(history, case.scoring_date)
     active = at_d.index
     y = churned(purchases, case.scoring_date, active)

@@ -108,9 +108,7 @@ def run_case(case: holdout.Case, purchases: pd.DataFrame, seed: int) -> dict:
     from churnlens.data.validate import validate_tables
     from churnlens.features import build_snapshot
 
-    history = purchases[purchases["timestamp"] < case.scoring_date]
-    if case.history_start is not None:
-        history = history[history["timestamp"] >= case.history_start]
+    history = holdout.case_history(case, purchases)
     at_d = holdout.rfm_at(history, case.scoring_date)
     y = holdout.churned(purchases, case.scoring_date, at_d.index)
     tables, _ = validate_tables({"purchases": history})
